@@ -8,7 +8,7 @@ namespace NearML.Training.Kernels;
 /// </summary>
 /// <remarks>
 /// This is the engine's one matrix-product entry point; every Linear, attention and convolution (im2col) product
-/// goes through it. <paramref name="lda"/>, <paramref name="ldb"/> and <paramref name="ldc"/> are row strides
+/// goes through it. The <c>ld*</c> arguments are row strides
 /// (elements between consecutive rows of the stored matrix).
 /// </remarks>
 public static class Gemm
