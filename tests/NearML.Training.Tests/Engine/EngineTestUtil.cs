@@ -1,6 +1,5 @@
 using System.Text.Json;
 using NearML.Core;
-using NearML.Training.Optim;
 using NearML.Training.Tensors;
 
 namespace NearML.Training.Tests.Engine;
@@ -77,15 +76,5 @@ internal static class Check
         {
             Assert.Fail($"{what}: element {worst} is {actual[worst]}, expected {expected[worst]} (rtol {rtol}, atol {atol}).");
         }
-    }
-}
-
-/// <summary>A plain SGD used by the engine tests before the real optimizers are available.</summary>
-internal sealed class TestSgd(ParameterLayout layout, double lr) : Optimizer(layout, lr)
-{
-    public override void Step(ParameterSet parameters, ParameterSet gradients)
-    {
-        parameters.Axpy((float)-LearningRate, gradients);
-        StepCount++;
     }
 }
