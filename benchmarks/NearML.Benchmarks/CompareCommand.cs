@@ -62,9 +62,13 @@ internal static class CompareCommand
             var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
 
             var gflops = new List<double>();
+            var cpuGflops = new List<double>();
+            using var process = Process.GetCurrentProcess();
             for (var r = 0; r < options.Repeats; r++)
             {
                 var iters = 0;
+                process.Refresh();
+                var cpu0 = process.TotalProcessorTime;
                 var t0 = Stopwatch.GetTimestamp();
                 double dt;
                 do
@@ -75,17 +79,20 @@ internal static class CompareCommand
                 }
                 while (dt < options.MinTime);
                 gflops.Add(flops * iters / dt / 1e9);
+                process.Refresh();
+                cpuGflops.Add(flops * iters / (process.TotalProcessorTime - cpu0).TotalSeconds / 1e9);
             }
 
             gflops.Sort();
+            cpuGflops.Sort();
             var json = new StringBuilder();
             json.Append(CultureInfo.InvariantCulture, $"{{\"workload\":\"gemm_{name}\",\"unit\":\"GFLOP/s\",\"value\":{Median(gflops):F2}");
             json.Append(CultureInfo.InvariantCulture, $",\"min\":{gflops[0]:F2},\"max\":{gflops[^1]:F2},\"n\":{gflops.Count}");
             json.Append(CultureInfo.InvariantCulture, $",\"M\":{m},\"K\":{k},\"N\":{n},\"transA\":{(ta ? "true" : "false")},\"transB\":{(tb ? "true" : "false")}");
             json.Append(CultureInfo.InvariantCulture, $",\"threads\":{KernelThreads.Count},\"isa\":\"{KernelThreads.InstructionSet}\",\"managed_bytes_per_call\":{allocated}");
-            json.Append(CultureInfo.InvariantCulture, $",\"peak_rss_mb\":{PeakRssMb():F1}}}");
+            json.Append(CultureInfo.InvariantCulture, $",\"gflop_per_cpu_s\":{Median(cpuGflops):F2},\"peak_rss_mb\":{PeakRssMb():F1}}}");
             Console.WriteLine(json.ToString());
-            Console.Error.WriteLine($"{name,-28} {Median(gflops),8:F2} GFLOP/s  [{gflops[0]:F2} .. {gflops[^1]:F2}]");
+            Console.Error.WriteLine($"{name,-28} {Median(gflops),8:F2} GFLOP/s  [{gflops[0]:F2} .. {gflops[^1]:F2}]  per CPU-second {Median(cpuGflops),8:F2}");
         }
 
         return 0;
