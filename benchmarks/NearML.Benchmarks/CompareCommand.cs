@@ -16,6 +16,8 @@ internal static class CompareCommand
         if (args.Length == 0)
         {
             Console.Error.WriteLine("usage: compare gemm [--threads N] [--only SUBSTR] [--repeats R] [--min-time S] [--list]");
+            Console.Error.WriteLine("       compare mlp|cnn [--threads N] [--epochs E] [--batch B] [--warmup W] [--window S] [--seed X] [--data DIR]");
+            Console.Error.WriteLine("       compare gpt --corpus FILE [--threads N] [--warmup W] [--steps S] [--window S] [--seed X]");
             return 2;
         }
 
@@ -25,8 +27,20 @@ internal static class CompareCommand
         {
             case "gemm":
                 return CompareGemm(options);
+            case "mlp":
+                return CompareTraining.Classifier("mlp", options.Batch ?? 128, options.Epochs ?? 5, options.Warmup ?? 20, options.Window ?? 200, options.Seed, options.Data);
+            case "cnn":
+                return CompareTraining.Classifier("cnn", options.Batch ?? 64, options.Epochs ?? 3, options.Warmup ?? 20, options.Window ?? 200, options.Seed, options.Data);
+            case "gpt":
+                if (options.Corpus is null)
+                {
+                    Console.Error.WriteLine("compare gpt needs --corpus FILE (e.g. ../shared/data/tinyshakespeare.txt)");
+                    return 2;
+                }
+
+                return CompareTraining.Gpt(options.Corpus, options.Warmup ?? 5, options.Steps ?? 50, options.Window ?? 10, options.Seed);
             default:
-                Console.Error.WriteLine($"unknown workload '{args[0]}' (known: gemm)");
+                Console.Error.WriteLine($"unknown workload '{args[0]}' (known: gemm, mlp, cnn, gpt)");
                 return 2;
         }
     }
@@ -144,6 +158,22 @@ internal static class CompareCommand
 
         public bool List { get; private set; }
 
+        public int? Epochs { get; private set; }
+
+        public int? Batch { get; private set; }
+
+        public int? Warmup { get; private set; }
+
+        public int? Window { get; private set; }
+
+        public int? Steps { get; private set; }
+
+        public int Seed { get; private set; }
+
+        public string? Data { get; private set; }
+
+        public string? Corpus { get; private set; }
+
         public static Options Parse(string[] args)
         {
             var o = new Options();
@@ -165,6 +195,30 @@ internal static class CompareCommand
                         break;
                     case "--list":
                         o.List = true;
+                        break;
+                    case "--epochs":
+                        o.Epochs = int.Parse(args[++i], CultureInfo.InvariantCulture);
+                        break;
+                    case "--batch":
+                        o.Batch = int.Parse(args[++i], CultureInfo.InvariantCulture);
+                        break;
+                    case "--warmup":
+                        o.Warmup = int.Parse(args[++i], CultureInfo.InvariantCulture);
+                        break;
+                    case "--window":
+                        o.Window = int.Parse(args[++i], CultureInfo.InvariantCulture);
+                        break;
+                    case "--steps":
+                        o.Steps = int.Parse(args[++i], CultureInfo.InvariantCulture);
+                        break;
+                    case "--seed":
+                        o.Seed = int.Parse(args[++i], CultureInfo.InvariantCulture);
+                        break;
+                    case "--data":
+                        o.Data = args[++i];
+                        break;
+                    case "--corpus":
+                        o.Corpus = args[++i];
                         break;
                     default:
                         throw new ArgumentException($"unknown option '{args[i]}'");
