@@ -96,6 +96,33 @@ public sealed class ShardManifestTests
     }
 
     [TestMethod]
+    public async Task Async_reads_verify_too()
+    {
+        var (images, labels, _, _) = MakeIdx();
+        var outDir = TestPaths.NewDirectory(TestContext, "async");
+        var m = ShardBuilder.BuildIdx("synthetic", images, labels, 10, outDir);
+        var store = new DirectoryShardStore(outDir);
+        var reader = new ShardReader(m, store);
+        var ok = await reader.ReadVerifiedAsync(2, TestContext.CancellationToken);
+        CollectionAssert.AreEqual(reader.ReadVerified(2), ok);
+        reader.Verify(2, ok);
+        ok[^1] ^= 0x80;
+        Assert.ThrowsExactly<ShardIntegrityException>(() => reader.Verify(2, ok));
+        File.Delete(store.PathOf(9));
+        var ex = await Assert.ThrowsExactlyAsync<ShardIntegrityException>(async () => await reader.ReadVerifiedAsync(9, TestContext.CancellationToken));
+        Assert.AreEqual(9, ex.ShardIndex);
+
+        var textPath = Path.Combine(outDir, "t.txt");
+        File.WriteAllText(textPath, string.Concat(Enumerable.Repeat("to be or not to be ", 20)));
+        var tm = ShardBuilder.BuildText("t", textPath, 32);
+        var tr = new ShardReader(tm, new FileRangeShardStore(textPath));
+        for (var i = 0; i < tm.Shards.Length; i++)
+        {
+            CollectionAssert.AreEqual(tr.ReadVerified(i), await tr.ReadVerifiedAsync(i, TestContext.CancellationToken));
+        }
+    }
+
+    [TestMethod]
     public void Label_sorted_order_gives_label_skewed_shards()
     {
         var (images, labels, pixels, labelBytes) = MakeIdx();
