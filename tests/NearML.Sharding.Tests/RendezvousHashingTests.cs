@@ -109,6 +109,19 @@ public sealed class RendezvousHashingTests
     }
 
     [TestMethod]
+    public void Assignment_is_pinned_across_versions()
+    {
+        // Workers on different machines and NearML versions must compute the same owners: pin a small case.
+        var root = SHA256.HashData("nearml"u8);
+        var a = RendezvousHashing.Assign(root, 12, [new("alice", 1), new("bob", 2), new("carol", 1)]);
+        CollectionAssert.AreEqual(
+            new[] { "alice", "bob", "bob", "alice", "alice", "alice", "alice", "bob", "alice", "alice", "bob", "bob" },
+            a.Owners.ToArray());
+        Assert.AreEqual(1.001643879772163, RendezvousHashing.Score(root, 5, "bob", 2));
+        Assert.IsEmpty(a.ShardsOf("carol"));
+    }
+
+    [TestMethod]
     public void Bad_workers_are_rejected()
     {
         var root = Root(0);

@@ -96,6 +96,28 @@ public sealed class ShardManifestTests
     }
 
     [TestMethod]
+    public void Bad_idx_inputs_are_format_errors()
+    {
+        var (images, labels, _, _) = MakeIdx();
+        var outDir = TestPaths.NewDirectory(TestContext, "bad");
+        var shortLabels = Path.Combine(outDir, "short-labels");
+        TestPaths.WriteIdx(shortLabels, [Records - 1], new byte[Records - 1]);
+        var ex = Assert.ThrowsExactly<InvalidDataFormatException>(() => ShardBuilder.BuildIdx("x", images, shortLabels, 10, outDir));
+        StringAssert.Contains(ex.Message, "short-labels");
+
+        var truncated = Path.Combine(outDir, "truncated");
+        File.WriteAllBytes(truncated, File.ReadAllBytes(images)[..^5]);
+        ex = Assert.ThrowsExactly<InvalidDataFormatException>(() => ShardBuilder.BuildIdx("x", truncated, labels, 10, outDir));
+        StringAssert.Contains(ex.Message, "truncated");
+
+        var gz = Path.Combine(outDir, "corrupt.gz");
+        File.WriteAllBytes(gz, [0x1F, 0x8B, 0x08, 0, 0, 0, 0, 0, 0, 0x03, 0xFF, 0xFF, 0xFF]);
+        ex = Assert.ThrowsExactly<InvalidDataFormatException>(() => ShardBuilder.BuildIdx("x", gz, null, 10, outDir));
+        StringAssert.Contains(ex.Message, "corrupt.gz");
+        Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => ShardBuilder.BuildIdx("x", images, labels, 0, outDir));
+    }
+
+    [TestMethod]
     public async Task Async_reads_verify_too()
     {
         var (images, labels, _, _) = MakeIdx();
