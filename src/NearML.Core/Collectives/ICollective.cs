@@ -49,7 +49,7 @@ public interface ICollective : IAsyncDisposable
     /// <summary>Takes part in round <paramref name="round"/> without contributing (the round does not wait for this worker).</summary>
     /// <param name="round">The round tag.</param>
     /// <param name="cancellationToken">Cancels the wait.</param>
-    /// <returns>A task that completes once the abstention is recorded.</returns>
+    /// <returns>A task that completes once the abstention is recorded (it does not wait for the round).</returns>
     ValueTask AbstainAsync(long round, CancellationToken cancellationToken = default);
 }
 

@@ -13,6 +13,7 @@ public sealed class InProcessCollectiveGroup
     private readonly Lock _gate = new();
     private readonly SortedSet<string> _members = new(StringComparer.Ordinal);
     private readonly Dictionary<long, Round> _rounds = [];
+    private readonly HashSet<long> _completed = [];
     private readonly List<ContributionRejection> _rejections = [];
     private readonly ContributionPolicy _policy;
 
@@ -93,6 +94,11 @@ public sealed class InProcessCollectiveGroup
                 throw new InvalidOperationException($"Worker '{workerId}' is not a member of the group (it left or never joined).");
             }
 
+            if (_completed.Contains(round))
+            {
+                throw new InvalidOperationException($"Round {round} has already completed; worker '{workerId}' is late or reused the tag.");
+            }
+
             if (!_rounds.TryGetValue(round, out var r))
             {
                 r = new Round(round, kind, new SortedSet<string>(_members, StringComparer.Ordinal));
@@ -136,6 +142,7 @@ public sealed class InProcessCollectiveGroup
         }
 
         _rounds.Remove(r.Tag);
+        _completed.Add(r.Tag);
         try
         {
             object outcome = r.Kind == RoundKind.Gather ? CompleteGather(r) : CompleteReduce(r);
@@ -362,18 +369,12 @@ public sealed class InProcessCollectiveGroup
             return new GatherResult(round, outcome.Payloads, copy.Length, received);
         }
 
-        public async ValueTask AbstainAsync(long round, CancellationToken cancellationToken = default)
+        public ValueTask AbstainAsync(long round, CancellationToken cancellationToken = default)
         {
             ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
-            var r = group.Enter(WorkerId, round, RoundKind.Unknown, null);
-            try
-            {
-                await r.Completion.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
-            }
-            catch (NearMLException)
-            {
-                // The round failed for its contributors; an abstainer has nothing to report.
-            }
+            cancellationToken.ThrowIfCancellationRequested();
+            group.Enter(WorkerId, round, RoundKind.Unknown, null);
+            return ValueTask.CompletedTask;
         }
 
         public ValueTask DisposeAsync()
