@@ -1,4 +1,14 @@
 using BenchmarkDotNet.Running;
+using NearML.Benchmarks;
 
-// Runs the BenchmarkDotNet suites: `dotnet run -c Release --project benchmarks/NearML.Benchmarks -- --filter '*'`.
-BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+// Two modes:
+//   compare <workload> [options]   console harness printing one JSON line per measurement (used by
+//                                  benchmarks/compare-pytorch.sh next to the PyTorch reference scripts);
+//   anything else                  BenchmarkDotNet suites, e.g. `-- --filter '*Gemm*'`.
+if (args.Length > 0 && args[0] == "compare")
+{
+    return CompareCommand.Run(args[1..]);
+}
+
+BenchmarkSwitcher.FromAssembly(typeof(CompareCommand).Assembly).Run(args);
+return 0;

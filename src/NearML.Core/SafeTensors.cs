@@ -221,6 +221,11 @@ public static class SafeTensors
 
     private static (List<Entry> Entries, Dictionary<string, string> Metadata) ParseHeader(byte[] header, string source)
     {
+        if (!System.Text.Unicode.Utf8.IsValid(header))
+        {
+            throw new InvalidDataFormatException(source, 8, "the header is not valid UTF-8");
+        }
+
         JsonDocument doc;
         try
         {

@@ -1,0 +1,170 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using NearML.Training.Kernels;
+
+namespace NearML.Benchmarks;
+
+/// <summary>
+/// `compare` console mode: measures a workload the way the matching PyTorch reference script does and prints one
+/// JSON line per measurement on stdout (progress goes to stderr).
+/// </summary>
+internal static class CompareCommand
+{
+    public static int Run(string[] args)
+    {
+        if (args.Length == 0)
+        {
+            Console.Error.WriteLine("usage: compare gemm [--threads N] [--only SUBSTR] [--repeats R] [--min-time S] [--list]");
+            return 2;
+        }
+
+        var options = Options.Parse(args[1..]);
+        KernelThreads.Count = options.Threads;
+        switch (args[0])
+        {
+            case "gemm":
+                return CompareGemm(options);
+            default:
+                Console.Error.WriteLine($"unknown workload '{args[0]}' (known: gemm)");
+                return 2;
+        }
+    }
+
+    private static int CompareGemm(Options options)
+    {
+        var shapes = GemmShapes.All.Where(s => options.Only is null || s.Name.Contains(options.Only, StringComparison.Ordinal)).ToArray();
+        if (options.List)
+        {
+            foreach (var s in shapes)
+            {
+                Console.WriteLine(s.Name);
+            }
+
+            return 0;
+        }
+
+        var rng = new Random(0);
+        foreach (var (name, m, k, n, ta, tb) in shapes)
+        {
+            var a = Fill(new float[m * k], rng);
+            var b = Fill(new float[k * n], rng);
+            var c = new float[m * n];
+            var lda = ta ? m : k;
+            var ldb = tb ? k : n;
+            void Call() => Gemm.Sgemm(ta, tb, m, n, k, 1f, a, lda, b, ldb, 0f, c, n);
+
+            var flops = 2.0 * m * n * k;
+            Call(); // warm-up: JIT, pack buffers, worker threads
+            Call();
+            var before = GC.GetAllocatedBytesForCurrentThread();
+            Call();
+            var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+
+            var gflops = new List<double>();
+            for (var r = 0; r < options.Repeats; r++)
+            {
+                var iters = 0;
+                var t0 = Stopwatch.GetTimestamp();
+                double dt;
+                do
+                {
+                    Call();
+                    iters++;
+                    dt = Stopwatch.GetElapsedTime(t0).TotalSeconds;
+                }
+                while (dt < options.MinTime);
+                gflops.Add(flops * iters / dt / 1e9);
+            }
+
+            gflops.Sort();
+            var json = new StringBuilder();
+            json.Append(CultureInfo.InvariantCulture, $"{{\"workload\":\"gemm_{name}\",\"unit\":\"GFLOP/s\",\"value\":{Median(gflops):F2}");
+            json.Append(CultureInfo.InvariantCulture, $",\"min\":{gflops[0]:F2},\"max\":{gflops[^1]:F2},\"n\":{gflops.Count}");
+            json.Append(CultureInfo.InvariantCulture, $",\"M\":{m},\"K\":{k},\"N\":{n},\"transA\":{(ta ? "true" : "false")},\"transB\":{(tb ? "true" : "false")}");
+            json.Append(CultureInfo.InvariantCulture, $",\"threads\":{KernelThreads.Count},\"isa\":\"{KernelThreads.InstructionSet}\",\"managed_bytes_per_call\":{allocated}");
+            json.Append(CultureInfo.InvariantCulture, $",\"peak_rss_mb\":{PeakRssMb():F1}}}");
+            Console.WriteLine(json.ToString());
+            Console.Error.WriteLine($"{name,-28} {Median(gflops),8:F2} GFLOP/s  [{gflops[0]:F2} .. {gflops[^1]:F2}]");
+        }
+
+        return 0;
+    }
+
+    private static float[] Fill(float[] x, Random rng)
+    {
+        for (var i = 0; i < x.Length; i++)
+        {
+            x[i] = (float)((rng.NextDouble() * 2) - 1);
+        }
+
+        return x;
+    }
+
+    private static double Median(List<double> sorted) =>
+        sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[(sorted.Count / 2) - 1] + sorted[sorted.Count / 2]) / 2;
+
+    /// <summary>Peak resident set of this process so far (VmHWM), in MB; -1 where /proc is absent.</summary>
+    internal static double PeakRssMb()
+    {
+        try
+        {
+            foreach (var line in File.ReadLines("/proc/self/status"))
+            {
+                if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
+                {
+                    var kb = long.Parse(line["VmHWM:".Length..].Trim().Split(' ')[0], CultureInfo.InvariantCulture);
+                    return kb / 1024.0;
+                }
+            }
+        }
+        catch (IOException)
+        {
+        }
+
+        return -1;
+    }
+
+    private sealed class Options
+    {
+        public int Threads { get; private set; } = Environment.ProcessorCount;
+
+        public string? Only { get; private set; }
+
+        public int Repeats { get; private set; } = 5;
+
+        public double MinTime { get; private set; } = 0.3;
+
+        public bool List { get; private set; }
+
+        public static Options Parse(string[] args)
+        {
+            var o = new Options();
+            for (var i = 0; i < args.Length; i++)
+            {
+                switch (args[i])
+                {
+                    case "--threads":
+                        o.Threads = int.Parse(args[++i], CultureInfo.InvariantCulture);
+                        break;
+                    case "--only":
+                        o.Only = args[++i];
+                        break;
+                    case "--repeats":
+                        o.Repeats = int.Parse(args[++i], CultureInfo.InvariantCulture);
+                        break;
+                    case "--min-time":
+                        o.MinTime = double.Parse(args[++i], CultureInfo.InvariantCulture);
+                        break;
+                    case "--list":
+                        o.List = true;
+                        break;
+                    default:
+                        throw new ArgumentException($"unknown option '{args[i]}'");
+                }
+            }
+
+            return o;
+        }
+    }
+}

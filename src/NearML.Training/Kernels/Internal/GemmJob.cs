@@ -1,0 +1,74 @@
+namespace NearML.Training.Kernels.Internal;
+
+/// <summary>Which micro-kernel family a GEMM runs on.</summary>
+internal enum GemmPath
+{
+    /// <summary>The best the CPU supports.</summary>
+    Auto = 0,
+
+    /// <summary>AVX-512F 8×32 micro-kernel.</summary>
+    Avx512 = 1,
+
+    /// <summary>AVX2 + FMA 6×16 micro-kernel.</summary>
+    Avx2 = 2,
+
+    /// <summary>Portable <see cref="System.Numerics.Vector{T}"/> 4×2W micro-kernel.</summary>
+    Portable = 3,
+}
+
+/// <summary>
+/// One GEMM call, described with raw pointers (the caller keeps the spans pinned until the job completes) and cut into
+/// tickets: for every (NC column block, KC depth block) a "pack B" phase and a "compute" phase, each a few tasks that
+/// any thread may claim. A ticket may start only when every ticket of the previous phases is done.
+/// </summary>
+internal sealed unsafe class GemmJob
+{
+    public GemmPath Path;
+    public bool TransA;
+    public bool TransB;
+    public int M;
+    public int N;
+    public int K;
+    public float Alpha;
+    public float* A;
+    public float* B;
+    public float* C;
+    public nint Lda;
+    public nint Ldb;
+    public nint Ldc;
+
+    /// <summary>Whether the first depth block overwrites C (β = 0) instead of accumulating into it.</summary>
+    public bool OverwriteFirst;
+
+    // blocking (Mc a multiple of MR, Nc a multiple of NR)
+    public int Mc;
+    public int Kc;
+    public int Nc;
+    public int RowBlocks;
+    public int PcBlocks;
+    public int JcBlocks;
+    public int Threads;
+    public int MaxPackTasks;
+    public int ChunkTarget;
+
+    /// <summary>The packed B block (Kc × Nc), shared by all threads of the job.</summary>
+    public float* SharedB;
+
+    public int Generation;
+    public int TotalTickets;
+
+    /// <summary>High 32 bits: generation; low 32 bits: next ticket.</summary>
+    public long Tickets;
+
+    /// <summary>Number of finished tickets.</summary>
+    public int Done;
+}
+
+/// <summary>Per-thread state: its packed A block and which block that is.</summary>
+internal sealed class GemmThreadState
+{
+    public readonly PackBuffer PackedA = new();
+    public int AGeneration = -1;
+    public int APcIndex = -1;
+    public int ARowBlock = -1;
+}
