@@ -11,7 +11,7 @@ namespace NearML.Core.Collectives;
 public sealed class InProcessCollectiveGroup
 {
     private readonly Lock _gate = new();
-    private readonly SortedSet<string> _members = new(StringComparer.Ordinal);
+    private readonly SortedDictionary<string, long> _members = new(StringComparer.Ordinal);
     private readonly Dictionary<long, Round> _rounds = [];
     private readonly HashSet<long> _completed = [];
     private readonly List<ContributionRejection> _rejections = [];
@@ -31,7 +31,7 @@ public sealed class InProcessCollectiveGroup
         {
             lock (_gate)
             {
-                return [.. _members];
+                return [.. _members.Keys];
             }
         }
     }
@@ -48,16 +48,21 @@ public sealed class InProcessCollectiveGroup
         }
     }
 
-    /// <summary>Adds a worker. It takes part in rounds that open after this call.</summary>
+    /// <summary>
+    /// Adds a worker. It takes part in rounds that open after this call and whose tag is at least
+    /// <paramref name="firstRound"/> (so a worker that will rejoin at a known round can be registered early, making
+    /// the membership of every round independent of thread timing).
+    /// </summary>
     /// <param name="workerId">A unique, non-empty id.</param>
+    /// <param name="firstRound">The smallest round tag the worker takes part in.</param>
     /// <returns>The worker's endpoint; dispose it to leave the group.</returns>
     /// <exception cref="ArgumentException">The id is already a member.</exception>
-    public ICollective Join(string workerId)
+    public ICollective Join(string workerId, long firstRound = long.MinValue)
     {
         ArgumentException.ThrowIfNullOrEmpty(workerId);
         lock (_gate)
         {
-            if (!_members.Add(workerId))
+            if (!_members.TryAdd(workerId, firstRound))
             {
                 throw new ArgumentException($"Worker '{workerId}' is already a member of the group.", nameof(workerId));
             }
@@ -89,7 +94,7 @@ public sealed class InProcessCollectiveGroup
     {
         lock (_gate)
         {
-            if (!_members.Contains(workerId))
+            if (!_members.ContainsKey(workerId))
             {
                 throw new InvalidOperationException($"Worker '{workerId}' is not a member of the group (it left or never joined).");
             }
@@ -101,7 +106,7 @@ public sealed class InProcessCollectiveGroup
 
             if (!_rounds.TryGetValue(round, out var r))
             {
-                r = new Round(round, kind, new SortedSet<string>(_members, StringComparer.Ordinal));
+                r = new Round(round, kind, new SortedSet<string>(_members.Where(m => m.Value <= round).Select(m => m.Key), StringComparer.Ordinal));
                 _rounds.Add(round, r);
             }
 

@@ -195,3 +195,24 @@ public sealed class InProcessCollectiveGroupTests
         StringAssert.Contains(ex.Message, "expected 8 bytes");
     }
 }
+
+[TestClass]
+public sealed class InProcessCollectiveGroupRejoinTests
+{
+    [TestMethod]
+    public async Task Join_WithFirstRound_IsExpectedOnlyFromThatRound()
+    {
+        var group = new InProcessCollectiveGroup();
+        var a = group.Join("a");
+        var b = group.Join("b", firstRound: 2);
+        var r = new float[1];
+        var r1 = await a.AllReduceMeanAsync(1, new float[] { 1 }, 1, Float32Codec.Instance, r);
+        CollectionAssert.AreEqual(new[] { "a" }, r1.Participants.ToArray());
+        var ta = a.AllReduceMeanAsync(2, new float[] { 1 }, 1, Float32Codec.Instance, r).AsTask();
+        await Task.Delay(50);
+        Assert.IsFalse(ta.IsCompleted, "round 2 waits for b");
+        await b.AllReduceMeanAsync(2, new float[] { 3 }, 1, Float32Codec.Instance, new float[1]);
+        Assert.HasCount(2, (await ta).Participants);
+        Assert.AreEqual(2f, r[0]);
+    }
+}

@@ -8,6 +8,12 @@ namespace NearML.Training.Tests.Sync;
 /// <summary>Plain SGD (p ← p − lr·g), written here so the strategy tests do not depend on the Optim package.</summary>
 internal sealed class PlainSgd(ParameterLayout layout, double lr) : Optimizer(layout, lr)
 {
+    public override string Kind => "plain-sgd";
+
+    public override OptimizerState ExportState() => new(Kind, StepCount, LearningRate, new Dictionary<string, ParameterSet>());
+
+    public override void ImportState(OptimizerState state) => StepCount = state.StepCount;
+
     public override void Step(ParameterSet parameters, ParameterSet gradients)
     {
         parameters.Axpy(-(float)LearningRate, gradients);
