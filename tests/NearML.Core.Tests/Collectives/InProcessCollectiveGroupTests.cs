@@ -113,7 +113,7 @@ public sealed class InProcessCollectiveGroupTests
     public async Task NonFiniteAndAbsurdNormContributions_AreRejectedWithReason_NeverAveraged()
     {
         var group = new InProcessCollectiveGroup(new ContributionPolicy { MaxNormToMedianRatio = 10 });
-        var eps = new[] { "a", "b", "c", "d" }.Select(group.Join).ToArray();
+        var eps = new[] { "a", "b", "c", "d" }.Select(id => group.Join(id)).ToArray();
         var inputs = new[] { new float[] { 1, 1 }, new float[] { 3, 3 }, new float[] { float.NaN, 0 }, new float[] { 1e6f, 1e6f } };
         var outs = inputs.Select(_ => new float[2]).ToArray();
         var results = await Task.WhenAll(eps.Select((e, i) => e.AllReduceMeanAsync(0, inputs[i], 1, Float32Codec.Instance, outs[i]).AsTask()));
