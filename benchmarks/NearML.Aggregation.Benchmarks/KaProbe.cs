@@ -2,6 +2,8 @@ using System.Diagnostics;
 using System.Security.Cryptography;
 using NearML.Aggregation.Internal;
 
+namespace NearML.Aggregation.Benchmarks;
+
 internal static class KaProbe
 {
     public static void Run()

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
 namespace NearML.Aggregation;
@@ -44,24 +45,29 @@ public static class RingPacking
             return;
         }
 
+        // Stream bits through a 64-bit register and store 32 bits at a time.
         ulong mask = (1UL << bits) - 1;
         ulong acc = 0;
         int filled = 0, o = 0;
+        ref byte dst = ref MemoryMarshal.GetReference(destination);
         foreach (uint v in values)
         {
             acc |= (v & mask) << filled;
             filled += bits;
-            while (filled >= 8)
+            if (filled >= 32)
             {
-                destination[o++] = (byte)acc;
-                acc >>= 8;
-                filled -= 8;
+                Unsafe.WriteUnaligned(ref Unsafe.Add(ref dst, o), BitConverter.IsLittleEndian ? (uint)acc : BinaryPrimitives.ReverseEndianness((uint)acc));
+                o += 4;
+                acc >>= 32;
+                filled -= 32;
             }
         }
 
-        if (filled > 0)
+        while (filled > 0)
         {
-            destination[o] = (byte)acc;
+            destination[o++] = (byte)acc;
+            acc >>= 8;
+            filled -= 8;
         }
     }
 
@@ -93,33 +99,39 @@ public static class RingPacking
             return;
         }
 
-        uint mask = bits == 32 ? uint.MaxValue : (1u << bits) - 1;
+        // Stream: refill a 64-bit register 32 bits at a time, peel one element per step.
+        ulong mask = (1UL << bits) - 1;
         int n = accumulator.Length;
-        int i = 0;
-        long bitPos = 0;
-        // Fast path: read 8 bytes at a time while at least 8 bytes remain after the current position.
-        for (; i < n; i++, bitPos += bits)
+        int words = source.Length / 4;
+        var src32 = MemoryMarshal.Cast<byte, uint>(source[..(words * 4)]);
+        int w = 0, tail = words * 4;
+        ulong acc = 0;
+        int filled = 0;
+        ref uint a0 = ref MemoryMarshal.GetReference(accumulator);
+        for (int i = 0; i < n; i++)
         {
-            int byteIndex = (int)(bitPos >> 3);
-            if (byteIndex + 8 > source.Length)
+            if (filled < bits)
             {
-                break;
+                if (w < words)
+                {
+                    uint next = BitConverter.IsLittleEndian ? src32[w] : BinaryPrimitives.ReverseEndianness(src32[w]);
+                    acc |= (ulong)next << filled;
+                    filled += 32;
+                    w++;
+                }
+                else
+                {
+                    while (filled < bits && tail < source.Length)
+                    {
+                        acc |= (ulong)source[tail++] << filled;
+                        filled += 8;
+                    }
+                }
             }
 
-            ulong w = BinaryPrimitives.ReadUInt64LittleEndian(source[byteIndex..]);
-            accumulator[i] += (uint)(w >> (int)(bitPos & 7)) & mask;
-        }
-
-        for (; i < n; i++, bitPos += bits)
-        {
-            int byteIndex = (int)(bitPos >> 3);
-            ulong w = 0;
-            for (int b = 0; b < 8 && byteIndex + b < source.Length; b++)
-            {
-                w |= (ulong)source[byteIndex + b] << (8 * b);
-            }
-
-            accumulator[i] += (uint)(w >> (int)(bitPos & 7)) & mask;
+            Unsafe.Add(ref a0, i) += (uint)(acc & mask);
+            acc >>= bits;
+            filled -= bits;
         }
     }
 

@@ -15,7 +15,7 @@ public sealed class SecureAggregationClient : IAggregationClient
 {
     private readonly AggregationConfig _config;
     private readonly HararyGraph _graph;
-    private readonly uint[] _input;
+    private readonly ReadOnlyMemory<uint> _input;
     private readonly byte[]? _identityKey;
     private readonly int _threshold;
     private readonly byte[] _encSk;
@@ -36,6 +36,16 @@ public sealed class SecureAggregationClient : IAggregationClient
     /// <param name="input">The encoded input: exactly vector_length ring elements (see <see cref="FixedPointEncoder"/>).</param>
     /// <param name="identityPrivateKey">The 32-byte ed25519 identity key; required when the configuration is active.</param>
     public SecureAggregationClient(AggregationConfig config, uint clientId, ReadOnlySpan<uint> input, byte[]? identityPrivateKey = null)
+        : this(config, clientId, input.ToArray().AsMemory(), identityPrivateKey)
+    {
+    }
+
+    /// <summary>Initializes a new client for one round without copying the input.</summary>
+    /// <param name="config">The round configuration (validated).</param>
+    /// <param name="clientId">This client's id, 0 .. n−1.</param>
+    /// <param name="input">The encoded input (vector_length ring elements); not copied, so it must not change until the masked input is produced.</param>
+    /// <param name="identityPrivateKey">The 32-byte ed25519 identity key; required when the configuration is active.</param>
+    public SecureAggregationClient(AggregationConfig config, uint clientId, ReadOnlyMemory<uint> input, byte[]? identityPrivateKey = null)
     {
         AggregationRound.Validate(config);
         if (config.Protocol == AggregationProtocol.Plain)
@@ -69,7 +79,7 @@ public sealed class SecureAggregationClient : IAggregationClient
         ClientId = clientId;
         _threshold = (int)config.Threshold;
         _graph = new HararyGraph((int)config.NumClients, (int)config.Degree, config.GraphSeed.Span);
-        _input = input.ToArray();
+        _input = input;
         (_encSk, _encPk) = KeyAgreement.Generate();
         (_maskSk, _maskPk) = KeyAgreement.Generate();
     }
@@ -287,7 +297,7 @@ public sealed class SecureAggregationClient : IAggregationClient
         }
 
         CryptographicOperations.ZeroMemory(secret);
-        var y = (uint[])_input.Clone();
+        var y = _input.ToArray();
         MaskApplier.ApplyAll(masks, y);
         var packed = new byte[RingPacking.PackedLength(y.Length, (int)_config.RingBits)];
         RingPacking.Pack(y, (int)_config.RingBits, packed);
