@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using System.Security.Cryptography;
 using System.Text;
@@ -50,16 +51,28 @@ public sealed record LedgerEntry(long Sequence, long Epoch, byte[] PreviousHash,
             throw new ArgumentException($"previousHash must be {HashSize} bytes, got {previousHash.Length}.", nameof(previousHash));
         }
 
-        using var h = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        Span<byte> header = stackalloc byte[8 + 8 + HashSize + 4];
-        BinaryPrimitives.WriteInt64LittleEndian(header, sequence);
-        BinaryPrimitives.WriteInt64LittleEndian(header[8..], epoch);
-        previousHash.CopyTo(header[16..]);
-        BinaryPrimitives.WriteInt32LittleEndian(header[(16 + HashSize)..], payload.Length);
-        h.AppendData(Domain);
-        h.AppendData(header);
-        h.AppendData(payload);
-        h.GetHashAndReset(destination);
+        // One-shot SHA-256 over a contiguous buffer: no per-entry hasher object on the hot path.
+        int total = Domain.Length + 8 + 8 + HashSize + 4 + payload.Length;
+        byte[]? rented = null;
+        Span<byte> buf = total <= 1024 ? stackalloc byte[1024] : (rented = ArrayPool<byte>.Shared.Rent(total));
+        try
+        {
+            Domain.CopyTo(buf);
+            Span<byte> header = buf[Domain.Length..];
+            BinaryPrimitives.WriteInt64LittleEndian(header, sequence);
+            BinaryPrimitives.WriteInt64LittleEndian(header[8..], epoch);
+            previousHash.CopyTo(header[16..]);
+            BinaryPrimitives.WriteInt32LittleEndian(header[(16 + HashSize)..], payload.Length);
+            payload.CopyTo(header[(20 + HashSize)..]);
+            SHA256.HashData(buf[..total], destination);
+        }
+        finally
+        {
+            if (rented is not null)
+            {
+                ArrayPool<byte>.Shared.Return(rented);
+            }
+        }
     }
 
     /// <summary>Returns whether <see cref="Hash"/> matches the entry's content.</summary>
