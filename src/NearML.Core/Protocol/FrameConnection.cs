@@ -396,6 +396,9 @@ public sealed class FrameConnection : IAsyncDisposable
         }
     }
 
+    internal ValueTask SendSerializedAsync(FrameType type, byte[] payload, CancellationToken cancellationToken) =>
+        SendRawAsync(type, payload.Length, payload, static (writer, bytes) => writer.Write(bytes), cancellationToken);
+
     internal async ValueTask SendRawAsync<TState>(FrameType type, int payloadLength, TState state, Action<PipeWriter, TState> writePayload, CancellationToken cancellationToken)
     {
         if (payloadLength > _options.MaxFrameSize)
