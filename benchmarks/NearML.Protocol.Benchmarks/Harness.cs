@@ -142,8 +142,8 @@ internal static class IdleHarness
     public static async Task<int> RunAsync(string[] args)
     {
         var count = (int)Args.Get(args, "--connections", 200);
-        var interval = TimeSpan.FromSeconds(Args.Get(args, "--interval", 5));
-        var window = TimeSpan.FromSeconds(Args.Get(args, "--window", 30));
+        var interval = TimeSpan.FromSeconds(Args.Get(args, "--interval", 15));
+        var window = TimeSpan.FromSeconds(Args.Get(args, "--window", 45));
         await using var coordinator = new LoopbackCoordinator(null, interval);
         var workers = new List<(FrameConnection Connection, Task Heartbeats, Task Reader)>();
         using var stop = new CancellationTokenSource();

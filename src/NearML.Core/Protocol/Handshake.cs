@@ -44,12 +44,12 @@ public sealed class CoordinatorHandshakeOptions
     public bool EvidenceRequired { get; set; }
 
     /// <summary>Gets or sets the heartbeat interval told to admitted workers.</summary>
-    /// <value>The default value is 5 seconds.</value>
-    public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(5);
+    /// <value>The default value is 15 seconds (see docs/protocol.md for the CPU cost per heartbeat).</value>
+    public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(15);
 
     /// <summary>Gets or sets the silence after which a worker is considered gone.</summary>
-    /// <value>The default value is 20 seconds.</value>
-    public TimeSpan HeartbeatTimeout { get; set; } = TimeSpan.FromSeconds(20);
+    /// <value>The default value is 45 seconds.</value>
+    public TimeSpan HeartbeatTimeout { get; set; } = TimeSpan.FromSeconds(45);
 
     /// <summary>Gets or sets the deadline for the whole handshake.</summary>
     /// <value>The default value is 10 seconds.</value>

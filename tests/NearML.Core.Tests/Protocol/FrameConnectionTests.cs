@@ -255,6 +255,21 @@ public sealed class FrameConnectionTests
     }
 
     [TestMethod]
+    public async Task Cancelled_receive_leaves_the_connection_usable()
+    {
+        var (a, b) = await ConnectedAsync();
+        await using var _a = a;
+        await using var _b = b;
+        using (var soon = new CancellationTokenSource(TimeSpan.FromMilliseconds(50)))
+        {
+            await Assert.ThrowsAsync<OperationCanceledException>(async () => await b.ReceiveFrameAsync(soon.Token));
+        }
+
+        await a.SendAsync(new Progress { Step = 4 }, TestContext.CancellationToken);
+        Assert.AreEqual(4u, (await b.ReceiveAsync<Progress>(TestContext.CancellationToken)).Step);
+    }
+
+    [TestMethod]
     public void Options_are_validated()
     {
         Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => new FrameConnectionOptions { MaxFrameSize = 10 }.Validate());

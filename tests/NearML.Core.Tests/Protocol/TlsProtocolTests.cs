@@ -129,7 +129,8 @@ public sealed class TlsProtocolTests
         await using var _ = connection;
         using var __ = identity;
         Assert.AreEqual(32, admission.SessionId.Length);
-        Assert.AreEqual(5000u, admission.HeartbeatIntervalMs);
+        Assert.AreEqual(15000u, admission.HeartbeatIntervalMs);
+        Assert.AreEqual(45000u, admission.HeartbeatTimeoutMs);
         Assert.AreEqual(32, connection.ChannelBinding.Length);
         var worker = await coordinator.NextAdmittedAsync();
         Assert.AreEqual("worker-1", worker.WorkerId);
