@@ -102,7 +102,10 @@ public sealed class AdamW : Optimizer
     }
 
     /// <inheritdoc/>
-    public override OptimizerState ExportState() => _core.Export(Kind, StepCount, LearningRate);
+    public override OptimizerState ExportState() => CreateState(_core.ExportBuffers());
+
+    /// <inheritdoc/>
+    protected override IReadOnlyDictionary<string, double> GetHyperparameters() => _core.Hyperparameters();
 
     /// <inheritdoc/>
     public override void ImportState(OptimizerState state)
@@ -149,7 +152,10 @@ public sealed class Adam : Optimizer
     }
 
     /// <inheritdoc/>
-    public override OptimizerState ExportState() => _core.Export(Kind, StepCount, LearningRate);
+    public override OptimizerState ExportState() => CreateState(_core.ExportBuffers());
+
+    /// <inheritdoc/>
+    protected override IReadOnlyDictionary<string, double> GetHyperparameters() => _core.Hyperparameters();
 
     /// <inheritdoc/>
     public override void ImportState(OptimizerState state)

@@ -147,7 +147,7 @@ public sealed class Sgd : Optimizer
             buffers["momentum_buffer"] = _momentumBuffer.Clone();
         }
 
-        return new OptimizerState(Kind, StepCount, LearningRate, buffers);
+        return CreateState(buffers);
     }
 
     /// <inheritdoc/>
@@ -168,6 +168,15 @@ public sealed class Sgd : Optimizer
         StepCount = state.StepCount;
         LearningRate = state.LearningRate;
     }
+
+    /// <inheritdoc/>
+    protected override IReadOnlyDictionary<string, double> GetHyperparameters() => new Dictionary<string, double>(StringComparer.Ordinal)
+    {
+        ["momentum"] = Momentum,
+        ["dampening"] = Dampening,
+        ["nesterov"] = Nesterov ? 1 : 0,
+        ["weight_decay"] = WeightDecay,
+    };
 
     private static void CheckNonNegative(double value, string name)
     {

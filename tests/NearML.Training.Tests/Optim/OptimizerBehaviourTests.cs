@@ -188,6 +188,28 @@ public sealed class OptimizerBehaviourTests
     }
 
     [TestMethod]
+    public void Import_rejects_different_hyperparameters()
+    {
+        var a = new AdamW(Layout, new AdamWOptions { Beta2 = 0.95 });
+        a.Step(Random(1, 1), Random(2, 1));
+        var path = Path.Combine(TestContext.TestRunDirectory ?? Path.GetTempPath(), $"hp-{Guid.NewGuid():N}.safetensors");
+        a.ExportState().Save(path);
+        var loaded = OptimizerState.Load(path);
+        File.Delete(path);
+        Assert.AreEqual(0.95, loaded.Hyperparameters["beta2"]);
+        var ex = Assert.ThrowsExactly<InvalidOptimizerStateException>(() => new AdamW(Layout).ImportState(loaded));
+        StringAssert.Contains(ex.Message, "beta2");
+        var same = new AdamW(Layout, new AdamWOptions { Beta2 = 0.95 });
+        same.ImportState(loaded);
+        Assert.AreEqual(1, same.StepCount);
+
+        var sgd = new Sgd(Layout, new SgdOptions { Momentum = 0.9, Nesterov = true });
+        var plainMomentum = new Sgd(Layout, new SgdOptions { Momentum = 0.9 });
+        ex = Assert.ThrowsExactly<InvalidOptimizerStateException>(() => plainMomentum.ImportState(sgd.ExportState()));
+        StringAssert.Contains(ex.Message, "nesterov");
+    }
+
+    [TestMethod]
     public void Options_are_validated()
     {
         Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => new Sgd(Layout, new SgdOptions { Momentum = 0, Nesterov = true }));

@@ -125,12 +125,19 @@ internal sealed class AdamCore
         }
     }
 
-    public OptimizerState Export(string kind, long stepCount, double lr) =>
-        new(kind, stepCount, lr, new Dictionary<string, ParameterSet>(StringComparer.Ordinal)
-        {
-            [ExpAvgName] = ExpAvg.Clone(),
-            [ExpAvgSqName] = ExpAvgSq.Clone(),
-        });
+    public Dictionary<string, ParameterSet> ExportBuffers() => new(StringComparer.Ordinal)
+    {
+        [ExpAvgName] = ExpAvg.Clone(),
+        [ExpAvgSqName] = ExpAvgSq.Clone(),
+    };
+
+    public Dictionary<string, double> Hyperparameters() => new(StringComparer.Ordinal)
+    {
+        ["beta1"] = Beta1,
+        ["beta2"] = Beta2,
+        ["eps"] = Epsilon,
+        ["weight_decay"] = WeightDecay,
+    };
 
     public void Import(ParameterSet expAvg, ParameterSet expAvgSq)
     {
