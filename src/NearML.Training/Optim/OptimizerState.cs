@@ -127,6 +127,10 @@ public sealed class OptimizerState
         }
 
         var bufferNames = Meta(BuffersKey).Length == 0 ? [] : Meta(BuffersKey).Split(',');
+        if (bufferNames.Distinct(StringComparer.Ordinal).Count() != bufferNames.Length || bufferNames.Any(b => b.Length == 0))
+        {
+            throw new InvalidDataFormatException(path, -1, $"Optimizer state metadata '{BuffersKey}' ('{Meta(BuffersKey)}') has an empty or repeated buffer name.");
+        }
         var perBuffer = bufferNames.ToDictionary(b => b, _ => new List<(string, int[], TensorEntry)>(), StringComparer.Ordinal);
         foreach (var e in content.Parameters.Layout.Entries)
         {

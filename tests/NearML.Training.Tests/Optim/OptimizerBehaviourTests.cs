@@ -264,6 +264,24 @@ public sealed class OptimizerBehaviourTests
         SafeTensors.WriteFile(path, ParameterSet.Create(("x", [2])), new Dictionary<string, string> { ["nearml.optimizer.kind"] = "adamw" });
         var ex = Assert.ThrowsExactly<InvalidDataFormatException>(() => OptimizerState.Load(path));
         StringAssert.Contains(ex.Message, "nearml.optimizer.step");
+        SafeTensors.WriteFile(path, ParameterSet.Create(("exp_avg/x", [2])), new Dictionary<string, string>
+        {
+            ["nearml.optimizer.kind"] = "adamw",
+            ["nearml.optimizer.step"] = "1",
+            ["nearml.optimizer.lr"] = "0.001",
+            ["nearml.optimizer.buffers"] = "exp_avg,exp_avg",
+        });
+        ex = Assert.ThrowsExactly<InvalidDataFormatException>(() => OptimizerState.Load(path));
+        StringAssert.Contains(ex.Message, "repeated");
+        SafeTensors.WriteFile(path, ParameterSet.Create(("other/x", [2])), new Dictionary<string, string>
+        {
+            ["nearml.optimizer.kind"] = "adamw",
+            ["nearml.optimizer.step"] = "1",
+            ["nearml.optimizer.lr"] = "0.001",
+            ["nearml.optimizer.buffers"] = "exp_avg",
+        });
+        ex = Assert.ThrowsExactly<InvalidDataFormatException>(() => OptimizerState.Load(path));
+        StringAssert.Contains(ex.Message, "other/x");
         File.Delete(path);
     }
 }
