@@ -18,7 +18,30 @@ public sealed class OptimizerBehaviourTests
         ["sgd-dampening", (Func<Optimizer>)(() => new Sgd(Layout, new SgdOptions { LearningRate = 0.05, Momentum = 0.9, Dampening = 0.2 }))],
         ["adamw", (Func<Optimizer>)(() => new AdamW(Layout, new AdamWOptions { LearningRate = 3e-3 }))],
         ["adam", (Func<Optimizer>)(() => new Adam(Layout, new AdamOptions { LearningRate = 3e-3, WeightDecay = 0.01 }))],
+        ["adamw-matrices-only", (Func<Optimizer>)(() => new AdamW(Layout, new AdamWOptions { LearningRate = 3e-3, WeightDecay = 0.1, WeightDecayFilter = WeightDecayFilters.MatricesOnly }))],
     ];
+
+    [TestMethod]
+    public void Weight_decay_filter_spares_the_excluded_tensors()
+    {
+        // With zero gradients AdamW's update is exactly the decay p·(1 − lr·wd) on decayed tensors (m = v = 0).
+        var o = new AdamW(Layout, new AdamWOptions { LearningRate = 0.1, WeightDecay = 0.5, WeightDecayFilter = WeightDecayFilters.MatricesOnly });
+        var p = Random(1, 1f);
+        var before = p.Clone();
+        o.Step(p, new ParameterSet(Layout));
+        var w = p.GetSpan("a.weight");
+        var w0 = before.GetSpan("a.weight");
+        for (var i = 0; i < w.Length; i++)
+        {
+            Assert.AreEqual(w0[i] * 0.95f, w[i]);
+        }
+
+        CollectionAssert.AreEqual(before.GetSpan("a.bias").ToArray(), p.GetSpan("a.bias").ToArray());
+        CollectionAssert.AreEqual(before.GetSpan("b").ToArray(), p.GetSpan("b").ToArray());
+        var unfiltered = new AdamW(Layout, new AdamWOptions { LearningRate = 0.1, WeightDecay = 0.5 });
+        var ex = Assert.ThrowsExactly<InvalidOptimizerStateException>(() => unfiltered.ImportState(o.ExportState()));
+        StringAssert.Contains(ex.Message, "decayed_tensors");
+    }
 
     private static ParameterSet Random(ulong seed, float scale)
     {
