@@ -72,6 +72,21 @@ public sealed class BatchSourceTests
     }
 
     [TestMethod]
+    public void Public_entries_guard_their_arguments()
+    {
+        var data = Synthetic(5);
+        Assert.AreEqual("data", Assert.ThrowsExactly<ArgumentNullException>(() => new ClassificationBatchSource(null!, 2, 1)).ParamName);
+        Assert.AreEqual("batchSize", Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => new ClassificationBatchSource(data, 0, 1)).ParamName);
+        Assert.AreEqual("batch", Assert.ThrowsExactly<ArgumentNullException>(() => new ClassificationBatchSource(data, 2, 1).TryFill(null!)).ParamName);
+        Assert.AreEqual("epoch", Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => new ClassificationBatchSource(data, 2, 1).StartEpoch(-1)).ParamName);
+        Assert.AreEqual("path", Assert.ThrowsExactly<ArgumentNullException>(() => IdxReader.ReadFile(null!)).ParamName);
+        Assert.AreEqual("text", Assert.ThrowsExactly<ArgumentNullException>(() => new TextDataset(null!)).ParamName);
+        Assert.AreEqual("bound", Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => new SeededRandom(1).NextInt(0)).ParamName);
+        Assert.AreEqual("labels", Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => new LabeledDataset(new float[2], [10], [2], 10)).ParamName);
+        Assert.AreEqual("features", Assert.ThrowsExactly<ArgumentException>(() => new LabeledDataset(new float[3], [1], [2], 10)).ParamName);
+    }
+
+    [TestMethod]
     public void Filling_batches_does_not_allocate()
     {
         var src = new ClassificationBatchSource(Synthetic(1000), 32, 7);

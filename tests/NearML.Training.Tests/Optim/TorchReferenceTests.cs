@@ -29,6 +29,9 @@ public sealed class TorchReferenceTests
     [DataRow("adamw_large_lr")]
     [DataRow("adamw_scheduled")]
     [DataRow("adam_weight_decay")]
+    [DataRow("adamw_no_decay_group")]
+    [DataRow("sgd_no_decay_group")]
+    [DataRow("adam_no_decay_group")]
     public void Steps_match_torch(string caseName)
     {
         var fx = OptimFixture.Current;
@@ -87,6 +90,13 @@ public sealed class TorchReferenceTests
     private static Optimizer Create(ParameterLayout layout, JsonElement c)
     {
         var o = c.GetProperty("options");
+        Func<NearML.Core.TensorEntry, bool>? filter = null;
+        if (c.TryGetProperty("no_decay", out var nd))
+        {
+            var excluded = nd.EnumerateArray().Select(x => x.GetString()).ToHashSet();
+            filter = e => !excluded.Contains(e.Name);
+        }
+
         double Get(string name, double fallback) => o.TryGetProperty(name, out var v) ? v.GetDouble() : fallback;
         return c.GetProperty("optimizer").GetString() switch
         {
@@ -97,6 +107,7 @@ public sealed class TorchReferenceTests
                 Dampening = Get("dampening", 0),
                 Nesterov = o.TryGetProperty("nesterov", out var n) && n.GetBoolean(),
                 WeightDecay = Get("weight_decay", 0),
+                WeightDecayFilter = filter,
             }),
             "adamw" => new AdamW(layout, new AdamWOptions
             {
@@ -105,11 +116,13 @@ public sealed class TorchReferenceTests
                 Beta2 = o.TryGetProperty("betas", out var b2) ? b2[1].GetDouble() : 0.999,
                 Epsilon = Get("eps", 1e-8),
                 WeightDecay = Get("weight_decay", 0.01),
+                WeightDecayFilter = filter,
             }),
             "adam" => new Adam(layout, new AdamOptions
             {
                 LearningRate = Get("lr", 1e-3),
                 WeightDecay = Get("weight_decay", 0),
+                WeightDecayFilter = filter,
             }),
             var k => throw new InvalidOperationException($"unknown optimizer {k}"),
         };
