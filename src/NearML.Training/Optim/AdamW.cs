@@ -54,8 +54,10 @@ public sealed class AdamOptions
 /// <summary>
 /// AdamW (Loshchilov &amp; Hutter) with PyTorch 1.13's exact non-fused, single-tensor semantics:
 /// <c>p ← p·(1 − lr·wd)</c>; <c>m ← β₁m + (1−β₁)g</c>; <c>v ← β₂v + (1−β₂)g²</c>;
-/// <c>denom = √v / √(1−β₂ᵗ) + ε</c>; <c>p ← p − (lr / (1−β₁ᵗ))·m / denom</c>. Scalars are computed in double and
-/// rounded to float32 where PyTorch does. A step allocates nothing.
+/// <c>denom = √v / √(1−β₂ᵗ) + ε</c>; <c>p ← p + (−(lr / (1−β₁ᵗ))·m) / denom</c>. Scalars are computed in double and
+/// rounded to float32 where PyTorch does, and each element-wise operation rounds where ATen's vectorised CPU kernels
+/// round (<c>add_(x, alpha)</c> and <c>addcmul_</c> end in one fused multiply-add; <c>addcdiv_</c> scales the numerator
+/// before dividing), so the results match PyTorch on AVX2/AVX-512 CPUs bit for bit. A step allocates nothing.
 /// </summary>
 public sealed class AdamW : Optimizer
 {

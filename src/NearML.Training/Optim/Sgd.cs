@@ -31,7 +31,8 @@ public sealed class SgdOptions
 /// Stochastic gradient descent with PyTorch 1.13's exact order of operations (<c>_single_tensor_sgd</c>):
 /// <c>d = g + wd·p</c>; on the first step <c>buf = d</c>, afterwards <c>buf = momentum·buf + (1 − dampening)·d</c>;
 /// <c>d = d + momentum·buf</c> (Nesterov) or <c>d = buf</c>; <c>p = p − lr·d</c>. Scalars are rounded to float32 as
-/// PyTorch does. A step allocates nothing.
+/// PyTorch does, and every <c>add_(x, alpha)</c> is one fused multiply-add as in ATen's vectorised CPU kernel, so the
+/// results match PyTorch on AVX2/AVX-512 CPUs bit for bit. A step allocates nothing.
 /// </summary>
 public sealed class Sgd : Optimizer
 {
@@ -100,7 +101,7 @@ public sealed class Sgd : Optimizer
             if (WeightDecay != 0)
             {
                 // d_p = d_p.add(param, alpha=weight_decay)
-                TensorPrimitives.MultiplyAdd(pc, wd, d, scratch);
+                TensorPrimitives.FusedMultiplyAdd(pc, wd, d, scratch);
                 d = scratch;
             }
 
@@ -115,13 +116,13 @@ public sealed class Sgd : Optimizer
                 {
                     // buf.mul_(momentum).add_(d_p, alpha=1 - dampening)
                     TensorPrimitives.Multiply(bc, mom, bc);
-                    TensorPrimitives.MultiplyAdd(d, keep, bc, bc);
+                    TensorPrimitives.FusedMultiplyAdd(d, keep, bc, bc);
                 }
 
                 if (Nesterov)
                 {
                     // d_p = d_p.add(buf, alpha=momentum)
-                    TensorPrimitives.MultiplyAdd(bc, mom, d, scratch);
+                    TensorPrimitives.FusedMultiplyAdd(bc, mom, d, scratch);
                     d = scratch;
                 }
                 else
@@ -131,7 +132,7 @@ public sealed class Sgd : Optimizer
             }
 
             // param.add_(d_p, alpha=-lr)
-            TensorPrimitives.MultiplyAdd(d, negLr, pc, pc);
+            TensorPrimitives.FusedMultiplyAdd(d, negLr, pc, pc);
         }
 
         StepCount++;

@@ -11,6 +11,7 @@ internal sealed class AdamCore
     private const int Chunk = 4096;
     private readonly float[] _grad = new float[Chunk];
     private readonly float[] _tmp = new float[Chunk];
+    private readonly float[] _num = new float[Chunk];
     private readonly bool _decoupled;
 
     public AdamCore(ParameterLayout layout, double beta1, double beta2, double epsilon, double weightDecay, bool decoupled)
@@ -98,27 +99,29 @@ internal sealed class AdamCore
             {
                 // grad = grad.add(param, alpha=weight_decay)
                 var gd = _grad.AsSpan(0, n);
-                TensorPrimitives.MultiplyAdd(pc, wd, gc, gd);
+                TensorPrimitives.FusedMultiplyAdd(pc, wd, gc, gd);
                 gc = gd;
             }
 
             // exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
             TensorPrimitives.Multiply(mc, b1, mc);
-            TensorPrimitives.MultiplyAdd(gc, oneMinusB1, mc, mc);
+            TensorPrimitives.FusedMultiplyAdd(gc, oneMinusB1, mc, mc);
 
-            // exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2): v + (value·g)·g
+            // exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2): fma(value·g, g, v)
             TensorPrimitives.Multiply(vc, b2, vc);
             TensorPrimitives.Multiply(gc, oneMinusB2, tmp);
-            TensorPrimitives.MultiplyAdd(tmp, gc, vc, vc);
+            TensorPrimitives.FusedMultiplyAdd(tmp, gc, vc, vc);
 
             // denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps)
             TensorPrimitives.Sqrt(vc, tmp);
             TensorPrimitives.Divide(tmp, bc2Sqrt, tmp);
             TensorPrimitives.Add(tmp, eps, tmp);
 
-            // param.addcdiv_(exp_avg, denom, value=-step_size)
-            TensorPrimitives.Divide(mc, tmp, tmp);
-            TensorPrimitives.MultiplyAdd(tmp, negStepSize, pc, pc);
+            // param.addcdiv_(exp_avg, denom, value=-step_size): p + (value·m) / denom
+            var num = _num.AsSpan(0, n);
+            TensorPrimitives.Multiply(mc, negStepSize, num);
+            TensorPrimitives.Divide(num, tmp, tmp);
+            TensorPrimitives.Add(pc, tmp, pc);
         }
     }
 
