@@ -280,8 +280,77 @@ public sealed partial class Tape
         var idx = req ? RentInts(y.Length) : null;
         var xd = x.Data;
         var yd = y.Data;
+        if (kernel == 2 && stride == 2)
+        {
+            MaxPool2x2(xd, yd, idx, n * c, h, w, ho, wo);
+        }
+        else
+        {
+            MaxPoolGeneral(xd, yd, idx, n * c, h, w, ho, wo, kernel, stride);
+        }
+
+        if (req)
+        {
+            ref var node = ref Record(OpCode.MaxPool2d, y);
+            node.A = x;
+            node.Ints = idx;
+        }
+
+        return y;
+    }
+
+    private static void MaxPool2x2(ReadOnlySpan<float> xd, Span<float> yd, int[]? idx, int planes, int h, int w, int ho, int wo)
+    {
         var o = 0;
-        for (var p = 0; p < n * c; p++)
+        for (var p = 0; p < planes; p++)
+        {
+            var baseIdx = p * h * w;
+            for (var oi = 0; oi < ho; oi++)
+            {
+                var r0 = baseIdx + (2 * oi * w);
+                var r1 = r0 + w;
+                for (var oj = 0; oj < wo; oj++)
+                {
+                    var j = 2 * oj;
+                    var bi = r0 + j;
+                    var best = xd[bi];
+                    var v = xd[r0 + j + 1];
+                    if (v > best || float.IsNaN(v))
+                    {
+                        best = v;
+                        bi = r0 + j + 1;
+                    }
+
+                    v = xd[r1 + j];
+                    if (v > best || float.IsNaN(v))
+                    {
+                        best = v;
+                        bi = r1 + j;
+                    }
+
+                    v = xd[r1 + j + 1];
+                    if (v > best || float.IsNaN(v))
+                    {
+                        best = v;
+                        bi = r1 + j + 1;
+                    }
+
+                    yd[o] = best;
+                    if (idx is not null)
+                    {
+                        idx[o] = bi;
+                    }
+
+                    o++;
+                }
+            }
+        }
+    }
+
+    private static void MaxPoolGeneral(ReadOnlySpan<float> xd, Span<float> yd, int[]? idx, int planes, int h, int w, int ho, int wo, int kernel, int stride)
+    {
+        var o = 0;
+        for (var p = 0; p < planes; p++)
         {
             var baseIdx = p * h * w;
             for (var oi = 0; oi < ho; oi++)
@@ -319,15 +388,6 @@ public sealed partial class Tape
                 }
             }
         }
-
-        if (req)
-        {
-            ref var node = ref Record(OpCode.MaxPool2d, y);
-            node.A = x;
-            node.Ints = idx;
-        }
-
-        return y;
     }
 
     private void MaxPool2dBackward(ref Node node)
