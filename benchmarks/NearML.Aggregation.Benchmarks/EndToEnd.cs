@@ -21,6 +21,8 @@ internal static class EndToEnd
         var protocols = Option(args, "--protocol", "plus,secagg").Split(',');
         double maxWork = double.Parse(Option(args, "--max-work", "2e10"), CultureInfo.InvariantCulture);
         s_parallelClients = args.Contains("--parallel-clients");
+        s_degree = int.Parse(Option(args, "--degree", "0"));
+        s_threshold = int.Parse(Option(args, "--threshold", "0"));
         Console.WriteLine($"# machine: {Environment.ProcessorCount} cores, load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]} at start");
         Console.WriteLine("| protocol | n | entries | k / t | dropout | client masking ms (mean) | client total ms (CPU ms) | server total ms (CPU ms) | server unmasking ms (CPU ms) | upload B/client | plain b-bit B | expansion | vs int8 |");
         Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
@@ -83,6 +85,8 @@ internal static class EndToEnd
     }
 
     private static bool s_parallelClients;
+    private static int s_degree;
+    private static int s_threshold;
 
     private static double CpuMs() => Process.GetCurrentProcess().TotalProcessorTime.TotalMilliseconds;
 
@@ -96,7 +100,9 @@ internal static class EndToEnd
     {
         var encoder = new FixedPointEncoder(1f, 8, n);
         int length = FixedPointEncoder.EncodedLength(entries);
-        var config = AggregationRound.CreateConfig("bench", 1, protocol, n, length, encoder.RingBits, corruptFraction: 0.05, dropoutFraction: Math.Max(0.05, dropout));
+        var config = s_degree > 0 && protocol == AggregationProtocol.SecaggPlus
+            ? AggregationRound.CreateConfig("bench", 1, protocol, n, length, encoder.RingBits, s_degree, s_threshold)
+            : AggregationRound.CreateConfig("bench", 1, protocol, n, length, encoder.RingBits, corruptFraction: 0.05, dropoutFraction: Math.Max(0.05, dropout));
         string name = protocol == AggregationProtocol.Secagg ? "SecAgg" : "SecAgg+";
         double work = (double)n * (config.Degree + 1) * length;
         if (work > maxWork)
