@@ -19,6 +19,11 @@ if (args.Length > 0 && args[0] == "server-workload")
     return EndToEnd.ServerWorkload(args[1..]);
 }
 
+if (args.Length > 0 && args[0] == "client-masking")
+{
+    return EndToEnd.ClientMasking(args[1..]);
+}
+
 if (args.Length > 0 && args[0] == "diloco")
 {
     return DiLoCoBytes.Run(args[1..]);
