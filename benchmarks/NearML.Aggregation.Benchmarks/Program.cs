@@ -14,6 +14,21 @@ if (args.Length > 0 && args[0] == "e2e")
     return EndToEnd.Run(args[1..]);
 }
 
+if (args.Length > 0 && args[0] == "server-workload")
+{
+    return EndToEnd.ServerWorkload(args[1..]);
+}
+
+if (args.Length > 0 && args[0] == "client-masking")
+{
+    return EndToEnd.ClientMasking(args[1..]);
+}
+
+if (args.Length > 0 && args[0] == "diloco")
+{
+    return DiLoCoBytes.Run(args[1..]);
+}
+
 if (args.Length > 0 && args[0] == "params")
 {
     foreach (var (n, gk, gt) in new[] { (100, 12, 6), (1000, 30, 17), (10_000, 34, 20) })

@@ -58,25 +58,24 @@ public sealed record SecAggParameters(int Degree, int Threshold, double Security
 
     private static SecAggParameters? Evaluate(int n, int k, int corrupt, int dropped, double log2n, int sigma, int eta, bool complete = false)
     {
-        // Largest t with n · P[Hyp(n−1, dropped, k) > k − t] ≤ 2^−η.
+        // Largest t with n · P[Hyp(n−1, dropped, k) > k − t] ≤ 2^−η; on the complete graph every client sees every
+        // dropout, so the condition is deterministic: dropped ≤ k − t.
         int t = 0;
         double correctness = double.NegativeInfinity;
         for (int cand = k; cand >= 1; cand--)
         {
-            double tail = complete ? (dropped > k - cand ? 0 : double.NegativeInfinity) : log2n + Log2HypergeometricTail(n - 1, dropped, k, k - cand + 1);
             if (complete)
             {
-                // Complete graph: every client sees every dropout; deterministic.
                 if (dropped <= k - cand)
                 {
                     t = cand;
-                    correctness = double.NegativeInfinity;
                     break;
                 }
 
                 continue;
             }
 
+            double tail = log2n + Log2HypergeometricTail(n - 1, dropped, k, k - cand + 1);
             if (tail <= -eta)
             {
                 t = cand;

@@ -463,10 +463,12 @@ public sealed class SecureAggregationServer : IAggregationServer
             masks.Add((new MaskPrg(Protocol.SelfMaskKey(_config, secret, u)), true));
         }
 
-        var agreed = new byte[KeyAgreement.KeySize];
+        // Dropped clients (sent shares, no masked input): their pairwise masks sit in the inputs of their surviving
+        // neighbours. Reconstruct each masking key, then run the key agreements for all affected pairs in parallel.
+        var pairs = new List<(uint Dropped, uint Survivor, byte[] MaskingKey)>();
+        var droppedKeys = new List<byte[]>();
         foreach (var u in _u2.Where(u => Array.BinarySearch(_u3, u) < 0).Order())
         {
-            // u sent shares but no masked input: its pairwise masks sit in the inputs of its surviving neighbours.
             var affected = _u3.Where(v => _delivered[v].Contains(u)).ToArray();
             if (affected.Length == 0)
             {
@@ -475,6 +477,7 @@ public sealed class SecureAggregationServer : IAggregationServer
 
             Reconstruct(u, byOwner, secret, "masking key");
             var sk = (byte[])secret.Clone();
+            droppedKeys.Add(sk);
             if (!KeyAgreement.PublicKeyOf(sk).AsSpan().SequenceEqual(_keys[u].MaskingPublicKey.Span))
             {
                 throw Fail($"reconstructed masking key of client {u} does not match its public key (corrupted shares)");
@@ -482,20 +485,37 @@ public sealed class SecureAggregationServer : IAggregationServer
 
             foreach (var v in affected)
             {
-                if (!KeyAgreement.TryAgree(sk, _keys[v].MaskingPublicKey.ToByteArray(), agreed))
-                {
-                    throw Fail($"client {v}'s masking key is a low-order point");
-                }
+                pairs.Add((u, v, sk));
+            }
+        }
 
-                // v added +PRG(s_uv) when v < u, −PRG when v > u; remove it.
-                masks.Add((new MaskPrg(Protocol.PairwiseMaskKey(_config, agreed, u, v)), v < u));
+        var pairwise = new (MaskPrg Prg, bool Subtract)[pairs.Count];
+        uint lowOrder = uint.MaxValue;
+        Parallel.For(0, pairs.Count, () => new byte[KeyAgreement.KeySize], (i, _, agreed) =>
+        {
+            var (u, v, sk) = pairs[i];
+            if (!KeyAgreement.TryAgree(sk, _keys[v].MaskingPublicKey.ToByteArray(), agreed))
+            {
+                lowOrder = v;
+                return agreed;
             }
 
+            // v added +PRG(s_uv) when v < u, −PRG when v > u; remove it.
+            pairwise[i] = (new MaskPrg(Protocol.PairwiseMaskKey(_config, agreed, u, v)), v < u);
+            return agreed;
+        }, agreed => CryptographicOperations.ZeroMemory(agreed));
+        foreach (var sk in droppedKeys)
+        {
             CryptographicOperations.ZeroMemory(sk);
         }
 
+        if (lowOrder != uint.MaxValue)
+        {
+            throw Fail($"client {lowOrder}'s masking key is a low-order point");
+        }
+
+        masks.AddRange(pairwise);
         CryptographicOperations.ZeroMemory(secret);
-        CryptographicOperations.ZeroMemory(agreed);
         var sum = _sum!;
         MaskApplier.ApplyAll(masks, sum);
         if (_bits < 32)

@@ -165,4 +165,33 @@ public sealed class ProtocolTests
             Assert.IsLessThanOrEqualTo(encoder.ErrorBound + 1e-6, Math.Abs(mean[j] - exact), $"entry {j}");
         }
     }
+
+    [TestMethod]
+    public void SecAgg_ActiveVariant_DropoutsAfterMaskedInputAndDuringUnmasking_ExactSum()
+    {
+        int n = 16;
+        var keys = Enumerable.Range(0, n).Select(_ => AggregationRound.CreateIdentityKey()).ToArray();
+        var config = AggregationRound.CreateConfig("job-c", 2, AggregationProtocol.Secagg, n, 33, 12, identityKeys: keys.Select(k => k.PublicKey).ToArray());
+        Assert.AreEqual(15u, config.Degree);
+        var h = new RoundHarness(config, identity: i => keys[i].PrivateKey);
+        h.DropAt(RoundHarness.AfterAdvertise, [0]);
+        h.DropAt(RoundHarness.AfterShareKeys, [1]);
+        h.DropAt(RoundHarness.AfterMaskedInput, [2]);
+        h.DropAt(RoundHarness.AfterMaskedInput + 1, [3]); // signs the survivor view, then vanishes during Unmasking
+        var result = h.Run();
+        AssertExact(h, result, Enumerable.Range(2, n - 2).Select(i => (uint)i));
+    }
+
+    [TestMethod]
+    public void SmallCohorts_GetAValidConfiguration()
+    {
+        foreach (int n in new[] { 4, 10, 30 })
+        {
+            var config = AggregationRound.CreateConfig("job-s", 1, AggregationProtocol.SecaggPlus, n, 8, 12);
+            Assert.IsGreaterThanOrEqualTo(2u, config.Threshold);
+            Assert.IsLessThanOrEqualTo(config.Degree, config.Threshold);
+            var h = new RoundHarness(config);
+            AssertExact(h, h.Run(), Enumerable.Range(0, n).Select(i => (uint)i));
+        }
+    }
 }
