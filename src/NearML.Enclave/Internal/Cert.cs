@@ -131,10 +131,31 @@ internal sealed class Cert : IDisposable
         }
     }
 
-    /// <summary>Whether <paramref name="issuer"/>'s key signed this certificate and the names chain.</summary>
-    public bool IsSignedBy(Cert issuer) =>
-        X509.IssuerName.RawData.AsSpan().SequenceEqual(issuer.X509.SubjectName.RawData)
-        && issuer.VerifySignature(Tbs, SignatureValue, SignatureAlgorithm, PssHash);
+    private readonly Dictionary<Cert, bool> _signedBy = new(ReferenceEqualityComparer.Instance);
+
+    /// <summary>
+    /// Whether <paramref name="issuer"/>'s key signed this certificate and the names chain. Both certificates are immutable,
+    /// so the answer is memoised per issuer: with warm caches a chain check costs no public-key operation.
+    /// </summary>
+    public bool IsSignedBy(Cert issuer)
+    {
+        lock (_signedBy)
+        {
+            if (_signedBy.TryGetValue(issuer, out bool known))
+            {
+                return known;
+            }
+        }
+
+        bool ok = X509.IssuerName.RawData.AsSpan().SequenceEqual(issuer.X509.SubjectName.RawData)
+            && issuer.VerifySignature(Tbs, SignatureValue, SignatureAlgorithm, PssHash);
+        lock (_signedBy)
+        {
+            _signedBy[issuer] = ok;
+        }
+
+        return ok;
+    }
 
     public bool IsValidAt(DateTimeOffset at) => at >= NotBefore && at <= NotAfter;
 
