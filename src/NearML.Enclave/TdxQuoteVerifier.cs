@@ -191,6 +191,11 @@ public sealed class TdxQuoteVerifier
             bool pce = info.PceId.AsSpan().SequenceEqual(ext!.PceId);
             checks.Add(new AttestationCheck("tcb-info.pceid", pce, $"PCE id {Convert.ToHexString(ext.PceId)} vs TCB Info {Convert.ToHexString(info.PceId)}"));
             (platform, module, tcbDate) = EvaluateTcb(checks, quote, ext, info, advisories);
+            if (!DocumentAuthentic(checks, "tcb-info"))
+            {
+                // A TCB status read from collateral that is not signed by the pinned root is not evidence of anything.
+                (platform, module) = (TcbStatus.Unknown, null);
+            }
         }
 
         // 6. QE Identity.
@@ -203,6 +208,10 @@ public sealed class TdxQuoteVerifier
         {
             CheckDocument(checks, "qe-identity", qe, "TD_QE", collateral.RootCrl, at);
             qeStatus = EvaluateQe(checks, quote.QeReport, qe, advisories);
+            if (!DocumentAuthentic(checks, "qe-identity"))
+            {
+                qeStatus = TcbStatus.Unknown;
+            }
         }
 
         TcbStatus overall = platform ?? TcbStatus.Unknown;
@@ -224,6 +233,13 @@ public sealed class TdxQuoteVerifier
         return new TdxVerificationResult(checks, overall, platform, module, qeStatus, [.. advisories.Distinct(StringComparer.Ordinal)], fmspc, tcbDate);
     }
 
+    private static bool DocumentAuthentic(List<AttestationCheck> checks, string prefix) =>
+        checks.Where(c => c.Name.StartsWith(prefix + ".", StringComparison.Ordinal)
+                && (c.Name.EndsWith("-signature", StringComparison.Ordinal) || c.Name.EndsWith(".signature", StringComparison.Ordinal)
+                    || c.Name.EndsWith("root-pinned", StringComparison.Ordinal) || c.Name.EndsWith(".structure", StringComparison.Ordinal)
+                    || c.Name.EndsWith("not-revoked", StringComparison.Ordinal)))
+            .All(c => c.Passed);
+
     internal static TcbStatus Converge(TcbStatus platform, TcbStatus other) => other switch
     {
         TcbStatus.OutOfDate => platform switch
@@ -234,6 +250,7 @@ public sealed class TdxQuoteVerifier
         },
         TcbStatus.Revoked => platform == TcbStatus.NotSupported || platform == TcbStatus.Unknown ? platform : TcbStatus.Revoked,
         TcbStatus.NotSupported => platform == TcbStatus.Unknown ? platform : TcbStatus.NotSupported,
+        TcbStatus.Unknown => TcbStatus.Unknown,
         _ => platform,
     };
 

@@ -139,6 +139,9 @@ public sealed class TdxSyntheticTests
             pki.SignedBody("enclaveIdentity", pki.QeIdentityJson()), default, pki.Crl(pki.Platform, pki.PlatformKey), pki.Crl(pki.Root, pki.RootKey));
         var r = pki.Verifier().Verify(TdxQuote.Parse(pki.Quote(Rd)), col, TestIntelPki.At);
         Assert.IsFalse(Check(r, "tcb-info.signature").Passed);
+        Assert.AreEqual(TcbStatus.Unknown, r.TcbStatus, "an unsigned TCB Info must not yield a status");
+        var lenient = new AttestationPolicy { RequireFullVerification = false }.Evaluate(AttestationClaims.FromTdx(TdxQuote.Parse(pki.Quote(Rd)), r));
+        Assert.IsFalse(lenient.Rules.Single(x => x.Name == "policy.minimum-tcb").Passed);
     }
 
     [TestMethod]
