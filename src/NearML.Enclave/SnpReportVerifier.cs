@@ -146,6 +146,8 @@ public sealed class SnpReportVerifier
         Link(checks, certificates, $"snp-chain.{keyName}-signature", vcek, ask);
         Link(checks, certificates, "snp-chain.ask-signature", ask, ark);
         Link(checks, certificates, "snp-chain.ark-signature", ark, ark);
+        bool cas = ask.IsCa && ark.IsCa;
+        checks.Add(new AttestationCheck("snp-chain.issuers-are-ca", cas, cas ? "ASK and ARK have basicConstraints CA:TRUE" : "ASK or ARK lacks basicConstraints CA:TRUE"));
         string fp = Convert.ToHexString(ark.Fingerprint);
         SnpProduct product = _pinned.GetValueOrDefault(fp);
         checks.Add(new AttestationCheck("snp-chain.ark-pinned", product != SnpProduct.Unknown,

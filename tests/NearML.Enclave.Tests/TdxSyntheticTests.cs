@@ -36,6 +36,16 @@ public sealed class TdxSyntheticTests
     }
 
     [TestMethod]
+    public void IntermediateWithoutCaFlag_Fails()
+    {
+        using var pki = new TestIntelPki(platformIsCa: false);
+        var r = pki.Verifier().Verify(TdxQuote.Parse(pki.Quote(Rd)), null, TestIntelPki.At);
+        Assert.IsTrue(Check(r, "pck-chain.leaf-signature").Passed);
+        Assert.IsFalse(Check(r, "pck-chain.issuers-are-ca").Passed);
+        Assert.IsFalse(r.SignaturesValid);
+    }
+
+    [TestMethod]
     public void FirstMatchingLevel_GivesStatusAndAdvisories()
     {
         using var pki = new TestIntelPki(sgxSvns: [4, 4, 2, 2, 3, 1, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0]);

@@ -157,6 +157,9 @@ internal sealed class Cert : IDisposable
         return ok;
     }
 
+    /// <summary>Whether the certificate carries basicConstraints with CA:TRUE (required of every issuer).</summary>
+    public bool IsCa => FindExtension("2.5.29.19") is X509BasicConstraintsExtension { CertificateAuthority: true };
+
     public bool IsValidAt(DateTimeOffset at) => at >= NotBefore && at <= NotAfter;
 
     public X509Extension? FindExtension(string oid)
