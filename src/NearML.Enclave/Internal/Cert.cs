@@ -42,9 +42,9 @@ internal sealed class Cert : IDisposable
 
     public RSA? Rsa { get; }
 
-    public DateTimeOffset NotBefore => new(X509.NotBefore.ToUniversalTime());
+    public DateTimeOffset NotBefore => _notBefore ??= new(X509.NotBefore.ToUniversalTime());
 
-    public DateTimeOffset NotAfter => new(X509.NotAfter.ToUniversalTime());
+    public DateTimeOffset NotAfter => _notAfter ??= new(X509.NotAfter.ToUniversalTime());
 
     public string Subject => X509.Subject;
 
@@ -158,7 +158,10 @@ internal sealed class Cert : IDisposable
     }
 
     /// <summary>Whether the certificate carries basicConstraints with CA:TRUE (required of every issuer).</summary>
-    public bool IsCa => FindExtension("2.5.29.19") is X509BasicConstraintsExtension { CertificateAuthority: true };
+    public bool IsCa => _isCa ??= FindExtension("2.5.29.19") is X509BasicConstraintsExtension { CertificateAuthority: true };
+
+    private bool? _isCa;
+    private DateTimeOffset? _notBefore, _notAfter;
 
     public bool IsValidAt(DateTimeOffset at) => at >= NotBefore && at <= NotAfter;
 
