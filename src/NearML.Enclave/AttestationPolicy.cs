@@ -11,9 +11,17 @@ namespace NearML.Enclave;
 /// </summary>
 public sealed class AttestationPolicy
 {
-    /// <summary>Gets or sets the accepted vendors.</summary>
-    /// <value>The default value is Intel TDX and AMD SEV-SNP.</value>
-    public IList<AttestationVendor> AllowedVendors { get; set; } = [AttestationVendor.IntelTdx, AttestationVendor.AmdSevSnp];
+    /// <summary>
+    /// Gets or sets the accepted vendors; empty means Intel TDX and AMD SEV-SNP. (The default is an empty list rather than those
+    /// two because configuration binding appends to a pre-filled list, which would make a configured restriction ineffective.)
+    /// </summary>
+    /// <value>The default value is empty (Intel TDX and AMD SEV-SNP).</value>
+    public IList<AttestationVendor> AllowedVendors { get; set; } = [];
+
+    /// <summary>Gets the vendors actually accepted: <see cref="AllowedVendors"/>, or TDX and SNP when it is empty.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public IReadOnlyList<AttestationVendor> EffectiveVendors =>
+        AllowedVendors.Count == 0 ? [AttestationVendor.IntelTdx, AttestationVendor.AmdSevSnp] : [.. AllowedVendors.Distinct()];
 
     /// <summary>Gets or sets a value indicating whether <see cref="AttestationVendor.InsecureSimulated"/> evidence may pass (development only).</summary>
     /// <value>The default value is <see langword="false"/>.</value>
@@ -165,8 +173,9 @@ public sealed class AttestationPolicy
 
     internal void Evaluate(AttestationClaims c, List<AttestationCheck> rules)
     {
-        bool vendor = AllowedVendors.Contains(c.Vendor);
-        rules.Add(new AttestationCheck("policy.vendor-allowed", vendor, $"{c.Vendor} {(vendor ? "is" : "is not")} among the allowed vendors [{string.Join(", ", AllowedVendors)}]"));
+        IReadOnlyList<AttestationVendor> vendors = EffectiveVendors;
+        bool vendor = vendors.Contains(c.Vendor);
+        rules.Add(new AttestationCheck("policy.vendor-allowed", vendor, $"{c.Vendor} {(vendor ? "is" : "is not")} among the allowed vendors [{string.Join(", ", vendors)}]"));
         if (c.Vendor == AttestationVendor.InsecureSimulated)
         {
             rules.Add(new AttestationCheck("policy.simulated-allowed", AllowSimulated, AllowSimulated

@@ -18,6 +18,43 @@ public sealed class SnpCertificates
 
     internal Dictionary<string, bool> LinkCache { get; } = new(StringComparer.Ordinal);
 
+    private string? _productName;
+    private byte[]? _hwId;
+    private bool _extensionsRead;
+    private readonly SnpTcbVersion?[] _tcbByLayout = new SnpTcbVersion?[4];
+    private readonly bool[] _tcbRead = new bool[4];
+
+    /// <summary>The endorsement key's extensions, read once (certificates are immutable).</summary>
+    internal (string? ProductName, byte[]? HwId) Extensions()
+    {
+        lock (LinkCache)
+        {
+            if (!_extensionsRead)
+            {
+                _productName = SnpReportVerifier.ReadString(_chain[0].FindExtension(Oids.AmdProductName));
+                _hwId = SnpReportVerifier.ReadHwId(_chain[0].FindExtension(Oids.AmdHwId));
+                _extensionsRead = true;
+            }
+
+            return (_productName, _hwId);
+        }
+    }
+
+    internal SnpTcbVersion? Tcb(SnpProduct layout)
+    {
+        lock (LinkCache)
+        {
+            int i = (int)layout;
+            if (!_tcbRead[i])
+            {
+                _tcbByLayout[i] = SnpReportVerifier.ReadCertTcb(_chain[0], layout);
+                _tcbRead[i] = true;
+            }
+
+            return _tcbByLayout[i];
+        }
+    }
+
     /// <summary>Gets the endorsement key certificate's subject (for example <c>CN=SEV-VCEK</c>).</summary>
     public string EndorsementKeySubject => _chain[0].Subject;
 
@@ -109,6 +146,8 @@ public sealed class SnpReportVerifier
         Link(checks, certificates, $"snp-chain.{keyName}-signature", vcek, ask);
         Link(checks, certificates, "snp-chain.ask-signature", ask, ark);
         Link(checks, certificates, "snp-chain.ark-signature", ark, ark);
+        bool cas = ask.IsCa && ark.IsCa;
+        checks.Add(new AttestationCheck("snp-chain.issuers-are-ca", cas, cas ? "ASK and ARK have basicConstraints CA:TRUE" : "ASK or ARK lacks basicConstraints CA:TRUE"));
         string fp = Convert.ToHexString(ark.Fingerprint);
         SnpProduct product = _pinned.GetValueOrDefault(fp);
         checks.Add(new AttestationCheck("snp-chain.ark-pinned", product != SnpProduct.Unknown,
@@ -116,7 +155,7 @@ public sealed class SnpReportVerifier
         string? invalid = chain.Where(c => !c.IsValidAt(evaluationTime)).Select(c => $"'{c.Subject}' is valid {c.NotBefore:O} to {c.NotAfter:O}, not at {evaluationTime:O}").FirstOrDefault();
         checks.Add(new AttestationCheck("snp-chain.validity", invalid is null, invalid ?? $"every certificate is valid at {evaluationTime:O}"));
 
-        string? productName = ReadString(vcek.FindExtension(Oids.AmdProductName));
+        (string? productName, byte[]? hwid) = certificates.Extensions();
         SnpProduct fromCpuid = report.ProductFromCpuid;
         bool productOk = product != SnpProduct.Unknown
             && (productName is null || productName.StartsWith(product.ToString(), StringComparison.OrdinalIgnoreCase))
@@ -139,14 +178,13 @@ public sealed class SnpReportVerifier
 
         SnpProduct layout = product != SnpProduct.Unknown ? product : fromCpuid;
         SnpTcbVersion reported = SnpTcbVersion.Decode(report.ReportedTcb, layout);
-        SnpTcbVersion? certTcb = ReadCertTcb(vcek, layout);
+        SnpTcbVersion? certTcb = certificates.Tcb(layout);
         bool tcbOk = certTcb is { } ct && ct == reported;
         checks.Add(new AttestationCheck("snp.reported-tcb", tcbOk,
             $"REPORTED_TCB {reported} vs {keyName.ToUpperInvariant()} extensions {(certTcb?.ToString() ?? "(missing)")}"));
 
         if (report.SigningKey == SnpSigningKey.Vcek)
         {
-            byte[]? hwid = ReadHwId(vcek.FindExtension(Oids.AmdHwId));
             bool hwOk;
             string detail;
             if (report.MaskChipKey)
@@ -205,7 +243,10 @@ public sealed class SnpReportVerifier
 
         try
         {
-            return key.Ec.VerifyData(report.SignedRegion.Span, p1363, HashAlgorithmName.SHA384);
+            lock (key.Ec)
+            {
+                return key.Ec.VerifyData(report.SignedRegion.Span, p1363, HashAlgorithmName.SHA384);
+            }
         }
         catch (CryptographicException)
         {
@@ -213,7 +254,7 @@ public sealed class SnpReportVerifier
         }
     }
 
-    private static SnpTcbVersion? ReadCertTcb(Cert c, SnpProduct layout)
+    internal static SnpTcbVersion? ReadCertTcb(Cert c, SnpProduct layout)
     {
         int? bl = ReadInt(c.FindExtension(Oids.AmdBlSpl)), tee = ReadInt(c.FindExtension(Oids.AmdTeeSpl)),
             snp = ReadInt(c.FindExtension(Oids.AmdSnpSpl)), uc = ReadInt(c.FindExtension(Oids.AmdUcodeSpl)),
@@ -244,7 +285,7 @@ public sealed class SnpReportVerifier
         }
     }
 
-    private static string? ReadString(System.Security.Cryptography.X509Certificates.X509Extension? e)
+    internal static string? ReadString(System.Security.Cryptography.X509Certificates.X509Extension? e)
     {
         if (e is null)
         {
@@ -284,5 +325,5 @@ public sealed class SnpReportVerifier
         }
     }
 
-    internal static SnpTcbVersion? CertificateTcb(SnpCertificates certs, SnpProduct layout) => ReadCertTcb(certs.Chain[0], layout);
+    internal static SnpTcbVersion? CertificateTcb(SnpCertificates certs, SnpProduct layout) => certs.Tcb(layout);
 }

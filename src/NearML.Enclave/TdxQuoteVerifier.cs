@@ -70,6 +70,7 @@ public sealed class TdxQuoteVerifier
     private static readonly string[] SigningNames = ["signer", "root"];
     private readonly byte[][] _pinned;
     private readonly Dictionary<string, PckChainEntry> _pckCache = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, ECDsa> _akCache = new(StringComparer.Ordinal);
     private readonly Lock _lock = new();
 
     /// <summary>Initializes a verifier that pins Intel's SGX Root CA.</summary>
@@ -102,10 +103,14 @@ public sealed class TdxQuoteVerifier
         checks.Add(new AttestationCheck("quote.qe-vendor-id", vendor, $"QE vendor id {Convert.ToHexString(quote.QeVendorId.Span)}{(vendor ? " is Intel's" : " is not Intel's")}"));
 
         // 1. Attestation key signs header+body.
+        ECDsa? ak = GetAttestationKey(quote.AttestationKey.Span);
         bool quoteSig = false;
-        using (ECDsa? ak = ImportP256(quote.AttestationKey.Span))
+        if (ak is not null)
         {
-            quoteSig = ak is not null && ak.VerifyData(quote.SignedRegion.Span, quote.Signature.Span, HashAlgorithmName.SHA256);
+            lock (ak)
+            {
+                quoteSig = ak.VerifyData(quote.SignedRegion.Span, quote.Signature.Span, HashAlgorithmName.SHA256);
+            }
         }
 
         checks.Add(new AttestationCheck("quote.signature", quoteSig, quoteSig
@@ -143,7 +148,7 @@ public sealed class TdxQuoteVerifier
         if (pck is { Error: null })
         {
             chainOk = ChainVerifier.Check(checks, "pck-chain", pck.Chain, _pinned, at, PckNames);
-            bool qeSig = pck.Chain[0].Ec is { } pckKey && pckKey.VerifyData(quote.QeReport.Raw.Span, quote.QeReportSignature.Span, HashAlgorithmName.SHA256);
+            bool qeSig = pck.VerifyQeReport(quote.QeReport.Raw.Span, quote.QeReportSignature.Span);
             checks.Add(new AttestationCheck("qe-report.signature", qeSig, qeSig
                 ? "QE report signature verifies with the PCK leaf key"
                 : "QE report signature does not verify with the PCK leaf key"));
@@ -186,6 +191,11 @@ public sealed class TdxQuoteVerifier
             bool pce = info.PceId.AsSpan().SequenceEqual(ext!.PceId);
             checks.Add(new AttestationCheck("tcb-info.pceid", pce, $"PCE id {Convert.ToHexString(ext.PceId)} vs TCB Info {Convert.ToHexString(info.PceId)}"));
             (platform, module, tcbDate) = EvaluateTcb(checks, quote, ext, info, advisories);
+            if (!DocumentAuthentic(checks, "tcb-info"))
+            {
+                // A TCB status read from collateral that is not signed by the pinned root is not evidence of anything.
+                (platform, module) = (TcbStatus.Unknown, null);
+            }
         }
 
         // 6. QE Identity.
@@ -198,6 +208,10 @@ public sealed class TdxQuoteVerifier
         {
             CheckDocument(checks, "qe-identity", qe, "TD_QE", collateral.RootCrl, at);
             qeStatus = EvaluateQe(checks, quote.QeReport, qe, advisories);
+            if (!DocumentAuthentic(checks, "qe-identity"))
+            {
+                qeStatus = TcbStatus.Unknown;
+            }
         }
 
         TcbStatus overall = platform ?? TcbStatus.Unknown;
@@ -219,6 +233,13 @@ public sealed class TdxQuoteVerifier
         return new TdxVerificationResult(checks, overall, platform, module, qeStatus, [.. advisories.Distinct(StringComparer.Ordinal)], fmspc, tcbDate);
     }
 
+    private static bool DocumentAuthentic(List<AttestationCheck> checks, string prefix) =>
+        checks.Where(c => c.Name.StartsWith(prefix + ".", StringComparison.Ordinal)
+                && (c.Name.EndsWith("-signature", StringComparison.Ordinal) || c.Name.EndsWith(".signature", StringComparison.Ordinal)
+                    || c.Name.EndsWith("root-pinned", StringComparison.Ordinal) || c.Name.EndsWith(".structure", StringComparison.Ordinal)
+                    || c.Name.EndsWith("not-revoked", StringComparison.Ordinal)))
+            .All(c => c.Passed);
+
     internal static TcbStatus Converge(TcbStatus platform, TcbStatus other) => other switch
     {
         TcbStatus.OutOfDate => platform switch
@@ -229,6 +250,7 @@ public sealed class TdxQuoteVerifier
         },
         TcbStatus.Revoked => platform == TcbStatus.NotSupported || platform == TcbStatus.Unknown ? platform : TcbStatus.Revoked,
         TcbStatus.NotSupported => platform == TcbStatus.Unknown ? platform : TcbStatus.NotSupported,
+        TcbStatus.Unknown => TcbStatus.Unknown,
         _ => platform,
     };
 
@@ -457,5 +479,89 @@ public sealed class TdxQuoteVerifier
         }
     }
 
-    private sealed record PckChainEntry(List<Cert> Chain, PckExtensions? Extensions, string? Error);
+    /// <summary>
+    /// The attestation key is the platform QE's and repeats across that platform's quotes: imported keys are cached
+    /// (import validates the point, which costs about as much as a verification).
+    /// </summary>
+    private ECDsa? GetAttestationKey(ReadOnlySpan<byte> xy)
+    {
+        string key = Convert.ToHexString(xy);
+        lock (_lock)
+        {
+            if (_akCache.TryGetValue(key, out ECDsa? hit))
+            {
+                return hit;
+            }
+        }
+
+        ECDsa? ak = ImportP256(xy);
+        if (ak is null)
+        {
+            return null;
+        }
+
+        lock (_lock)
+        {
+            if (_akCache.Count >= 256)
+            {
+                _akCache.Clear(); // evicted keys are left to the GC: another thread may still be verifying with one
+            }
+
+            _akCache[key] = ak;
+        }
+
+        return ak;
+    }
+
+    private sealed record PckChainEntry(List<Cert> Chain, PckExtensions? Extensions, string? Error)
+    {
+        private readonly Dictionary<string, bool> _qeReports = new(StringComparer.Ordinal);
+
+        /// <summary>The QE report (and its PCK signature) is the same in every quote of a platform: the outcome is memoised.</summary>
+        public bool VerifyQeReport(ReadOnlySpan<byte> report, ReadOnlySpan<byte> signature)
+        {
+            Span<byte> id = stackalloc byte[32];
+            using (var h = IncrementalHash.CreateHash(HashAlgorithmName.SHA256))
+            {
+                h.AppendData(report);
+                h.AppendData(signature);
+                h.GetHashAndReset(id);
+            }
+
+            string k = Convert.ToHexString(id);
+            lock (_qeReports)
+            {
+                if (_qeReports.TryGetValue(k, out bool known))
+                {
+                    return known;
+                }
+            }
+
+            bool ok;
+            ECDsa? pckKey = Chain[0].Ec;
+            if (pckKey is null)
+            {
+                ok = false;
+            }
+            else
+            {
+                lock (pckKey)
+                {
+                    ok = pckKey.VerifyData(report, signature, HashAlgorithmName.SHA256);
+                }
+            }
+
+            lock (_qeReports)
+            {
+                if (_qeReports.Count >= 64)
+                {
+                    _qeReports.Clear();
+                }
+
+                _qeReports[k] = ok;
+            }
+
+            return ok;
+        }
+    }
 }

@@ -100,12 +100,15 @@ public sealed class PolicyTests
             ["NearML:Attestation:Policy:AllowedRtmr0:0"] = new string('b', 96),
             ["NearML:Attestation:Policy:MinimumTcbStatus"] = "ConfigurationNeeded",
             ["NearML:Attestation:Policy:ForbidSnpSmt"] = "true",
+            ["NearML:Attestation:Policy:AllowedVendors:0"] = "AmdSevSnp",
         }).Build();
         using var sp = new ServiceCollection().AddNearMLAttestation(config.GetSection(EnclaveServiceCollectionExtensions.PolicySection)).BuildServiceProvider();
         AttestationPolicy p = sp.GetRequiredService<IOptions<AttestationPolicy>>().Value;
         Assert.AreEqual(TcbStatus.ConfigurationNeeded, p.MinimumTcbStatus);
         Assert.IsTrue(p.ForbidSnpSmt);
         Assert.AreEqual(1, p.AllowedRtmr0.Count);
+        CollectionAssert.AreEqual(new[] { AttestationVendor.AmdSevSnp }, p.EffectiveVendors.ToArray(), "a configured vendor list replaces the default");
+        CollectionAssert.AreEqual(new[] { AttestationVendor.IntelTdx, AttestationVendor.AmdSevSnp }, new AttestationPolicy().EffectiveVendors.ToArray());
         Assert.IsNotNull(sp.GetRequiredService<AttestationVerifier>());
 
         var bad = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["P:AllowedMrTd:0"] = "xyz" }).Build();

@@ -36,6 +36,16 @@ public sealed class TdxSyntheticTests
     }
 
     [TestMethod]
+    public void IntermediateWithoutCaFlag_Fails()
+    {
+        using var pki = new TestIntelPki(platformIsCa: false);
+        var r = pki.Verifier().Verify(TdxQuote.Parse(pki.Quote(Rd)), null, TestIntelPki.At);
+        Assert.IsTrue(Check(r, "pck-chain.leaf-signature").Passed);
+        Assert.IsFalse(Check(r, "pck-chain.issuers-are-ca").Passed);
+        Assert.IsFalse(r.SignaturesValid);
+    }
+
+    [TestMethod]
     public void FirstMatchingLevel_GivesStatusAndAdvisories()
     {
         using var pki = new TestIntelPki(sgxSvns: [4, 4, 2, 2, 3, 1, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0]);
@@ -139,6 +149,9 @@ public sealed class TdxSyntheticTests
             pki.SignedBody("enclaveIdentity", pki.QeIdentityJson()), default, pki.Crl(pki.Platform, pki.PlatformKey), pki.Crl(pki.Root, pki.RootKey));
         var r = pki.Verifier().Verify(TdxQuote.Parse(pki.Quote(Rd)), col, TestIntelPki.At);
         Assert.IsFalse(Check(r, "tcb-info.signature").Passed);
+        Assert.AreEqual(TcbStatus.Unknown, r.TcbStatus, "an unsigned TCB Info must not yield a status");
+        var lenient = new AttestationPolicy { RequireFullVerification = false }.Evaluate(AttestationClaims.FromTdx(TdxQuote.Parse(pki.Quote(Rd)), r));
+        Assert.IsFalse(lenient.Rules.Single(x => x.Name == "policy.minimum-tcb").Passed);
     }
 
     [TestMethod]

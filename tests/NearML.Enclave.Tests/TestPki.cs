@@ -25,10 +25,10 @@ internal sealed class TestIntelPki : IDisposable
     public readonly ECDsa AttestationKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
     public readonly X509Certificate2 Root, Platform, Pck, Signing;
 
-    public TestIntelPki(byte[]? sgxSvns = null, int pceSvn = 11, DateTimeOffset? pckNotAfter = null)
+    public TestIntelPki(byte[]? sgxSvns = null, int pceSvn = 11, DateTimeOffset? pckNotAfter = null, bool platformIsCa = true)
     {
         Root = SelfSigned(RootKey, "CN=Test SGX Root CA");
-        Platform = Issue(Root, RootKey, PlatformKey, "CN=Test SGX PCK Platform CA", ca: true, serial: 0x10);
+        Platform = Issue(Root, RootKey, PlatformKey, "CN=Test SGX PCK Platform CA", ca: platformIsCa, serial: 0x10);
         var ext = new List<X509Extension> { SgxExtension(sgxSvns ?? [5, 5, 2, 2, 3, 1, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0], pceSvn) };
         Pck = Issue(Platform, PlatformKey, PckKey, "CN=Test SGX PCK Certificate", ca: false, serial: 0x1234, extra: ext, notAfter: pckNotAfter);
         Signing = Issue(Root, RootKey, SigningKey, "CN=Test SGX TCB Signing", ca: false, serial: 0x20);

@@ -42,9 +42,9 @@ internal sealed class Cert : IDisposable
 
     public RSA? Rsa { get; }
 
-    public DateTimeOffset NotBefore => new(X509.NotBefore.ToUniversalTime());
+    public DateTimeOffset NotBefore => _notBefore ??= new(X509.NotBefore.ToUniversalTime());
 
-    public DateTimeOffset NotAfter => new(X509.NotAfter.ToUniversalTime());
+    public DateTimeOffset NotAfter => _notAfter ??= new(X509.NotAfter.ToUniversalTime());
 
     public string Subject => X509.Subject;
 
@@ -131,10 +131,37 @@ internal sealed class Cert : IDisposable
         }
     }
 
-    /// <summary>Whether <paramref name="issuer"/>'s key signed this certificate and the names chain.</summary>
-    public bool IsSignedBy(Cert issuer) =>
-        X509.IssuerName.RawData.AsSpan().SequenceEqual(issuer.X509.SubjectName.RawData)
-        && issuer.VerifySignature(Tbs, SignatureValue, SignatureAlgorithm, PssHash);
+    private readonly Dictionary<Cert, bool> _signedBy = new(ReferenceEqualityComparer.Instance);
+
+    /// <summary>
+    /// Whether <paramref name="issuer"/>'s key signed this certificate and the names chain. Both certificates are immutable,
+    /// so the answer is memoised per issuer: with warm caches a chain check costs no public-key operation.
+    /// </summary>
+    public bool IsSignedBy(Cert issuer)
+    {
+        lock (_signedBy)
+        {
+            if (_signedBy.TryGetValue(issuer, out bool known))
+            {
+                return known;
+            }
+        }
+
+        bool ok = X509.IssuerName.RawData.AsSpan().SequenceEqual(issuer.X509.SubjectName.RawData)
+            && issuer.VerifySignature(Tbs, SignatureValue, SignatureAlgorithm, PssHash);
+        lock (_signedBy)
+        {
+            _signedBy[issuer] = ok;
+        }
+
+        return ok;
+    }
+
+    /// <summary>Whether the certificate carries basicConstraints with CA:TRUE (required of every issuer).</summary>
+    public bool IsCa => _isCa ??= FindExtension("2.5.29.19") is X509BasicConstraintsExtension { CertificateAuthority: true };
+
+    private bool? _isCa;
+    private DateTimeOffset? _notBefore, _notAfter;
 
     public bool IsValidAt(DateTimeOffset at) => at >= NotBefore && at <= NotAfter;
 

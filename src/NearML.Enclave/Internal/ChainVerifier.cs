@@ -26,6 +26,11 @@ internal static class ChainVerifier
                        : $"signature of '{c.Subject}' does not verify with the key of '{issuer.Subject}'{(isRoot ? " (root self-signature)" : string.Empty)}"));
         }
 
+        string? notCa = chain.Skip(1).Where(c => !c.IsCa).Select(c => c.Subject).FirstOrDefault();
+        ok &= notCa is null;
+        checks.Add(new AttestationCheck($"{prefix}.issuers-are-ca", notCa is null,
+            notCa is null ? "every issuer has basicConstraints CA:TRUE" : $"issuer '{notCa}' is not a CA (basicConstraints CA:TRUE missing)"));
+
         Cert root = chain[^1];
         bool pinned = pinnedRoots.Any(p => p.AsSpan().SequenceEqual(root.Fingerprint));
         ok &= pinned;

@@ -83,9 +83,28 @@ internal sealed class Crl
     private static DateTimeOffset ReadTime(AsnReader r) =>
         r.PeekTag().HasSameClassAndValue(Asn1Tag.UtcTime) ? r.ReadUtcTime() : r.ReadGeneralizedTime();
 
-    public bool IsSignedBy(Cert issuer) =>
-        IssuerName.AsSpan().SequenceEqual(issuer.X509.SubjectName.RawData)
-        && issuer.VerifySignature(Tbs, SignatureValue, SignatureAlgorithm, PssHash);
+    private readonly Dictionary<Cert, bool> _signedBy = new(ReferenceEqualityComparer.Instance);
+
+    /// <summary>Whether <paramref name="issuer"/> signed this CRL; memoised per issuer (both are immutable).</summary>
+    public bool IsSignedBy(Cert issuer)
+    {
+        lock (_signedBy)
+        {
+            if (_signedBy.TryGetValue(issuer, out bool known))
+            {
+                return known;
+            }
+        }
+
+        bool ok = IssuerName.AsSpan().SequenceEqual(issuer.X509.SubjectName.RawData)
+            && issuer.VerifySignature(Tbs, SignatureValue, SignatureAlgorithm, PssHash);
+        lock (_signedBy)
+        {
+            _signedBy[issuer] = ok;
+        }
+
+        return ok;
+    }
 
     public bool IsFreshAt(DateTimeOffset at) => at >= ThisUpdate && (NextUpdate is null || at <= NextUpdate);
 
