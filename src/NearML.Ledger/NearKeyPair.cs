@@ -90,6 +90,11 @@ public sealed class NearKeyPair : IDisposable
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         var signature = new byte[Ed25519.SignatureSize];
+        if (Internal.Ed25519Native.TrySign(_seed, message, signature))
+        {
+            return signature;
+        }
+
         byte[] msg = message.ToArray();
         Ed25519.Sign(_seed, 0, _public, 0, msg, 0, msg.Length, signature, 0);
         return signature;
