@@ -27,6 +27,12 @@ public sealed class NearKeyPair : IDisposable
     /// <summary>Gets the public key.</summary>
     public NearPublicKey PublicKey { get; }
 
+    /// <summary>
+    /// Gets a value indicating whether ed25519 runs through the platform's OpenSSL 3 libcrypto (several times faster)
+    /// rather than the managed BouncyCastle fallback. Set <c>NEARML_ED25519_MANAGED=1</c> to force the fallback.
+    /// </summary>
+    public static bool IsNativeAccelerated => Internal.Ed25519Native.IsAvailable;
+
     /// <summary>Generates a fresh key pair from the operating system's CSPRNG.</summary>
     /// <returns>The key pair.</returns>
     public static NearKeyPair Generate() => new(RandomNumberGenerator.GetBytes(SeedSize));
