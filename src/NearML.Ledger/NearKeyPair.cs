@@ -27,6 +27,12 @@ public sealed class NearKeyPair : IDisposable
     /// <summary>Gets the public key.</summary>
     public NearPublicKey PublicKey { get; }
 
+    /// <summary>
+    /// Gets a value indicating whether ed25519 runs through the platform's OpenSSL 3 libcrypto (several times faster)
+    /// rather than the managed BouncyCastle fallback. Set <c>NEARML_ED25519_MANAGED=1</c> to force the fallback.
+    /// </summary>
+    public static bool IsNativeAccelerated => Internal.Ed25519Native.IsAvailable;
+
     /// <summary>Generates a fresh key pair from the operating system's CSPRNG.</summary>
     /// <returns>The key pair.</returns>
     public static NearKeyPair Generate() => new(RandomNumberGenerator.GetBytes(SeedSize));
@@ -90,6 +96,11 @@ public sealed class NearKeyPair : IDisposable
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         var signature = new byte[Ed25519.SignatureSize];
+        if (Internal.Ed25519Native.TrySign(_seed, message, signature))
+        {
+            return signature;
+        }
+
         byte[] msg = message.ToArray();
         Ed25519.Sign(_seed, 0, _public, 0, msg, 0, msg.Length, signature, 0);
         return signature;

@@ -73,6 +73,11 @@ public sealed class NearPublicKey : IEquatable<NearPublicKey>
             return false;
         }
 
+        if (Internal.Ed25519Native.Verify(_bytes, message, signature) is { } fast)
+        {
+            return fast;
+        }
+
         return Ed25519.Verify(signature.ToArray(), 0, _bytes, 0, message.ToArray(), 0, message.Length);
     }
 

@@ -19,7 +19,9 @@ if (args.Length >= 3 && args[0] == "ledger")
             batch[j] = SignedReceipt.Sign(CrashReceipts.Receipt(start + j), coordinator);
         }
 
-        ledger.AppendBatch(start / (batchSize * 4), batch);
+        LedgerHead head = ledger.AppendBatch(start / (batchSize * 4), batch);
+        Console.WriteLine($"committed {head.Count}");
+        Console.Out.Flush();
     }
 }
 
