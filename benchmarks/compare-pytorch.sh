@@ -5,10 +5,11 @@
 # ratio > 1 means NearML is better (throughput: nearml/pytorch). Peak RSS comes from /usr/bin/time -v around each
 # process; each workload runs in its own process on both sides, so the figure is that workload's peak.
 #
-# usage: benchmarks/compare-pytorch.sh [--threads N] [--workloads gemm[,...]] [--only SUBSTR] [--repeats R]
-#                                      [--min-time S] [--allow-reference-blas]
-#   --workloads   comma list (default: gemm)
+# usage: benchmarks/compare-pytorch.sh [--threads N] [--workloads gemm,mlp,cnn,gpt] [--only SUBSTR] [--repeats R]
+#                                      [--min-time S] [--quick] [--allow-reference-blas]
+#   --workloads   comma list (default: gemm,mlp,cnn,gpt)
 #   --only        GEMM shape-name substring filter (names as in bench_gemm.py)
+#   --quick       smoke run: 1 epoch of MLP/CNN, GPT 1 warm-up + 10 steps (windows of 2); not the recipe
 # The PyTorch side must run on an optimised BLAS (OpenBLAS: apt-get install libopenblas0-openmp). A run on the netlib
 # reference BLAS is refused (exit 3) unless --allow-reference-blas, and then every line carries "valid":false.
 # Progress and tool output go to stderr; stdout is only the JSON lines.
@@ -16,7 +17,8 @@ set -euo pipefail
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 threads=2
-workloads=gemm
+workloads=gemm,mlp,cnn,gpt
+quick=0
 only=""
 repeats=5
 min_time=0.3
@@ -29,7 +31,8 @@ while [ $# -gt 0 ]; do
     --repeats) repeats="$2"; shift 2 ;;
     --min-time) min_time="$2"; shift 2 ;;
     --allow-reference-blas) allow_reference=1; shift ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    --quick) quick=1; shift ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "unknown option: $1" >&2; exit 2 ;;
   esac
 done
@@ -70,11 +73,24 @@ p = last_json(pfile)
 env = p.get("env", {})
 provider = env.get("blas_provider", "unknown")
 valid = provider in ("OpenBLAS", "Intel MKL", "BLIS")
+extra = {}
+nv, nmin, nmax = n["value"], n["min"], n["max"]
 if kind == "gemm":
     row = p["results"][0]
     pv = row["gflops"][threads]["median"]
     pmin, pmax = row["gflops"][threads]["min"], row["gflops"][threads]["max"]
-    nv, nmin, nmax = n["value"], n["min"], n["max"]
+    extra["nearml_managed_bytes_per_call"] = n.get("managed_bytes_per_call")
+elif kind in ("mlp", "cnn"):
+    pv, pmin, pmax = (p["samples_per_s"][x] for x in ("median", "min", "max"))
+    pacc = p["per_epoch"][-1]["test_acc"]
+    extra.update({"nearml_test_acc": n["test_acc"], "pytorch_test_acc": round(pacc, 4),
+                  "test_acc_diff_points": round(100 * (n["test_acc"] - pacc), 2), "epochs": n["epochs"],
+                  "nearml_managed_bytes_per_step": n["managed_bytes_per_step"]})
+elif kind == "gpt":
+    pv, pmin, pmax = (p["tokens_per_s"][x] for x in ("median", "min", "max"))
+    extra.update({"nearml_val_loss": n["val_loss_final"], "pytorch_val_loss": round(p["loss"]["val_loss_final"], 4),
+                  "nearml_val_loss_step0": n["val_loss_step0"], "pytorch_val_loss_step0": round(p["loss"]["val_loss_step0"], 4),
+                  "steps": n["steps"], "nearml_managed_bytes_per_step": n["managed_bytes_per_step"]})
 else:
     raise SystemExit("unknown kind " + kind)
 out = {
@@ -82,7 +98,7 @@ out = {
     "nearml": round(nv, 2), "pytorch": round(pv, 2), "ratio": round(nv / pv, 3),
     "nearml_peak_rss_mb": float(open(nrss).read().strip()), "pytorch_peak_rss_mb": float(open(prss).read().strip()),
     "nearml_min": round(nmin, 2), "nearml_max": round(nmax, 2), "pytorch_min": round(pmin, 2), "pytorch_max": round(pmax, 2),
-    "threads": int(threads), "nearml_isa": n.get("isa"), "nearml_managed_bytes_per_call": n.get("managed_bytes_per_call"),
+    "threads": int(threads), "nearml_isa": n.get("isa"), **extra,
     "pytorch_blas": provider, "loadavg_1m": round(os.getloadavg()[0], 2), "valid": valid,
 }
 print(json.dumps(out, separators=(",", ":")), flush=True)
@@ -107,6 +123,24 @@ for w in "${wl[@]}"; do
         merge "gemm_$name" "GFLOP/s" "$work/n.json" "$work/n.rss" "$work/p.json" "$work/p.rss" gemm
       done
       ;;
-    *) echo "unknown workload '$w' (known: gemm)" >&2; exit 2 ;;
+    mlp|cnn)
+      echo "== $w (load $(cut -d' ' -f1 /proc/loadavg))" >&2
+      epochs=()
+      [ "$quick" = 1 ] && epochs=(--epochs 1)
+      run_timed "$work/n.json" "$work/n.rss" dotnet "$dll" compare "$w" --threads "$threads" "${epochs[@]}"
+      run_timed "$work/p.json" "$work/p.rss" "$py" "$ptdir/bench_$w.py" --threads "$threads" "${epochs[@]}" 2>"$work/p.err"
+      merge "$w" "samples/s" "$work/n.json" "$work/n.rss" "$work/p.json" "$work/p.rss" "$w"
+      ;;
+    gpt)
+      echo "== gpt (load $(cut -d' ' -f1 /proc/loadavg))" >&2
+      steps=()
+      [ "$quick" = 1 ] && steps=(--warmup 1 --steps 10 --window 2)
+      run_timed "$work/n.json" "$work/n.rss" dotnet "$dll" compare gpt --threads "$threads" \
+        --corpus "$shared/data/tinyshakespeare.txt" "${steps[@]}"
+      run_timed "$work/p.json" "$work/p.rss" "$py" "$ptdir/bench_gpt.py" --threads "$threads" \
+        --corpus "$shared/data/tinyshakespeare.txt" "${steps[@]}" 2>"$work/p.err"
+      merge gpt "tokens/s" "$work/n.json" "$work/n.rss" "$work/p.json" "$work/p.rss" gpt
+      ;;
+    *) echo "unknown workload '$w' (known: gemm, mlp, cnn, gpt)" >&2; exit 2 ;;
   esac
 done

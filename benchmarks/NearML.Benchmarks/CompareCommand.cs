@@ -16,6 +16,8 @@ internal static class CompareCommand
         if (args.Length == 0)
         {
             Console.Error.WriteLine("usage: compare gemm [--threads N] [--only SUBSTR] [--repeats R] [--min-time S] [--list]");
+            Console.Error.WriteLine("       compare mlp|cnn [--threads N] [--epochs E] [--batch B] [--warmup W] [--window S] [--seed X] [--data DIR]");
+            Console.Error.WriteLine("       compare gpt --corpus FILE [--threads N] [--warmup W] [--steps S] [--window S] [--seed X]");
             return 2;
         }
 
@@ -25,8 +27,20 @@ internal static class CompareCommand
         {
             case "gemm":
                 return CompareGemm(options);
+            case "mlp":
+                return CompareTraining.Classifier("mlp", options.Batch ?? 128, options.Epochs ?? 5, options.Warmup ?? 20, options.Window ?? 200, options.Seed, options.Data);
+            case "cnn":
+                return CompareTraining.Classifier("cnn", options.Batch ?? 64, options.Epochs ?? 3, options.Warmup ?? 20, options.Window ?? 200, options.Seed, options.Data);
+            case "gpt":
+                if (options.Corpus is null)
+                {
+                    Console.Error.WriteLine("compare gpt needs --corpus FILE (e.g. ../shared/data/tinyshakespeare.txt)");
+                    return 2;
+                }
+
+                return CompareTraining.Gpt(options.Corpus, options.Warmup ?? 5, options.Steps ?? 50, options.Window ?? 10, options.Seed);
             default:
-                Console.Error.WriteLine($"unknown workload '{args[0]}' (known: gemm)");
+                Console.Error.WriteLine($"unknown workload '{args[0]}' (known: gemm, mlp, cnn, gpt)");
                 return 2;
         }
     }
@@ -62,9 +76,13 @@ internal static class CompareCommand
             var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
 
             var gflops = new List<double>();
+            var cpuGflops = new List<double>();
+            using var process = Process.GetCurrentProcess();
             for (var r = 0; r < options.Repeats; r++)
             {
                 var iters = 0;
+                process.Refresh();
+                var cpu0 = process.TotalProcessorTime;
                 var t0 = Stopwatch.GetTimestamp();
                 double dt;
                 do
@@ -75,17 +93,20 @@ internal static class CompareCommand
                 }
                 while (dt < options.MinTime);
                 gflops.Add(flops * iters / dt / 1e9);
+                process.Refresh();
+                cpuGflops.Add(flops * iters / (process.TotalProcessorTime - cpu0).TotalSeconds / 1e9);
             }
 
             gflops.Sort();
+            cpuGflops.Sort();
             var json = new StringBuilder();
             json.Append(CultureInfo.InvariantCulture, $"{{\"workload\":\"gemm_{name}\",\"unit\":\"GFLOP/s\",\"value\":{Median(gflops):F2}");
             json.Append(CultureInfo.InvariantCulture, $",\"min\":{gflops[0]:F2},\"max\":{gflops[^1]:F2},\"n\":{gflops.Count}");
             json.Append(CultureInfo.InvariantCulture, $",\"M\":{m},\"K\":{k},\"N\":{n},\"transA\":{(ta ? "true" : "false")},\"transB\":{(tb ? "true" : "false")}");
             json.Append(CultureInfo.InvariantCulture, $",\"threads\":{KernelThreads.Count},\"isa\":\"{KernelThreads.InstructionSet}\",\"managed_bytes_per_call\":{allocated}");
-            json.Append(CultureInfo.InvariantCulture, $",\"peak_rss_mb\":{PeakRssMb():F1}}}");
+            json.Append(CultureInfo.InvariantCulture, $",\"gflop_per_cpu_s\":{Median(cpuGflops):F2},\"peak_rss_mb\":{PeakRssMb():F1}}}");
             Console.WriteLine(json.ToString());
-            Console.Error.WriteLine($"{name,-28} {Median(gflops),8:F2} GFLOP/s  [{gflops[0]:F2} .. {gflops[^1]:F2}]");
+            Console.Error.WriteLine($"{name,-28} {Median(gflops),8:F2} GFLOP/s  [{gflops[0]:F2} .. {gflops[^1]:F2}]  per CPU-second {Median(cpuGflops),8:F2}");
         }
 
         return 0;
@@ -137,6 +158,22 @@ internal static class CompareCommand
 
         public bool List { get; private set; }
 
+        public int? Epochs { get; private set; }
+
+        public int? Batch { get; private set; }
+
+        public int? Warmup { get; private set; }
+
+        public int? Window { get; private set; }
+
+        public int? Steps { get; private set; }
+
+        public int Seed { get; private set; }
+
+        public string? Data { get; private set; }
+
+        public string? Corpus { get; private set; }
+
         public static Options Parse(string[] args)
         {
             var o = new Options();
@@ -158,6 +195,30 @@ internal static class CompareCommand
                         break;
                     case "--list":
                         o.List = true;
+                        break;
+                    case "--epochs":
+                        o.Epochs = int.Parse(args[++i], CultureInfo.InvariantCulture);
+                        break;
+                    case "--batch":
+                        o.Batch = int.Parse(args[++i], CultureInfo.InvariantCulture);
+                        break;
+                    case "--warmup":
+                        o.Warmup = int.Parse(args[++i], CultureInfo.InvariantCulture);
+                        break;
+                    case "--window":
+                        o.Window = int.Parse(args[++i], CultureInfo.InvariantCulture);
+                        break;
+                    case "--steps":
+                        o.Steps = int.Parse(args[++i], CultureInfo.InvariantCulture);
+                        break;
+                    case "--seed":
+                        o.Seed = int.Parse(args[++i], CultureInfo.InvariantCulture);
+                        break;
+                    case "--data":
+                        o.Data = args[++i];
+                        break;
+                    case "--corpus":
+                        o.Corpus = args[++i];
                         break;
                     default:
                         throw new ArgumentException($"unknown option '{args[i]}'");

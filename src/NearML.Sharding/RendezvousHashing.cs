@@ -65,12 +65,14 @@ public sealed class ShardAssignment
 }
 
 /// <summary>
-/// Capacity-weighted rendezvous (highest-random-weight) hashing. For shard <c>s</c> and worker <c>w</c> with capacity
-/// <c>c</c>: <c>h = SHA-256("nearml.hrw.v1\0" ‖ root ‖ u32le(s) ‖ utf8(w))</c>, <c>u = (⌊h₆₄ / 2¹¹⌋ + ½) / 2⁵³ ∈ (0, 1)</c>
-/// from the first 8 bytes (little-endian), <c>score = −c / ln u</c>; the shard goes to the highest score (ties: the
-/// ordinally smaller id). <c>−ln u / c</c> is exponential with rate <c>c</c>, so worker <c>w</c> wins a shard with
-/// probability <c>c_w / Σc</c>; adding or removing a worker moves only the shards it wins or held (≈ 1/n of them).
-/// The result depends only on (manifest root, worker ids, capacities).
+/// Capacity-weighted rendezvous (highest-random-weight) hashing. Keys: <c>kₛ = SHA-256("nearml.hrw.v1\0" ‖ root ‖ 0x00 ‖ u32le(s))</c>
+/// per shard and <c>k_w = SHA-256("nearml.hrw.v1\0" ‖ root ‖ 0x01 ‖ utf8(id))</c> per worker (first 8 bytes, little-endian);
+/// pair hash <c>h = mix(mix(kₛ ⊕ k_w) + k_w)</c> with the SplitMix64 finaliser <c>mix</c> (a bijection), so an
+/// assignment costs one SHA-256 per shard and per worker plus cheap mixing per pair.
+/// <c>u = (⌊h / 2¹¹⌋ + ½) / 2⁵³ ∈ (0, 1)</c> and <c>score = −c / ln u</c> for capacity <c>c</c>; a shard goes to the
+/// highest score (ties: the ordinally smaller id). <c>−ln u / c</c> is exponential with rate <c>c</c>, so worker
+/// <c>w</c> wins a shard with probability <c>c_w / Σc</c>; adding or removing a worker moves only the shards it wins
+/// or held (≈ 1/n of them). The result depends only on (manifest root, worker ids, capacities).
 /// </summary>
 public static class RendezvousHashing
 {
@@ -116,14 +118,22 @@ public static class RendezvousHashing
             }
         }
 
+        var keys = new ulong[workers.Count];
+        for (var i = 0; i < keys.Length; i++)
+        {
+            keys[i] = WorkerKey(root, workers[i].WorkerId);
+        }
+
         var owners = new string[shardCount];
         for (var s = 0; s < shardCount; s++)
         {
+            var shardKey = ShardKey(root, s);
             string? best = null;
             var bestScore = double.NegativeInfinity;
-            foreach (var w in workers)
+            for (var i = 0; i < keys.Length; i++)
             {
-                var score = Score(root, s, w.WorkerId, w.Capacity);
+                var w = workers[i];
+                var score = Score(shardKey, keys[i], w.Capacity);
                 if (score > bestScore || (score == bestScore && string.CompareOrdinal(w.WorkerId, best) < 0))
                 {
                     best = w.WorkerId;
@@ -146,17 +156,41 @@ public static class RendezvousHashing
     public static double Score(ReadOnlySpan<byte> root, int shardIndex, string workerId, double capacity)
     {
         ArgumentNullException.ThrowIfNull(workerId);
-        var idLength = Encoding.UTF8.GetByteCount(workerId);
-        var length = Domain.Length + root.Length + 4 + idLength;
-        var buffer = length <= 512 ? stackalloc byte[length] : new byte[length];
-        Domain.CopyTo(buffer);
-        root.CopyTo(buffer[Domain.Length..]);
-        BinaryPrimitives.WriteInt32LittleEndian(buffer[(Domain.Length + root.Length)..], shardIndex);
-        Encoding.UTF8.GetBytes(workerId, buffer[(Domain.Length + root.Length + 4)..]);
-        Span<byte> hash = stackalloc byte[32];
-        SHA256.HashData(buffer, hash);
-        var bits = BinaryPrimitives.ReadUInt64LittleEndian(hash) >> 11;
-        var u = (bits + 0.5) / (1UL << 53);
+        return Score(ShardKey(root, shardIndex), WorkerKey(root, workerId), capacity);
+    }
+
+    private static double Score(ulong shardKey, ulong workerKey, double capacity)
+    {
+        var h = Mix(Mix(shardKey ^ workerKey) + workerKey);
+        var u = ((h >> 11) + 0.5) / (1UL << 53);
         return -capacity / Math.Log(u);
+    }
+
+    private static ulong ShardKey(ReadOnlySpan<byte> root, int shardIndex)
+    {
+        Span<byte> index = stackalloc byte[4];
+        BinaryPrimitives.WriteInt32LittleEndian(index, shardIndex);
+        return Key(root, 0x00, index);
+    }
+
+    private static ulong WorkerKey(ReadOnlySpan<byte> root, string workerId) => Key(root, 0x01, Encoding.UTF8.GetBytes(workerId));
+
+    private static ulong Key(ReadOnlySpan<byte> root, byte tag, ReadOnlySpan<byte> data)
+    {
+        using var h = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        h.AppendData(Domain);
+        h.AppendData(root);
+        h.AppendData([tag]);
+        h.AppendData(data);
+        Span<byte> hash = stackalloc byte[32];
+        h.GetHashAndReset(hash);
+        return BinaryPrimitives.ReadUInt64LittleEndian(hash);
+    }
+
+    private static ulong Mix(ulong z)
+    {
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        return z ^ (z >> 31);
     }
 }

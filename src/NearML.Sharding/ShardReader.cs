@@ -43,9 +43,7 @@ public sealed class ShardReader
     /// <exception cref="ShardIntegrityException">The shard is missing, or its length or hash differs from the manifest.</exception>
     public byte[] ReadVerified(int index)
     {
-        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual((uint)index, (uint)Manifest.Shards.Length, nameof(index));
-        var shard = Manifest.Shards[index];
-        var where = Store.Describe(shard);
+        var shard = GetShard(index);
         byte[] bytes;
         try
         {
@@ -53,22 +51,60 @@ public sealed class ShardReader
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            throw new ShardIntegrityException(index, where, $"cannot be read: {ex.Message}", ex);
+            throw new ShardIntegrityException(index, Store.Describe(shard), $"cannot be read: {ex.Message}", ex);
         }
 
+        Verify(shard, bytes);
+        return bytes;
+    }
+
+    /// <summary>Reads a shard's bytes asynchronously and verifies them.</summary>
+    /// <param name="index">The shard index.</param>
+    /// <param name="cancellationToken">Cancels the read.</param>
+    /// <returns>The verified bytes.</returns>
+    /// <exception cref="ShardIntegrityException">The shard is missing, or its length or hash differs from the manifest.</exception>
+    public async ValueTask<byte[]> ReadVerifiedAsync(int index, CancellationToken cancellationToken = default)
+    {
+        var shard = GetShard(index);
+        byte[] bytes;
+        try
+        {
+            bytes = await Store.ReadAsync(shard, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new ShardIntegrityException(index, Store.Describe(shard), $"cannot be read: {ex.Message}", ex);
+        }
+
+        Verify(shard, bytes);
+        return bytes;
+    }
+
+    /// <summary>Checks bytes against a shard's length and SHA-256 from the manifest.</summary>
+    /// <param name="index">The shard index.</param>
+    /// <param name="bytes">The bytes (e.g. received from a peer).</param>
+    /// <exception cref="ShardIntegrityException">The length or hash differs.</exception>
+    public void Verify(int index, ReadOnlySpan<byte> bytes) => Verify(GetShard(index), bytes);
+
+    private ShardDescriptor GetShard(int index)
+    {
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual((uint)index, (uint)Manifest.Shards.Length, nameof(index));
+        return Manifest.Shards[index];
+    }
+
+    private void Verify(ShardDescriptor shard, ReadOnlySpan<byte> bytes)
+    {
         if (bytes.Length != shard.ByteLength)
         {
-            throw new ShardIntegrityException(index, where, $"has {bytes.Length} bytes but the manifest says {shard.ByteLength}.");
+            throw new ShardIntegrityException(shard.Index, Store.Describe(shard), $"has {bytes.Length} bytes but the manifest says {shard.ByteLength}.");
         }
 
         Span<byte> actual = stackalloc byte[32];
         SHA256.HashData(bytes, actual);
         if (!CryptographicOperations.FixedTimeEquals(actual, shard.Sha256.AsSpan()))
         {
-            throw new ShardIntegrityException(index, where, $"SHA-256 is {Convert.ToHexStringLower(actual)} but the manifest says {shard.Sha256Hex}; the shard is corrupt.");
+            throw new ShardIntegrityException(shard.Index, Store.Describe(shard), $"SHA-256 is {Convert.ToHexStringLower(actual)} but the manifest says {shard.Sha256Hex}; the shard is corrupt.");
         }
-
-        return bytes;
     }
 
     /// <summary>Reads, verifies and decodes an IDX shard.</summary>

@@ -12,6 +12,12 @@ public interface IShardStore
     /// <param name="shard">The shard.</param>
     /// <returns>The bytes.</returns>
     byte[] Read(ShardDescriptor shard);
+
+    /// <summary>Reads a shard's bytes asynchronously (not yet verified).</summary>
+    /// <param name="shard">The shard.</param>
+    /// <param name="cancellationToken">Cancels the read.</param>
+    /// <returns>The bytes.</returns>
+    ValueTask<byte[]> ReadAsync(ShardDescriptor shard, CancellationToken cancellationToken = default);
 }
 
 /// <summary>Shards stored as one file each, <c>shard-000000.bin</c>, …, next to <c>manifest.json</c>.</summary>
@@ -54,6 +60,13 @@ public sealed class DirectoryShardStore : IShardStore
         ArgumentNullException.ThrowIfNull(shard);
         return File.ReadAllBytes(PathOf(shard.Index));
     }
+
+    /// <inheritdoc/>
+    public async ValueTask<byte[]> ReadAsync(ShardDescriptor shard, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(shard);
+        return await File.ReadAllBytesAsync(PathOf(shard.Index), cancellationToken).ConfigureAwait(false);
+    }
 }
 
 /// <summary>Shards that are byte ranges of one file (text corpora: no copy is made).</summary>
@@ -75,6 +88,27 @@ public sealed class FileRangeShardStore : IShardStore
     {
         ArgumentNullException.ThrowIfNull(shard);
         return $"{FilePath} bytes [{shard.Start}, {shard.Start + shard.Count})";
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask<byte[]> ReadAsync(ShardDescriptor shard, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(shard);
+        using var handle = File.OpenHandle(FilePath, options: FileOptions.Asynchronous);
+        var buffer = new byte[shard.Count];
+        var total = 0;
+        while (total < buffer.Length)
+        {
+            var n = await RandomAccess.ReadAsync(handle, buffer.AsMemory(total), shard.Start + total, cancellationToken).ConfigureAwait(false);
+            if (n == 0)
+            {
+                return buffer[..total];
+            }
+
+            total += n;
+        }
+
+        return buffer;
     }
 
     /// <inheritdoc/>

@@ -107,8 +107,8 @@ public sealed class LocalTrainer
         tape.Backward(loss);
         if (_options.CheckGradients)
         {
-            var bad = Model.Gradients.FindNonFinite();
-            if (bad is { } b)
+            // vectorised scan first; the per-tensor lookup only runs when something is wrong
+            if (NearML.Training.Tensors.Internal.Simd.IndexOfNonFinite(Model.Gradients.Data) >= 0 && Model.Gradients.FindNonFinite() is { } b)
             {
                 throw new NonFiniteValueException("gradient of " + b.Tensor, b.Index, Model.Gradients.GetSpan(b.Tensor)[b.Index]);
             }

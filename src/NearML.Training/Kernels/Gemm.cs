@@ -14,7 +14,7 @@ namespace NearML.Training.Kernels;
 /// (elements between consecutive rows of the stored matrix).
 /// </para>
 /// <para>
-/// The product is packed and cache-blocked (KC×NC slabs of B shared by all threads, MC×KC blocks of A per thread)
+/// The product is packed and cache-blocked (KC×NR panels of B shared by all threads, MC×KC blocks of A per thread)
 /// around a register-blocked FMA micro-kernel: 8×32 on AVX-512, 6×16 on AVX2+FMA, 4×2W on other CPUs
 /// (<see cref="System.Numerics.Vector{T}"/>). Large products run on <see cref="KernelThreads.Count"/> threads.
 /// Packing buffers are kept per thread, so steady-state calls allocate nothing on the managed heap.
@@ -127,26 +127,33 @@ public static class Gemm
             job.TransA = transA;
             job.TransB = transB;
             job.M = m;
-            job.N = n;
             job.K = k;
             job.Alpha = alpha;
             job.A = pa;
-            job.B = pb;
-            job.C = pc;
             job.Lda = lda;
             job.Ldb = ldb;
             job.Ldc = ldc;
             job.OverwriteFirst = overwrite;
 
-            var mr = GemmDriver.MR(path);
+            // Packed B is bounded (GemmDriver.MaxPackedB floats); wider products run as column slabs one after another.
             var nr = GemmDriver.NR(path);
-            var tiles = (long)((m + mr - 1) / mr) * ((n + nr - 1) / nr);
-            var parallel = threads > 1 && tiles > 1 && (long)m * n * k >= (parallelThreshold >= 0 ? parallelThreshold : KernelThreads.ParallelThreshold);
-            if (!parallel || !GemmWorkers.TryRun(job, threads))
+            var mr = GemmDriver.MR(path);
+            var slabPanels = (int)Math.Clamp(GemmDriver.MaxPackedB / ((long)k * nr), 1, int.MaxValue / nr);
+            var slab = Math.Min(n, slabPanels * nr);
+            var threshold = parallelThreshold >= 0 ? parallelThreshold : KernelThreads.ParallelThreshold;
+            for (var j0 = 0; j0 < n; j0 += slab)
             {
-                var packedB = t_packedB ??= new PackBuffer();
-                GemmDriver.Prepare(job, 1, packedB);
-                GemmDriver.Work(job, job.Generation, t_state ??= new GemmThreadState());
+                var width = Math.Min(slab, n - j0);
+                job.N = width;
+                job.B = pb + (transB ? (nint)j0 * ldb : j0);
+                job.C = pc + j0;
+                var tiles = (long)((m + mr - 1) / mr) * ((width + nr - 1) / nr);
+                var parallel = threads > 1 && tiles > 1 && (long)m * width * k >= threshold;
+                if (!parallel || !GemmWorkers.TryRun(job, threads))
+                {
+                    GemmDriver.Prepare(job, 1, t_packedB ??= new PackBuffer());
+                    GemmDriver.Work(job, job.Generation, t_state ??= new GemmThreadState());
+                }
             }
 
             job.A = null;

@@ -25,6 +25,10 @@ public sealed class AdamWOptions
     /// <summary>Gets or sets the decoupled weight decay (<c>p ← p·(1 − lr·wd)</c> before the Adam update).</summary>
     /// <value>The default value is 0.01.</value>
     public double WeightDecay { get; set; } = 0.01;
+
+    /// <summary>Gets or sets which tensors get weight decay (like a PyTorch parameter group with <c>weight_decay=0</c> for the rest).</summary>
+    /// <value>The default value is <see langword="null"/>: every tensor (PyTorch's single parameter group).</value>
+    public Func<TensorEntry, bool>? WeightDecayFilter { get; set; }
 }
 
 /// <summary>Hyper-parameters of <see cref="Adam"/>, with PyTorch's <c>torch.optim.Adam</c> defaults.</summary>
@@ -49,13 +53,19 @@ public sealed class AdamOptions
     /// <summary>Gets or sets the L2 weight decay added to the gradient (coupled, as in PyTorch's Adam).</summary>
     /// <value>The default value is 0.</value>
     public double WeightDecay { get; set; }
+
+    /// <summary>Gets or sets which tensors get weight decay (like a PyTorch parameter group with <c>weight_decay=0</c> for the rest).</summary>
+    /// <value>The default value is <see langword="null"/>: every tensor (PyTorch's single parameter group).</value>
+    public Func<TensorEntry, bool>? WeightDecayFilter { get; set; }
 }
 
 /// <summary>
 /// AdamW (Loshchilov &amp; Hutter) with PyTorch 1.13's exact non-fused, single-tensor semantics:
 /// <c>p ← p·(1 − lr·wd)</c>; <c>m ← β₁m + (1−β₁)g</c>; <c>v ← β₂v + (1−β₂)g²</c>;
-/// <c>denom = √v / √(1−β₂ᵗ) + ε</c>; <c>p ← p − (lr / (1−β₁ᵗ))·m / denom</c>. Scalars are computed in double and
-/// rounded to float32 where PyTorch does. A step allocates nothing.
+/// <c>denom = √v / √(1−β₂ᵗ) + ε</c>; <c>p ← p + (−(lr / (1−β₁ᵗ))·m) / denom</c>. Scalars are computed in double and
+/// rounded to float32 where PyTorch does, and each element-wise operation rounds where ATen's vectorised CPU kernels
+/// round (<c>add_(x, alpha)</c> and <c>addcmul_</c> end in one fused multiply-add; <c>addcdiv_</c> scales the numerator
+/// before dividing), so the results match PyTorch on AVX2/AVX-512 CPUs bit for bit. A step allocates nothing.
 /// </summary>
 public sealed class AdamW : Optimizer
 {
@@ -67,7 +77,7 @@ public sealed class AdamW : Optimizer
     public AdamW(ParameterLayout layout, AdamWOptions? options = null)
         : base(layout, (options ??= new AdamWOptions()).LearningRate)
     {
-        _core = new AdamCore(layout, options.Beta1, options.Beta2, options.Epsilon, options.WeightDecay, decoupled: true);
+        _core = new AdamCore(layout, options.Beta1, options.Beta2, options.Epsilon, options.WeightDecay, decoupled: true, options.WeightDecayFilter);
     }
 
     /// <inheritdoc/>
@@ -100,7 +110,10 @@ public sealed class AdamW : Optimizer
     }
 
     /// <inheritdoc/>
-    public override OptimizerState ExportState() => _core.Export(Kind, StepCount, LearningRate);
+    public override OptimizerState ExportState() => CreateState(_core.ExportBuffers());
+
+    /// <inheritdoc/>
+    protected override IReadOnlyDictionary<string, double> GetHyperparameters() => _core.Hyperparameters();
 
     /// <inheritdoc/>
     public override void ImportState(OptimizerState state)
@@ -126,7 +139,7 @@ public sealed class Adam : Optimizer
     public Adam(ParameterLayout layout, AdamOptions? options = null)
         : base(layout, (options ??= new AdamOptions()).LearningRate)
     {
-        _core = new AdamCore(layout, options.Beta1, options.Beta2, options.Epsilon, options.WeightDecay, decoupled: false);
+        _core = new AdamCore(layout, options.Beta1, options.Beta2, options.Epsilon, options.WeightDecay, decoupled: false, options.WeightDecayFilter);
     }
 
     /// <inheritdoc/>
@@ -147,7 +160,10 @@ public sealed class Adam : Optimizer
     }
 
     /// <inheritdoc/>
-    public override OptimizerState ExportState() => _core.Export(Kind, StepCount, LearningRate);
+    public override OptimizerState ExportState() => CreateState(_core.ExportBuffers());
+
+    /// <inheritdoc/>
+    protected override IReadOnlyDictionary<string, double> GetHyperparameters() => _core.Hyperparameters();
 
     /// <inheritdoc/>
     public override void ImportState(OptimizerState state)

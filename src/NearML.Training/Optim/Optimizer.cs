@@ -61,6 +61,16 @@ public abstract class Optimizer
     /// <exception cref="LayoutMismatchException">A buffer's layout differs from <see cref="Layout"/>.</exception>
     public abstract void ImportState(OptimizerState state);
 
+    /// <summary>Gets the fixed hyper-parameters recorded in exported state and checked on import.</summary>
+    /// <returns>Name → value (booleans as 0/1); empty by default.</returns>
+    protected virtual IReadOnlyDictionary<string, double> GetHyperparameters() => new Dictionary<string, double>(StringComparer.Ordinal);
+
+    /// <summary>Builds an <see cref="OptimizerState"/> with this optimizer's kind, step count, learning rate and hyper-parameters.</summary>
+    /// <param name="buffers">Copies of the buffers.</param>
+    /// <returns>The state.</returns>
+    protected OptimizerState CreateState(IReadOnlyDictionary<string, ParameterSet> buffers) =>
+        new(Kind, StepCount, LearningRate, buffers, GetHyperparameters());
+
     /// <summary>Checks layouts and gradient finiteness before an update; throws without changing anything.</summary>
     /// <param name="parameters">The parameters.</param>
     /// <param name="gradients">The gradients.</param>
@@ -115,6 +125,14 @@ public abstract class Optimizer
         if (!double.IsFinite(state.LearningRate) || state.LearningRate < 0)
         {
             throw new InvalidOptimizerStateException($"Optimizer state has an invalid learning rate ({state.LearningRate}).");
+        }
+
+        foreach (var (name, mine) in GetHyperparameters())
+        {
+            if (state.Hyperparameters.TryGetValue(name, out var theirs) && !theirs.Equals(mine))
+            {
+                throw new InvalidOptimizerStateException(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"Optimizer state has hyper-parameter '{name}' = {theirs:R} but this {Kind} optimizer uses {mine:R}; the resumed run would not continue the saved one."));
+            }
         }
     }
 }

@@ -15,6 +15,7 @@ public sealed class OptimizerState
     private const string StepKey = "nearml.optimizer.step";
     private const string RateKey = "nearml.optimizer.lr";
     private const string BuffersKey = "nearml.optimizer.buffers";
+    private const string HyperPrefix = "nearml.optimizer.hp.";
     private const char Separator = '/';
 
     /// <summary>Initializes a new instance.</summary>
@@ -22,7 +23,8 @@ public sealed class OptimizerState
     /// <param name="stepCount">The number of steps taken.</param>
     /// <param name="learningRate">The learning rate at export time.</param>
     /// <param name="buffers">The per-parameter buffers by name (names without '/').</param>
-    public OptimizerState(string kind, long stepCount, double learningRate, IReadOnlyDictionary<string, ParameterSet> buffers)
+    /// <param name="hyperparameters">The optimizer's fixed hyper-parameters (checked on import), or <see langword="null"/>.</param>
+    public OptimizerState(string kind, long stepCount, double learningRate, IReadOnlyDictionary<string, ParameterSet> buffers, IReadOnlyDictionary<string, double>? hyperparameters = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(kind);
         ArgumentOutOfRangeException.ThrowIfNegative(stepCount);
@@ -39,6 +41,9 @@ public sealed class OptimizerState
         StepCount = stepCount;
         LearningRate = learningRate;
         Buffers = new ReadOnlyDictionary<string, ParameterSet>(new Dictionary<string, ParameterSet>(buffers, StringComparer.Ordinal));
+        Hyperparameters = new ReadOnlyDictionary<string, double>(hyperparameters is null
+            ? new Dictionary<string, double>(StringComparer.Ordinal)
+            : new Dictionary<string, double>(hyperparameters, StringComparer.Ordinal));
     }
 
     /// <summary>Gets the optimizer kind (<see cref="Optimizer.Kind"/>).</summary>
@@ -52,6 +57,12 @@ public sealed class OptimizerState
 
     /// <summary>Gets the per-parameter buffers by name (e.g. <c>exp_avg</c>, <c>exp_avg_sq</c>, <c>momentum_buffer</c>).</summary>
     public IReadOnlyDictionary<string, ParameterSet> Buffers { get; }
+
+    /// <summary>
+    /// Gets the optimizer's fixed hyper-parameters at export time (e.g. <c>beta2</c>, <c>weight_decay</c>). Import refuses a
+    /// state whose hyper-parameters differ from the importing optimizer's, since the continuation would not match.
+    /// </summary>
+    public IReadOnlyDictionary<string, double> Hyperparameters { get; }
 
     /// <summary>Writes the state as one safetensors file (atomically): tensors named <c>buffer/parameter</c>, scalars in metadata.</summary>
     /// <param name="path">The destination file.</param>
@@ -84,6 +95,11 @@ public sealed class OptimizerState
             [RateKey] = LearningRate.ToString("R", CultureInfo.InvariantCulture),
             [BuffersKey] = string.Join(',', names),
         };
+        foreach (var (k, v) in Hyperparameters)
+        {
+            metadata[HyperPrefix + k] = v.ToString("R", CultureInfo.InvariantCulture);
+        }
+
         SafeTensors.WriteFile(path, all, metadata);
     }
 
@@ -111,6 +127,10 @@ public sealed class OptimizerState
         }
 
         var bufferNames = Meta(BuffersKey).Length == 0 ? [] : Meta(BuffersKey).Split(',');
+        if (bufferNames.Distinct(StringComparer.Ordinal).Count() != bufferNames.Length || bufferNames.Any(b => b.Length == 0))
+        {
+            throw new InvalidDataFormatException(path, -1, $"Optimizer state metadata '{BuffersKey}' ('{Meta(BuffersKey)}') has an empty or repeated buffer name.");
+        }
         var perBuffer = bufferNames.ToDictionary(b => b, _ => new List<(string, int[], TensorEntry)>(), StringComparer.Ordinal);
         foreach (var e in content.Parameters.Layout.Entries)
         {
@@ -141,6 +161,17 @@ public sealed class OptimizerState
             buffers[b] = set;
         }
 
-        return new OptimizerState(kind, step, lr, buffers);
+        var hyper = new Dictionary<string, double>(StringComparer.Ordinal);
+        foreach (var (k, v) in content.Metadata)
+        {
+            if (k.StartsWith(HyperPrefix, StringComparison.Ordinal))
+            {
+                hyper[k[HyperPrefix.Length..]] = double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out var d)
+                    ? d
+                    : throw new InvalidDataFormatException(path, -1, $"Optimizer state metadata '{k}' is not a number.");
+            }
+        }
+
+        return new OptimizerState(kind, step, lr, buffers, hyper);
     }
 }

@@ -280,8 +280,77 @@ public sealed partial class Tape
         var idx = req ? RentInts(y.Length) : null;
         var xd = x.Data;
         var yd = y.Data;
+        if (kernel == 2 && stride == 2)
+        {
+            MaxPool2x2(xd, yd, idx, n * c, h, w, ho, wo);
+        }
+        else
+        {
+            MaxPoolGeneral(xd, yd, idx, n * c, h, w, ho, wo, kernel, stride);
+        }
+
+        if (req)
+        {
+            ref var node = ref Record(OpCode.MaxPool2d, y);
+            node.A = x;
+            node.Ints = idx;
+        }
+
+        return y;
+    }
+
+    private static void MaxPool2x2(ReadOnlySpan<float> xd, Span<float> yd, int[]? idx, int planes, int h, int w, int ho, int wo)
+    {
         var o = 0;
-        for (var p = 0; p < n * c; p++)
+        for (var p = 0; p < planes; p++)
+        {
+            var baseIdx = p * h * w;
+            for (var oi = 0; oi < ho; oi++)
+            {
+                var r0 = baseIdx + (2 * oi * w);
+                var r1 = r0 + w;
+                for (var oj = 0; oj < wo; oj++)
+                {
+                    var j = 2 * oj;
+                    var bi = r0 + j;
+                    var best = xd[bi];
+                    var v = xd[r0 + j + 1];
+                    if (v > best || float.IsNaN(v))
+                    {
+                        best = v;
+                        bi = r0 + j + 1;
+                    }
+
+                    v = xd[r1 + j];
+                    if (v > best || float.IsNaN(v))
+                    {
+                        best = v;
+                        bi = r1 + j;
+                    }
+
+                    v = xd[r1 + j + 1];
+                    if (v > best || float.IsNaN(v))
+                    {
+                        best = v;
+                        bi = r1 + j + 1;
+                    }
+
+                    yd[o] = best;
+                    if (idx is not null)
+                    {
+                        idx[o] = bi;
+                    }
+
+                    o++;
+                }
+            }
+        }
+    }
+
+    private static void MaxPoolGeneral(ReadOnlySpan<float> xd, Span<float> yd, int[]? idx, int planes, int h, int w, int ho, int wo, int kernel, int stride)
+    {
+        var o = 0;
+        for (var p = 0; p < planes; p++)
         {
             var baseIdx = p * h * w;
             for (var oi = 0; oi < ho; oi++)
@@ -319,15 +388,6 @@ public sealed partial class Tape
                 }
             }
         }
-
-        if (req)
-        {
-            ref var node = ref Record(OpCode.MaxPool2d, y);
-            node.A = x;
-            node.Ints = idx;
-        }
-
-        return y;
     }
 
     private void MaxPool2dBackward(ref Node node)
@@ -347,115 +407,4 @@ public sealed partial class Tape
         }
     }
 
-    /// <summary>
-    /// Causal multi-head self-attention core, fused per head: from packed projections [B, T, 3C] (q | k | v, heads of
-    /// C/H contiguous inside each) computes softmax(q·kᵀ/√(C/H) + causal mask)·v and returns [B, T, C] with heads
-    /// concatenated — PyTorch's split/view/transpose/matmul/masked_fill/softmax/matmul/transpose sequence in one op.
-    /// </summary>
-    /// <param name="qkv">Packed projections [B, T, 3C].</param>
-    /// <param name="heads">Number of heads H (must divide C).</param>
-    /// <returns>The attention output [B, T, C].</returns>
-    public Tensor CausalSelfAttention(Tensor qkv, int heads)
-    {
-        ArgumentNullException.ThrowIfNull(qkv);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(heads);
-        if (qkv.Rank != 3 || qkv[2] % 3 != 0 || (qkv[2] / 3) % heads != 0)
-        {
-            throw new ShapeMismatchException($"attention: packed qkv {qkv.ShapeText} must be [B, T, 3C] with C divisible by {heads} heads.");
-        }
-
-        int b = qkv[0], t = qkv[1], c3 = qkv[2];
-        var c = c3 / 3;
-        var hs = c / heads;
-        var scale = 1f / MathF.Sqrt(hs);
-        var req = Needs(qkv);
-        var y = Rent(b, t, c, req);
-        var probs = Rent(b, heads, t, t, false);
-        var qd = qkv.Data;
-        var yd = y.Data;
-        var pd = probs.Data;
-        for (var bi = 0; bi < b; bi++)
-        {
-            for (var h = 0; h < heads; h++)
-            {
-                var q = qd[((bi * t * c3) + (h * hs))..];
-                var k = qd[((bi * t * c3) + c + (h * hs))..];
-                var v = qd[((bi * t * c3) + (2 * c) + (h * hs))..];
-                var p = pd.Slice(((bi * heads) + h) * t * t, t * t);
-                Gemm.Sgemm(false, true, t, t, hs, scale, q, c3, k, c3, 0f, p, t);
-                for (var i = 0; i < t; i++)
-                {
-                    var row = p.Slice(i * t, i + 1);
-                    var max = TensorPrimitives.Max(row);
-                    TensorPrimitives.Subtract(row, max, row);
-                    TensorPrimitives.Exp(row, row);
-                    TensorPrimitives.Multiply(row, 1f / TensorPrimitives.Sum(row), row);
-                    p.Slice((i * t) + i + 1, t - i - 1).Clear();
-                }
-
-                Gemm.Sgemm(false, false, t, hs, t, 1f, p, t, v, c3, 0f, yd[((bi * t * c) + (h * hs))..], c);
-            }
-        }
-
-        if (req)
-        {
-            ref var node = ref Record(OpCode.Attention, y);
-            node.A = qkv;
-            node.S0 = probs;
-            node.I0 = heads;
-        }
-
-        return y;
-    }
-
-    private void AttentionBackward(ref Node node)
-    {
-        var qkv = node.A!;
-        if (!qkv.RequiresGrad)
-        {
-            return;
-        }
-
-        var heads = node.I0;
-        int b = qkv[0], t = qkv[1], c3 = qkv[2];
-        var c = c3 / 3;
-        var hs = c / heads;
-        var scale = 1f / MathF.Sqrt(hs);
-        var g = GradOf(node.Out!);
-        var beta = GradBeta(qkv, out var dqkv);
-        var qd = qkv.Data;
-        var pd = node.S0!.Data;
-        var ds = Scratch(t * t).AsSpan(0, t * t);
-        for (var bi = 0; bi < b; bi++)
-        {
-            for (var h = 0; h < heads; h++)
-            {
-                var baseQ = (bi * t * c3) + (h * hs);
-                var q = qd[baseQ..];
-                var k = qd[(baseQ + c)..];
-                var v = qd[(baseQ + (2 * c))..];
-                var p = pd.Slice(((bi * heads) + h) * t * t, t * t);
-                var gy = g[((bi * t * c) + (h * hs))..];
-
-                // dV = Pᵀ·dY
-                Gemm.Sgemm(true, false, t, hs, t, 1f, p, t, gy, c, beta, dqkv[(baseQ + (2 * c))..], c3);
-
-                // dP = dY·Vᵀ ; dS = P ⊙ (dP − rowsum(dP ⊙ P))
-                Gemm.Sgemm(false, true, t, t, hs, 1f, gy, c, v, c3, 0f, ds, t);
-                for (var i = 0; i < t; i++)
-                {
-                    var dr = ds.Slice(i * t, i + 1);
-                    var pr = p.Slice(i * t, i + 1);
-                    var dot = TensorPrimitives.Dot(dr, pr);
-                    TensorPrimitives.Subtract(dr, dot, dr);
-                    TensorPrimitives.Multiply(dr, pr, dr);
-                    ds.Slice((i * t) + i + 1, t - i - 1).Clear();
-                }
-
-                // dQ = scale·dS·K ; dK = scale·dSᵀ·Q
-                Gemm.Sgemm(false, false, t, hs, t, scale, ds, t, k, c3, beta, dqkv[baseQ..], c3);
-                Gemm.Sgemm(true, false, t, hs, t, scale, ds, t, q, c3, beta, dqkv[(baseQ + c)..], c3);
-            }
-        }
-    }
 }

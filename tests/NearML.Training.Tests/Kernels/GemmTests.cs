@@ -73,6 +73,28 @@ public sealed class GemmTests
     }
 
     [TestMethod]
+    public void WideProducts_RunAsColumnSlabs_MatchDoubleReference()
+    {
+        var saved = GemmDriver.MaxPackedB;
+        try
+        {
+            GemmDriver.MaxPackedB = 40L * 64; // k = 40: one or two panels per slab
+            var rng = new Random(4);
+            foreach (var path in SupportedPaths())
+            {
+                foreach (var (ta, tb) in TransCombos())
+                {
+                    CheckProduct(path, [1, 2], ta, tb, 37, 300, 40, alpha: 1f, beta: 0.5f, rng, pad: 3);
+                }
+            }
+        }
+        finally
+        {
+            GemmDriver.MaxPackedB = saved;
+        }
+    }
+
+    [TestMethod]
     public void BetaZero_IgnoresNaNAndInfinityInC()
     {
         foreach (var path in SupportedPaths())

@@ -65,9 +65,11 @@ internal sealed class OptimFixture
 internal static class Compare
 {
     /// <summary>Asserts |a − e| ≤ atol + rtol·|e| for every element, naming the tensor and index of the first failure.</summary>
-    public static void Close(ParameterSet expected, ParameterSet actual, double rtol, double atol, string what)
+    /// <returns>The largest difference in units in the last place (float32 ordering distance).</returns>
+    public static long Close(ParameterSet expected, ParameterSet actual, double rtol, double atol, string what)
     {
         expected.EnsureCompatible(actual);
+        long maxUlp = 0;
         foreach (var e in expected.Layout.Entries)
         {
             var x = expected.GetSpan(e.Name);
@@ -79,8 +81,18 @@ internal static class Compare
                 {
                     Assert.Fail($"{what}: tensor '{e.Name}'[{i}] expected {x[i]:R} but got {y[i]:R} (|diff| {Math.Abs(x[i] - y[i]):E3} > {tol:E3}).");
                 }
+
+                maxUlp = Math.Max(maxUlp, Math.Abs(Ordered(x[i]) - Ordered(y[i])));
             }
         }
+
+        return maxUlp;
+    }
+
+    private static long Ordered(float f)
+    {
+        var bits = BitConverter.SingleToInt32Bits(f);
+        return bits < 0 ? int.MinValue - (long)bits : bits;
     }
 
     public static void BitEqual(ParameterSet expected, ParameterSet actual, string what)

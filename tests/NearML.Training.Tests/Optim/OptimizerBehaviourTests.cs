@@ -18,7 +18,30 @@ public sealed class OptimizerBehaviourTests
         ["sgd-dampening", (Func<Optimizer>)(() => new Sgd(Layout, new SgdOptions { LearningRate = 0.05, Momentum = 0.9, Dampening = 0.2 }))],
         ["adamw", (Func<Optimizer>)(() => new AdamW(Layout, new AdamWOptions { LearningRate = 3e-3 }))],
         ["adam", (Func<Optimizer>)(() => new Adam(Layout, new AdamOptions { LearningRate = 3e-3, WeightDecay = 0.01 }))],
+        ["adamw-matrices-only", (Func<Optimizer>)(() => new AdamW(Layout, new AdamWOptions { LearningRate = 3e-3, WeightDecay = 0.1, WeightDecayFilter = WeightDecayFilters.MatricesOnly }))],
     ];
+
+    [TestMethod]
+    public void Weight_decay_filter_spares_the_excluded_tensors()
+    {
+        // With zero gradients AdamW's update is exactly the decay p·(1 − lr·wd) on decayed tensors (m = v = 0).
+        var o = new AdamW(Layout, new AdamWOptions { LearningRate = 0.1, WeightDecay = 0.5, WeightDecayFilter = WeightDecayFilters.MatricesOnly });
+        var p = Random(1, 1f);
+        var before = p.Clone();
+        o.Step(p, new ParameterSet(Layout));
+        var w = p.GetSpan("a.weight");
+        var w0 = before.GetSpan("a.weight");
+        for (var i = 0; i < w.Length; i++)
+        {
+            Assert.AreEqual(w0[i] * 0.95f, w[i]);
+        }
+
+        CollectionAssert.AreEqual(before.GetSpan("a.bias").ToArray(), p.GetSpan("a.bias").ToArray());
+        CollectionAssert.AreEqual(before.GetSpan("b").ToArray(), p.GetSpan("b").ToArray());
+        var unfiltered = new AdamW(Layout, new AdamWOptions { LearningRate = 0.1, WeightDecay = 0.5 });
+        var ex = Assert.ThrowsExactly<InvalidOptimizerStateException>(() => unfiltered.ImportState(o.ExportState()));
+        StringAssert.Contains(ex.Message, "decayed_tensors");
+    }
 
     private static ParameterSet Random(ulong seed, float scale)
     {
@@ -188,6 +211,28 @@ public sealed class OptimizerBehaviourTests
     }
 
     [TestMethod]
+    public void Import_rejects_different_hyperparameters()
+    {
+        var a = new AdamW(Layout, new AdamWOptions { Beta2 = 0.95 });
+        a.Step(Random(1, 1), Random(2, 1));
+        var path = Path.Combine(TestContext.TestRunDirectory ?? Path.GetTempPath(), $"hp-{Guid.NewGuid():N}.safetensors");
+        a.ExportState().Save(path);
+        var loaded = OptimizerState.Load(path);
+        File.Delete(path);
+        Assert.AreEqual(0.95, loaded.Hyperparameters["beta2"]);
+        var ex = Assert.ThrowsExactly<InvalidOptimizerStateException>(() => new AdamW(Layout).ImportState(loaded));
+        StringAssert.Contains(ex.Message, "beta2");
+        var same = new AdamW(Layout, new AdamWOptions { Beta2 = 0.95 });
+        same.ImportState(loaded);
+        Assert.AreEqual(1, same.StepCount);
+
+        var sgd = new Sgd(Layout, new SgdOptions { Momentum = 0.9, Nesterov = true });
+        var plainMomentum = new Sgd(Layout, new SgdOptions { Momentum = 0.9 });
+        ex = Assert.ThrowsExactly<InvalidOptimizerStateException>(() => plainMomentum.ImportState(sgd.ExportState()));
+        StringAssert.Contains(ex.Message, "nesterov");
+    }
+
+    [TestMethod]
     public void Options_are_validated()
     {
         Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => new Sgd(Layout, new SgdOptions { Momentum = 0, Nesterov = true }));
@@ -242,6 +287,24 @@ public sealed class OptimizerBehaviourTests
         SafeTensors.WriteFile(path, ParameterSet.Create(("x", [2])), new Dictionary<string, string> { ["nearml.optimizer.kind"] = "adamw" });
         var ex = Assert.ThrowsExactly<InvalidDataFormatException>(() => OptimizerState.Load(path));
         StringAssert.Contains(ex.Message, "nearml.optimizer.step");
+        SafeTensors.WriteFile(path, ParameterSet.Create(("exp_avg/x", [2])), new Dictionary<string, string>
+        {
+            ["nearml.optimizer.kind"] = "adamw",
+            ["nearml.optimizer.step"] = "1",
+            ["nearml.optimizer.lr"] = "0.001",
+            ["nearml.optimizer.buffers"] = "exp_avg,exp_avg",
+        });
+        ex = Assert.ThrowsExactly<InvalidDataFormatException>(() => OptimizerState.Load(path));
+        StringAssert.Contains(ex.Message, "repeated");
+        SafeTensors.WriteFile(path, ParameterSet.Create(("other/x", [2])), new Dictionary<string, string>
+        {
+            ["nearml.optimizer.kind"] = "adamw",
+            ["nearml.optimizer.step"] = "1",
+            ["nearml.optimizer.lr"] = "0.001",
+            ["nearml.optimizer.buffers"] = "exp_avg",
+        });
+        ex = Assert.ThrowsExactly<InvalidDataFormatException>(() => OptimizerState.Load(path));
+        StringAssert.Contains(ex.Message, "other/x");
         File.Delete(path);
     }
 }

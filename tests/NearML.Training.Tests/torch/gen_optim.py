@@ -48,12 +48,21 @@ def make_inputs():
 def run(case, params0, grads):
     params = [p.clone().requires_grad_(True) for p in params0]
     kind, opts, lrs = case["optimizer"], dict(case["options"]), case.get("lrs")
+    groups = params
+    no_decay = case.get("no_decay")
+    if no_decay:
+        # two parameter groups: the listed tensors get weight_decay=0 (the C# side's WeightDecayFilter)
+        names = [n for n, _ in SHAPES]
+        groups = [
+            {"params": [p for n, p in zip(names, params) if n not in no_decay]},
+            {"params": [p for n, p in zip(names, params) if n in no_decay], "weight_decay": 0.0},
+        ]
     if kind == "sgd":
-        opt = torch.optim.SGD(params, foreach=False, **opts)
+        opt = torch.optim.SGD(groups, foreach=False, **opts)
     elif kind == "adamw":
-        opt = torch.optim.AdamW(params, foreach=False, **opts)
+        opt = torch.optim.AdamW(groups, foreach=False, **opts)
     elif kind == "adam":
-        opt = torch.optim.Adam(params, foreach=False, **opts)
+        opt = torch.optim.Adam(groups, foreach=False, **opts)
     else:
         raise ValueError(kind)
     steps = []
@@ -113,6 +122,9 @@ def main():
         {"name": "adamw_large_lr", "optimizer": "adamw", "options": {"lr": 0.05, "betas": [0.8, 0.95], "eps": 1e-6, "weight_decay": 0.1}},
         {"name": "adamw_scheduled", "optimizer": "adamw", "options": {"lr": 3e-3, "weight_decay": 0.01}, "lrs": sched["lrs"][:K]},
         {"name": "adam_weight_decay", "optimizer": "adam", "options": {"lr": 0.01, "weight_decay": 0.1}},
+        {"name": "adamw_no_decay_group", "optimizer": "adamw", "options": {"lr": 0.05, "weight_decay": 0.1}, "no_decay": ["b1", "scale"]},
+        {"name": "sgd_no_decay_group", "optimizer": "sgd", "options": {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.05}, "no_decay": ["b1", "scale"]},
+        {"name": "adam_no_decay_group", "optimizer": "adam", "options": {"lr": 0.01, "weight_decay": 0.1}, "no_decay": ["b1", "scale"]},
     ]
     out = {
         "generator": "tests/NearML.Training.Tests/torch/gen_optim.py",

@@ -1,12 +1,15 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
 namespace NearML.Training.Kernels.Internal;
 
 /// <summary>
-/// The packed, cache-blocked GEMM (Goto/BLIS loop structure): C is cut into NC-wide column blocks, the depth into KC
-/// blocks; each (jc, pc) block packs its B slab once (shared by all threads), then every MC×(chunk of NR panels) task
-/// packs its A block (alpha applied) into the thread's buffer and runs the micro-kernel over it.
+/// The packed, cache-blocked GEMM (Goto/BLIS-style blocking without barriers): C is cut into tasks of at most MC rows
+/// (× a chunk of NR-wide column panels when rows are few) that any thread may claim. A task walks the depth in KC
+/// blocks: it packs its A block (α applied) into the thread's buffer, then for each column panel runs the micro-kernel
+/// down its rows. B is packed once per job into KC×NR panels shared by all threads; whichever task first needs a panel
+/// packs it and stamps a per-panel flag, so no task ever waits for another.
 /// </summary>
 internal static unsafe class GemmDriver
 {
@@ -15,9 +18,6 @@ internal static unsafe class GemmDriver
 
     /// <summary>Rows of A per packed block, in micro-kernel rows (MC = MR × this); an MC×KC A block stays in L2.</summary>
     internal static int McPanels = 24;
-
-    /// <summary>Columns of B per packed slab.</summary>
-    internal static int NcMax = 2048;
 
     private static int s_generation;
 
@@ -52,7 +52,7 @@ internal static unsafe class GemmDriver
         _ => PortableMicroKernel.NR,
     };
 
-    /// <summary>Fills in blocking and ticket counts for a job whose problem fields are set, and opens it.</summary>
+    /// <summary>Fills in blocking and task counts for a job whose problem fields are set, and opens it.</summary>
     internal static void Prepare(GemmJob job, int threads, PackBuffer sharedB)
     {
         var mr = MR(job.Path);
@@ -66,32 +66,35 @@ internal static unsafe class GemmDriver
         job.Threads = threads;
 
         var kcMax = Math.Max(1, KcMax);
-        var ncMax = Math.Max(nr, NcMax);
         var mcMax = mr * Math.Max(1, McPanels);
         job.PcBlocks = CeilDiv(job.K, kcMax);
         job.Kc = CeilDiv(job.K, job.PcBlocks);
-        job.JcBlocks = CeilDiv(job.N, ncMax);
-        job.Nc = RoundUp(CeilDiv(job.N, job.JcBlocks), nr);
-        job.JcBlocks = CeilDiv(job.N, job.Nc);
-        job.RowBlocks = CeilDiv(job.M, mcMax);
-        job.Mc = RoundUp(CeilDiv(job.M, job.RowBlocks), mr);
-        job.RowBlocks = CeilDiv(job.M, job.Mc);
-        job.MaxPackTasks = threads == 1 ? 1 : 2 * threads;
-        job.ChunkTarget = threads == 1 ? 1 : CeilDiv(4 * threads, job.RowBlocks);
-        job.SharedB = sharedB.Get((nint)job.Kc * job.Nc);
+        job.Panels = CeilDiv(job.N, nr);
 
-        var total = 0;
-        for (var jb = 0; jb < job.JcBlocks; jb++)
+        // Tasks: row slices of at most MC rows (split finer, down to MR rows, so every thread gets several tasks),
+        // and column chunks only when there are too few rows. B is packed once, lazily, by whichever task first needs a
+        // panel, so tasks never wait for each other.
+        var microRows = CeilDiv(job.M, mr);
+        var target = threads == 1 ? 1 : 4 * threads;
+        var rowTasks = Math.Max(CeilDiv(job.M, mcMax), Math.Min(microRows, target));
+        job.MTask = RoundUp(CeilDiv(job.M, rowTasks), mr);
+        job.RowTasks = CeilDiv(job.M, job.MTask);
+        job.ColTasks = Math.Max(1, Math.Min(job.Panels, CeilDiv(target, job.RowTasks)));
+        job.TotalTickets = job.RowTasks * job.ColTasks;
+
+        var flags = job.PcBlocks * job.Panels;
+        if (job.Ready.Length < flags)
         {
-            var nc = Math.Min(job.Nc, job.N - (jb * job.Nc));
-            var panels = CeilDiv(nc, nr);
-            total += job.PcBlocks * (PackTasks(job, panels) + (job.RowBlocks * ColumnChunks(job, panels)));
+            job.Ready = new int[Math.Max(flags, 2 * job.Ready.Length)];
         }
 
-        job.TotalTickets = total;
+        job.SharedB = sharedB.Get((nint)job.K * job.Panels * nr);
         job.Done = 0;
         Volatile.Write(ref job.Tickets, (long)gen << 32);
     }
+
+    /// <summary>Largest K·N (floats of packed B) one job packs; wider products are cut into column slabs.</summary>
+    internal static long MaxPackedB { get; set; } = 4L << 20;
 
     /// <summary>Claims and runs tickets of <paramref name="job"/> until none is left.</summary>
     internal static void Work(GemmJob job, int generation, GemmThreadState state)
@@ -119,10 +122,6 @@ internal static unsafe class GemmDriver
             spin.SpinOnce(-1);
         }
     }
-
-    private static int PackTasks(GemmJob job, int panels) => Math.Min(panels, job.MaxPackTasks);
-
-    private static int ColumnChunks(GemmJob job, int panels) => Math.Min(panels, job.ChunkTarget);
 
     private static int CeilDiv(int a, int b) => (a + b - 1) / b;
 
@@ -159,83 +158,39 @@ internal static unsafe class GemmDriver
         where TK : struct, IMicroKernel
     {
         var edge = stackalloc float[TK.MR * TK.NR];
+        var ready = job.Ready;
         int ticket;
         while ((ticket = Claim(job, generation)) >= 0)
         {
-            // Decode the ticket: column block, depth block, phase, task within the phase.
-            var t = ticket;
-            var phaseBase = 0;
-            var jb = 0;
-            int nc, panels, packTasks, chunks, perPc;
-            while (true)
+            var rt = ticket / job.ColTasks;
+            var ct = ticket - (rt * job.ColTasks);
+            var ic = rt * job.MTask;
+            var mc = Math.Min(job.MTask, job.M - ic);
+            var p0 = (int)((long)ct * job.Panels / job.ColTasks);
+            var p1 = (int)((long)(ct + 1) * job.Panels / job.ColTasks);
+            var aBlock = state.PackedA.Get((nint)job.MTask * job.Kc);
+            for (var pb = 0; pb < job.PcBlocks; pb++)
             {
-                nc = Math.Min(job.Nc, job.N - (jb * job.Nc));
-                panels = CeilDiv(nc, TK.NR);
-                packTasks = PackTasks(job, panels);
-                chunks = ColumnChunks(job, panels);
-                perPc = packTasks + (job.RowBlocks * chunks);
-                var blockTickets = job.PcBlocks * perPc;
-                if (t < blockTickets)
-                {
-                    break;
-                }
-
-                t -= blockTickets;
-                phaseBase += blockTickets;
-                jb++;
-            }
-
-            var pb = t / perPc;
-            var r = t - (pb * perPc);
-            var isPack = r < packTasks;
-            var phaseStart = phaseBase + (pb * perPc) + (isPack ? 0 : packTasks);
-            if (Volatile.Read(ref job.Done) < phaseStart)
-            {
-                var spin = default(SpinWait);
-                while (Volatile.Read(ref job.Done) < phaseStart)
-                {
-                    spin.SpinOnce(-1);
-                }
-            }
-
-            var jc = jb * job.Nc;
-            var pc = pb * job.Kc;
-            var kc = Math.Min(job.Kc, job.K - pc);
-            if (isPack)
-            {
-                var p0 = (int)((long)r * panels / packTasks);
-                var p1 = (int)((long)(r + 1) * panels / packTasks);
-                for (var panel = p0; panel < p1; panel++)
-                {
-                    var col = panel * TK.NR;
-                    PackBPanel<TK>(job, jc + col, Math.Min(TK.NR, nc - col), pc, kc, job.SharedB + ((nint)panel * kc * TK.NR));
-                }
-            }
-            else
-            {
-                r -= packTasks;
-                var rb = r / chunks;
-                var cc = r - (rb * chunks);
-                var ic = rb * job.Mc;
-                var mc = Math.Min(job.Mc, job.M - ic);
-                var aBlock = state.PackedA.Get((nint)job.Mc * job.Kc);
-                if (state.AGeneration != job.Generation || state.APcIndex != pb || state.ARowBlock != rb)
-                {
-                    PackA<TK>(job, ic, mc, pc, kc, aBlock);
-                    state.AGeneration = job.Generation;
-                    state.APcIndex = pb;
-                    state.ARowBlock = rb;
-                }
-
+                var pc = pb * job.Kc;
+                var kc = Math.Min(job.Kc, job.K - pc);
+                PackA<TK>(job, ic, mc, pc, kc, aBlock);
                 var accumulate = pb != 0 || !job.OverwriteFirst;
-                var p0 = (int)((long)cc * panels / chunks);
-                var p1 = (int)((long)(cc + 1) * panels / chunks);
+                var bBlock = job.SharedB + ((nint)pc * job.Panels * TK.NR);
                 for (var panel = p0; panel < p1; panel++)
                 {
                     var col = panel * TK.NR;
-                    var nr = Math.Min(TK.NR, nc - col);
-                    var bPanel = job.SharedB + ((nint)panel * kc * TK.NR);
-                    var cCol = job.C + jc + col;
+                    var nr = Math.Min(TK.NR, job.N - col);
+                    var bPanel = bBlock + ((nint)panel * kc * TK.NR);
+                    ref var flag = ref ready[(pb * job.Panels) + panel];
+                    if (Volatile.Read(ref flag) != generation)
+                    {
+                        // Two tasks may pack the same panel at once; they write identical values, and each reads the
+                        // panel only after its own packing (or after seeing the flag) completed.
+                        PackBPanel<TK>(job, col, nr, pc, kc, bPanel);
+                        Volatile.Write(ref flag, generation);
+                    }
+
+                    var cCol = job.C + col;
                     for (var ir = 0; ir < mc; ir += TK.MR)
                     {
                         var mr = Math.Min(TK.MR, mc - ir);
@@ -294,13 +249,24 @@ internal static unsafe class GemmDriver
             var d = dst + ((nint)ir * kc);
             if (!job.TransA)
             {
-                // op(A)[i, p] = A[i, p]: read each row contiguously, write with stride MR.
+                // op(A)[i, p] = A[i, p]: transpose 8×8 blocks where possible, else read each row contiguously and
+                // write with stride MR.
                 var src = job.A + ((nint)(ic + ir) * lda) + pc;
+                var p0 = 0;
+                if (Avx.IsSupported && mrFull == 8 && mr == 8)
+                {
+                    var scale = Vector256.Create(alpha);
+                    for (; p0 + 8 <= kc; p0 += 8)
+                    {
+                        Transpose.Block8x8(src + p0, lda, d + (p0 * 8), 8, scale);
+                    }
+                }
+
                 for (var i = 0; i < mr; i++)
                 {
                     var s = src + (i * lda);
                     var dd = d + i;
-                    for (var p = 0; p < kc; p++)
+                    for (var p = p0; p < kc; p++)
                     {
                         dd[p * mrFull] = alpha * s[p];
                     }
@@ -318,6 +284,17 @@ internal static unsafe class GemmDriver
             {
                 // op(A)[i, p] = A[p, i]: MR contiguous values per k.
                 var src = job.A + ((nint)pc * lda) + ic + ir;
+                if (Avx.IsSupported && mrFull == 8 && mr == 8)
+                {
+                    var scale = Vector256.Create(alpha);
+                    for (var p = 0; p < kc; p++)
+                    {
+                        Avx.Store(d + (p * 8), Avx.Multiply(Avx.LoadVector256(src + (p * lda)), scale));
+                    }
+
+                    continue;
+                }
+
                 for (var p = 0; p < kc; p++)
                 {
                     var s = src + (p * lda);
@@ -360,9 +337,33 @@ internal static unsafe class GemmDriver
         }
         else
         {
-            // op(B)[p, j] = B[j, p]: read each stored row contiguously, write with stride NR.
+            // op(B)[p, j] = B[j, p]: transpose 8×8 blocks where possible, else read each stored row contiguously and
+            // write with stride NR.
             var src = job.B + ((nint)col * ldb) + pc;
-            for (var j = 0; j < nr; j++)
+            var j0 = 0;
+            if (Avx.IsSupported && nrFull % 8 == 0)
+            {
+                var one = Vector256.Create(1f);
+                var kc8 = kc & ~7;
+                for (; j0 + 8 <= nr; j0 += 8)
+                {
+                    for (var p = 0; p < kc8; p += 8)
+                    {
+                        Transpose.Block8x8(src + (j0 * ldb) + p, ldb, dst + (p * nrFull) + j0, nrFull, one);
+                    }
+
+                    for (var j = j0; j < j0 + 8; j++)
+                    {
+                        var s = src + (j * ldb);
+                        for (var p = kc8; p < kc; p++)
+                        {
+                            dst[(p * nrFull) + j] = s[p];
+                        }
+                    }
+                }
+            }
+
+            for (var j = j0; j < nr; j++)
             {
                 var s = src + (j * ldb);
                 var d = dst + j;

@@ -18,8 +18,7 @@ internal enum GemmPath
 
 /// <summary>
 /// One GEMM call, described with raw pointers (the caller keeps the spans pinned until the job completes) and cut into
-/// tickets: for every (NC column block, KC depth block) a "pack B" phase and a "compute" phase, each a few tasks that
-/// any thread may claim. A ticket may start only when every ticket of the previous phases is done.
+/// independent tasks (tickets) that any thread may claim.
 /// </summary>
 internal sealed unsafe class GemmJob
 {
@@ -40,18 +39,19 @@ internal sealed unsafe class GemmJob
     /// <summary>Whether the first depth block overwrites C (β = 0) instead of accumulating into it.</summary>
     public bool OverwriteFirst;
 
-    // blocking (Mc a multiple of MR, Nc a multiple of NR)
-    public int Mc;
+    // blocking
     public int Kc;
-    public int Nc;
-    public int RowBlocks;
     public int PcBlocks;
-    public int JcBlocks;
+    public int Panels;
+    public int MTask;
+    public int RowTasks;
+    public int ColTasks;
     public int Threads;
-    public int MaxPackTasks;
-    public int ChunkTarget;
 
-    /// <summary>The packed B block (Kc × Nc), shared by all threads of the job.</summary>
+    /// <summary>Per (depth block, panel): the generation whose B panel is packed there.</summary>
+    public int[] Ready = [];
+
+    /// <summary>The packed B (K × Panels·NR), shared by all threads of the job.</summary>
     public float* SharedB;
 
     public int Generation;
@@ -64,11 +64,8 @@ internal sealed unsafe class GemmJob
     public int Done;
 }
 
-/// <summary>Per-thread state: its packed A block and which block that is.</summary>
+/// <summary>Per-thread state: its packing buffer for A blocks.</summary>
 internal sealed class GemmThreadState
 {
     public readonly PackBuffer PackedA = new();
-    public int AGeneration = -1;
-    public int APcIndex = -1;
-    public int ARowBlock = -1;
 }

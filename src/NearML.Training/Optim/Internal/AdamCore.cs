@@ -11,9 +11,12 @@ internal sealed class AdamCore
     private const int Chunk = 4096;
     private readonly float[] _grad = new float[Chunk];
     private readonly float[] _tmp = new float[Chunk];
+    private readonly float[] _num = new float[Chunk];
     private readonly bool _decoupled;
 
-    public AdamCore(ParameterLayout layout, double beta1, double beta2, double epsilon, double weightDecay, bool decoupled)
+    private readonly DecaySegments _segments;
+
+    public AdamCore(ParameterLayout layout, double beta1, double beta2, double epsilon, double weightDecay, bool decoupled, Func<TensorEntry, bool>? decayFilter)
     {
         if (!(beta1 >= 0 && beta1 < 1))
         {
@@ -40,6 +43,7 @@ internal sealed class AdamCore
         Epsilon = epsilon;
         WeightDecay = weightDecay;
         _decoupled = decoupled;
+        _segments = new DecaySegments(layout, decayFilter);
         ExpAvg = new ParameterSet(layout);
         ExpAvgSq = new ParameterSet(layout);
     }
@@ -78,56 +82,69 @@ internal sealed class AdamCore
         var g = gradients.Buffer;
         var m = ExpAvg.Buffer;
         var v = ExpAvgSq.Buffer;
-        for (var i = 0; i < p.Length; i += Chunk)
+        foreach (var (segStart, segLength, decays) in _segments.Segments)
         {
-            var n = Math.Min(Chunk, p.Length - i);
-            var pc = p.AsSpan(i, n);
-            var mc = m.AsSpan(i, n);
-            var vc = v.AsSpan(i, n);
-            var tmp = _tmp.AsSpan(0, n);
-            ReadOnlySpan<float> gc = g.AsSpan(i, n);
-            if (_decoupled)
+            for (var i = segStart; i < segStart + segLength; i += Chunk)
             {
-                if (decay != 1f)
+                var n = Math.Min(Chunk, segStart + segLength - i);
+                var pc = p.AsSpan(i, n);
+                var mc = m.AsSpan(i, n);
+                var vc = v.AsSpan(i, n);
+                var tmp = _tmp.AsSpan(0, n);
+                ReadOnlySpan<float> gc = g.AsSpan(i, n);
+                if (_decoupled)
                 {
-                    // param.mul_(1 - lr * weight_decay)
-                    TensorPrimitives.Multiply(pc, decay, pc);
+                    if (decays && decay != 1f)
+                    {
+                        // param.mul_(1 - lr * weight_decay)
+                        TensorPrimitives.Multiply(pc, decay, pc);
+                    }
                 }
+                else if (decays && WeightDecay != 0)
+                {
+                    // grad = grad.add(param, alpha=weight_decay)
+                    var gd = _grad.AsSpan(0, n);
+                    TensorPrimitives.FusedMultiplyAdd(pc, wd, gc, gd);
+                    gc = gd;
+                }
+
+                // exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
+                TensorPrimitives.Multiply(mc, b1, mc);
+                TensorPrimitives.FusedMultiplyAdd(gc, oneMinusB1, mc, mc);
+
+                // exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2): fma(value·g, g, v)
+                TensorPrimitives.Multiply(vc, b2, vc);
+                TensorPrimitives.Multiply(gc, oneMinusB2, tmp);
+                TensorPrimitives.FusedMultiplyAdd(tmp, gc, vc, vc);
+
+                // denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps)
+                TensorPrimitives.Sqrt(vc, tmp);
+                TensorPrimitives.Divide(tmp, bc2Sqrt, tmp);
+                TensorPrimitives.Add(tmp, eps, tmp);
+
+                // param.addcdiv_(exp_avg, denom, value=-step_size): p + (value·m) / denom
+                var num = _num.AsSpan(0, n);
+                TensorPrimitives.Multiply(mc, negStepSize, num);
+                TensorPrimitives.Divide(num, tmp, tmp);
+                TensorPrimitives.Add(pc, tmp, pc);
             }
-            else if (WeightDecay != 0)
-            {
-                // grad = grad.add(param, alpha=weight_decay)
-                var gd = _grad.AsSpan(0, n);
-                TensorPrimitives.MultiplyAdd(pc, wd, gc, gd);
-                gc = gd;
-            }
-
-            // exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
-            TensorPrimitives.Multiply(mc, b1, mc);
-            TensorPrimitives.MultiplyAdd(gc, oneMinusB1, mc, mc);
-
-            // exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2): v + (value·g)·g
-            TensorPrimitives.Multiply(vc, b2, vc);
-            TensorPrimitives.Multiply(gc, oneMinusB2, tmp);
-            TensorPrimitives.MultiplyAdd(tmp, gc, vc, vc);
-
-            // denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps)
-            TensorPrimitives.Sqrt(vc, tmp);
-            TensorPrimitives.Divide(tmp, bc2Sqrt, tmp);
-            TensorPrimitives.Add(tmp, eps, tmp);
-
-            // param.addcdiv_(exp_avg, denom, value=-step_size)
-            TensorPrimitives.Divide(mc, tmp, tmp);
-            TensorPrimitives.MultiplyAdd(tmp, negStepSize, pc, pc);
         }
     }
 
-    public OptimizerState Export(string kind, long stepCount, double lr) =>
-        new(kind, stepCount, lr, new Dictionary<string, ParameterSet>(StringComparer.Ordinal)
-        {
-            [ExpAvgName] = ExpAvg.Clone(),
-            [ExpAvgSqName] = ExpAvgSq.Clone(),
-        });
+    public Dictionary<string, ParameterSet> ExportBuffers() => new(StringComparer.Ordinal)
+    {
+        [ExpAvgName] = ExpAvg.Clone(),
+        [ExpAvgSqName] = ExpAvgSq.Clone(),
+    };
+
+    public Dictionary<string, double> Hyperparameters() => new(StringComparer.Ordinal)
+    {
+        ["beta1"] = Beta1,
+        ["beta2"] = Beta2,
+        ["eps"] = Epsilon,
+        ["weight_decay"] = WeightDecay,
+        ["decayed_tensors"] = _segments.DecayedTensors,
+    };
 
     public void Import(ParameterSet expAvg, ParameterSet expAvgSq)
     {

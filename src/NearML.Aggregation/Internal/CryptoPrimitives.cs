@@ -1,0 +1,165 @@
+using System.Buffers.Binary;
+using System.Security.Cryptography;
+using System.Text;
+using Org.BouncyCastle.Math.EC.Rfc7748;
+using Org.BouncyCastle.Math.EC.Rfc8032;
+
+namespace NearML.Aggregation.Internal;
+
+/// <summary>X25519 key agreement (RFC 7748) through BouncyCastle's allocation-free low-level API.</summary>
+internal static class KeyAgreement
+{
+    public const int KeySize = 32;
+
+    /// <summary>Creates a fresh private key from the CSPRNG and its public key.</summary>
+    public static (byte[] PrivateKey, byte[] PublicKey) Generate()
+    {
+        var sk = new byte[KeySize];
+        RandomNumberGenerator.Fill(sk);
+        // RFC 7748 clamping is applied inside the scalar multiplication; clamp here too so the stored key is canonical.
+        sk[0] &= 248;
+        sk[31] &= 127;
+        sk[31] |= 64;
+        return (sk, PublicKeyOf(sk));
+    }
+
+    public static byte[] PublicKeyOf(byte[] privateKey)
+    {
+        var pk = new byte[KeySize];
+        X25519.ScalarMultBase(privateKey, 0, pk, 0);
+        return pk;
+    }
+
+    /// <summary>Computes the shared secret; false when the peer key is a low-order point (all-zero result).</summary>
+    public static bool TryAgree(byte[] privateKey, byte[] peerPublicKey, byte[] secret)
+        => X25519.CalculateAgreement(privateKey, 0, peerPublicKey, 0, secret, 0);
+}
+
+/// <summary>ed25519 signatures (RFC 8032) for the active-adversary variant.</summary>
+internal static class Signatures
+{
+    public const int PublicKeySize = 32;
+    public const int SignatureSize = 64;
+
+    public static byte[] PublicKeyOf(byte[] privateKey)
+    {
+        var pk = new byte[PublicKeySize];
+        Ed25519.GeneratePublicKey(privateKey, 0, pk, 0);
+        return pk;
+    }
+
+    public static byte[] Sign(byte[] privateKey, byte[] message)
+    {
+        var sig = new byte[SignatureSize];
+        Ed25519.Sign(privateKey, 0, message, 0, message.Length, sig, 0);
+        return sig;
+    }
+
+    public static bool Verify(byte[] publicKey, byte[] message, ReadOnlySpan<byte> signature)
+    {
+        if (publicKey.Length != PublicKeySize || signature.Length != SignatureSize)
+        {
+            return false;
+        }
+
+        try
+        {
+            return Ed25519.Verify(signature.ToArray(), 0, publicKey, 0, message, 0, message.Length);
+        }
+        catch (ArgumentException)
+        {
+            return false;
+        }
+    }
+}
+
+/// <summary>Domain-separated transcripts: everything signed, authenticated or derived binds the job and round.</summary>
+internal static class Transcript
+{
+    private const string Prefix = "nearml/secagg/v1/";
+
+    public static byte[] Build(string label, string jobId, ulong round, ReadOnlySpan<uint> ids, params byte[][] parts)
+    {
+        var job = Encoding.UTF8.GetBytes(jobId);
+        var tag = Encoding.ASCII.GetBytes(Prefix + label);
+        int len = 4 + tag.Length + 4 + job.Length + 8 + 4 + (ids.Length * 4);
+        foreach (var p in parts)
+        {
+            len += 4 + p.Length;
+        }
+
+        var buf = new byte[len];
+        var s = buf.AsSpan();
+        int o = 0;
+        void Chunk(ReadOnlySpan<byte> b, Span<byte> dst, ref int off)
+        {
+            BinaryPrimitives.WriteInt32LittleEndian(dst[off..], b.Length);
+            b.CopyTo(dst[(off + 4)..]);
+            off += 4 + b.Length;
+        }
+
+        Chunk(tag, s, ref o);
+        Chunk(job, s, ref o);
+        BinaryPrimitives.WriteUInt64LittleEndian(s[o..], round);
+        o += 8;
+        BinaryPrimitives.WriteInt32LittleEndian(s[o..], ids.Length);
+        o += 4;
+        foreach (var id in ids)
+        {
+            BinaryPrimitives.WriteUInt32LittleEndian(s[o..], id);
+            o += 4;
+        }
+
+        foreach (var p in parts)
+        {
+            Chunk(p, s, ref o);
+        }
+
+        return buf;
+    }
+
+    /// <summary>HKDF-SHA256 of a full 32-byte secret into a key of <paramref name="length"/> bytes bound to a context.</summary>
+    public static byte[] DeriveKey(byte[] secret, int length, string label, string jobId, ulong round, ReadOnlySpan<uint> ids)
+    {
+        var info = Build(label, jobId, round, ids);
+        return HKDF.DeriveKey(HashAlgorithmName.SHA256, secret, length, salt: null, info);
+    }
+}
+
+/// <summary>AES-256-GCM encryption of Shamir share pairs, with AAD binding job, round, sender and receiver.</summary>
+internal static class ShareCipher
+{
+    public const int NonceSize = 12;
+    public const int TagSize = 16;
+
+    public static int CiphertextSize(int plaintextSize) => NonceSize + plaintextSize + TagSize;
+
+    public static byte[] Encrypt(byte[] key, byte[] aad, ReadOnlySpan<byte> plaintext)
+    {
+        var output = new byte[CiphertextSize(plaintext.Length)];
+        var nonce = output.AsSpan(0, NonceSize);
+        RandomNumberGenerator.Fill(nonce);
+        using var gcm = new AesGcm(key, TagSize);
+        gcm.Encrypt(nonce, plaintext, output.AsSpan(NonceSize, plaintext.Length), output.AsSpan(NonceSize + plaintext.Length), aad);
+        return output;
+    }
+
+    public static bool TryDecrypt(byte[] key, byte[] aad, ReadOnlySpan<byte> ciphertext, Span<byte> plaintext)
+    {
+        if (ciphertext.Length != CiphertextSize(plaintext.Length))
+        {
+            return false;
+        }
+
+        using var gcm = new AesGcm(key, TagSize);
+        try
+        {
+            gcm.Decrypt(ciphertext[..NonceSize], ciphertext.Slice(NonceSize, plaintext.Length), ciphertext[(NonceSize + plaintext.Length)..], plaintext, aad);
+            return true;
+        }
+        catch (AuthenticationTagMismatchException)
+        {
+            return false;
+        }
+    }
+}

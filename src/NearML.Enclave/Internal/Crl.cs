@@ -1,0 +1,112 @@
+using System.Formats.Asn1;
+using System.Security.Cryptography;
+
+namespace NearML.Enclave.Internal;
+
+/// <summary>A parsed X.509 v2 CRL (RFC 5280 §5): issuer, update times, revoked serials, and what its signature covers.</summary>
+internal sealed class Crl
+{
+    private Crl(byte[] tbs, string alg, HashAlgorithmName pss, byte[] sig, byte[] issuer, DateTimeOffset thisUpdate, DateTimeOffset? nextUpdate, HashSet<string> revoked)
+    {
+        Tbs = tbs;
+        SignatureAlgorithm = alg;
+        PssHash = pss;
+        SignatureValue = sig;
+        IssuerName = issuer;
+        ThisUpdate = thisUpdate;
+        NextUpdate = nextUpdate;
+        RevokedSerials = revoked;
+    }
+
+    public byte[] Tbs { get; }
+
+    public string SignatureAlgorithm { get; }
+
+    public HashAlgorithmName PssHash { get; }
+
+    public byte[] SignatureValue { get; }
+
+    public byte[] IssuerName { get; }
+
+    public DateTimeOffset ThisUpdate { get; }
+
+    public DateTimeOffset? NextUpdate { get; }
+
+    public HashSet<string> RevokedSerials { get; }
+
+    public static Crl Parse(byte[] der, string what)
+    {
+        try
+        {
+            var reader = new AsnReader(der, AsnEncodingRules.DER);
+            AsnReader outer = reader.ReadSequence();
+            byte[] tbsBytes = outer.PeekEncodedValue().ToArray();
+            AsnReader tbs = outer.ReadSequence();
+            (string alg, HashAlgorithmName pss) = Cert.ReadAlgorithm(outer);
+            byte[] sig = outer.ReadBitString(out _);
+            outer.ThrowIfNotEmpty();
+
+            if (tbs.PeekTag().HasSameClassAndValue(Asn1Tag.Integer))
+            {
+                tbs.ReadInteger();
+            }
+
+            tbs.ReadSequence(); // inner signature algorithm
+            byte[] issuer = tbs.ReadEncodedValue().ToArray();
+            DateTimeOffset thisUpdate = ReadTime(tbs);
+            DateTimeOffset? nextUpdate = null;
+            if (tbs.HasData && (tbs.PeekTag().HasSameClassAndValue(Asn1Tag.UtcTime) || tbs.PeekTag().HasSameClassAndValue(Asn1Tag.GeneralizedTime)))
+            {
+                nextUpdate = ReadTime(tbs);
+            }
+
+            var revoked = new HashSet<string>(StringComparer.Ordinal);
+            if (tbs.HasData && tbs.PeekTag().HasSameClassAndValue(Asn1Tag.Sequence))
+            {
+                AsnReader list = tbs.ReadSequence();
+                while (list.HasData)
+                {
+                    AsnReader entry = list.ReadSequence();
+                    ReadOnlyMemory<byte> serial = entry.ReadIntegerBytes();
+                    revoked.Add(Cert.NormalizeSerial(serial.Span));
+                }
+            }
+
+            return new Crl(tbsBytes, alg, pss, sig, issuer, thisUpdate, nextUpdate, revoked);
+        }
+        catch (AsnContentException e)
+        {
+            throw new AttestationFormatException(what, "crl", -1, $"not a valid DER CRL: {e.Message}", e);
+        }
+    }
+
+    private static DateTimeOffset ReadTime(AsnReader r) =>
+        r.PeekTag().HasSameClassAndValue(Asn1Tag.UtcTime) ? r.ReadUtcTime() : r.ReadGeneralizedTime();
+
+    private readonly Dictionary<Cert, bool> _signedBy = new(ReferenceEqualityComparer.Instance);
+
+    /// <summary>Whether <paramref name="issuer"/> signed this CRL; memoised per issuer (both are immutable).</summary>
+    public bool IsSignedBy(Cert issuer)
+    {
+        lock (_signedBy)
+        {
+            if (_signedBy.TryGetValue(issuer, out bool known))
+            {
+                return known;
+            }
+        }
+
+        bool ok = IssuerName.AsSpan().SequenceEqual(issuer.X509.SubjectName.RawData)
+            && issuer.VerifySignature(Tbs, SignatureValue, SignatureAlgorithm, PssHash);
+        lock (_signedBy)
+        {
+            _signedBy[issuer] = ok;
+        }
+
+        return ok;
+    }
+
+    public bool IsFreshAt(DateTimeOffset at) => at >= ThisUpdate && (NextUpdate is null || at <= NextUpdate);
+
+    public bool IsRevoked(Cert c) => RevokedSerials.Contains(c.SerialHex);
+}
