@@ -1,17 +1,24 @@
 #!/bin/bash
-# Reproduces the results table of docs/low-communication.md. Run from the repository root:
+# Reproduces the results tables of docs/low-communication.md. Run from the repository root:
 #   dotnet build -c Release samples/NearML.Samples.Simulate && bash samples/NearML.Samples.Simulate/run-table.sh
-# Each run appends one JSON line to $OUT; render the table with samples/NearML.Samples.Simulate/table.py $OUT.
+# Each run appends one JSON line to $OUT (MLP) or $GPT_OUT (char-GPT); render the MLP table with
+#   python3 samples/NearML.Samples.Simulate/table.py $OUT
 set -e
 SIM="dotnet samples/NearML.Samples.Simulate/bin/Release/net10.0/NearML.Samples.Simulate.dll"
 OUT=${OUT:-results.jsonl}
-N=${N:-4}
-COMMON="--model mlp --hidden 64 --batch 16 --steps 1000 --workers $N --parallel 2 --out $OUT"
-$SIM --strategy ddp $COMMON
-$SIM --strategy demo --demo-lr 0.001 $COMMON
-for H in 50 100 500; do for E in fp32 int8 int4; do $SIM --strategy diloco --h $H --encoding $E $COMMON; done; done
-for E in fp32 int8; do $SIM --strategy streaming --h 100 --fragments 4 --overlap 1 --mixing 0.5 --encoding $E $COMMON; done
-$SIM --strategy ddp --scenario skew $COMMON
-$SIM --strategy diloco --h 100 --encoding int8 --scenario skew $COMMON
-$SIM --strategy diloco --h 100 --encoding int8 --scenario slow $COMMON
-$SIM --strategy diloco --h 100 --encoding int8 --scenario dropout $COMMON
+GPT_OUT=${GPT_OUT:-gpt.jsonl}
+mlp() { $SIM --model mlp --hidden 64 --batch 16 --steps 1000 --parallel 2 --out "$OUT" "$@"; }
+for N in 4 8; do
+  mlp --workers $N --strategy ddp
+  for H in 50 100 200 500; do for E in fp32 int8 int4; do mlp --workers $N --strategy diloco --h $H --encoding $E; done; done
+  for E in fp32 int8; do mlp --workers $N --strategy streaming --h 100 --fragments 4 --overlap 1 --mixing 0.5 --encoding $E; done
+done
+mlp --workers 4 --strategy demo --demo-lr 0.001
+mlp --workers 4 --strategy ddp --scenario skew
+for H in 10 100; do mlp --workers 4 --strategy diloco --h $H --encoding int8 --scenario skew; done
+mlp --workers 4 --strategy demo --demo-lr 0.001 --scenario skew
+mlp --workers 4 --strategy diloco --h 100 --encoding int8 --scenario slow
+mlp --workers 4 --strategy diloco --h 100 --encoding int8 --scenario dropout
+gpt() { $SIM --model gpt --batch 8 --workers 4 --parallel 2 --out "$GPT_OUT" "$@"; }
+gpt --steps 800 --strategy ddp
+for H in 20 50 100; do gpt --steps 800 --strategy diloco --h $H --encoding int8; done

@@ -71,7 +71,8 @@ public sealed class DiLoCoStrategy : SyncStrategy
     /// <summary>
     /// Runs the outer step now, whatever the inner step count (for example a slow worker at a round deadline: its
     /// pseudo-gradient is weighted by the fewer samples behind it). A worker with no samples since the last exchange
-    /// abstains.
+    /// abstains: it does not receive that round's mean, keeps its previous global parameters and must adopt a
+    /// member's state (<see cref="SyncStrategy.RestoreState"/>) before contributing again.
     /// </summary>
     /// <param name="cancellationToken">Cancels waiting for the group.</param>
     /// <returns>Who took part.</returns>
@@ -90,8 +91,7 @@ public sealed class DiLoCoStrategy : SyncStrategy
             RejectionLog.AddRange(r.Rejections);
         }
 
-        // An abstainer cannot see the mean; in-process it would be stale. Abstainers are expected to re-sync
-        // from a member's state (see RestoreState); here they simply keep the previous global parameters.
+        // An abstainer does not see the mean (see the remarks above); everyone else applies the same outer step.
         if (r is { HasResult: true })
         {
             OuterNesterov.Step(_global.Data, _mean.Data, _momentum.Data, (float)_options.OuterLearningRate, (float)_options.OuterMomentum, _options.Nesterov);
