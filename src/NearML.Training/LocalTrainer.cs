@@ -87,6 +87,8 @@ public sealed class LocalTrainer
     /// <summary>Gets the tape the trainer records on (reused every step).</summary>
     public Tape Tape { get; } = new();
 
+    private Tape? _evalTape;
+
     /// <summary>Gets the number of training steps taken.</summary>
     public long Step { get; private set; }
 
@@ -209,11 +211,10 @@ public sealed class LocalTrainer
         ArgumentNullException.ThrowIfNull(source);
         var batch = source.CreateBatch();
         source.StartEpoch(0);
-        var tape = Tape;
-        var grad = tape.GradEnabled;
-        var training = tape.Training;
-        tape.GradEnabled = false;
-        tape.Training = false;
+
+        // Evaluation runs on its own tape: its batch sizes differ from training's, and sharing the training tape would
+        // grow the training buffers (and then their gradient buffers) to evaluation sizes for the rest of the run.
+        var tape = _evalTape ??= new Tape { GradEnabled = false, Training = false };
         try
         {
             long targets = 0, correct = 0;
@@ -234,8 +235,6 @@ public sealed class LocalTrainer
         }
         finally
         {
-            tape.GradEnabled = grad;
-            tape.Training = training;
             tape.Reset();
         }
     }
