@@ -60,28 +60,18 @@ public sealed class AdamOptions
 }
 
 /// <summary>
-/// AdamW (Loshchilov &amp; Hutter) with PyTorch 1.13's exact non-fused, single-tensor semantics:
-/// <c>p ← p·(1 − lr·wd)</c>; <c>m ← β₁m + (1−β₁)g</c>; <c>v ← β₂v + (1−β₂)g²</c>;
-/// <c>denom = √v / √(1−β₂ᵗ) + ε</c>; <c>p ← p + (−(lr / (1−β₁ᵗ))·m) / denom</c>. Scalars are computed in double and
-/// rounded to float32 where PyTorch does, and each element-wise operation rounds where ATen's vectorised CPU kernels
-/// round (<c>add_(x, alpha)</c> and <c>addcmul_</c> end in one fused multiply-add; <c>addcdiv_</c> scales the numerator
-/// before dividing), so the results match PyTorch on AVX2/AVX-512 CPUs bit for bit. A step allocates nothing.
+/// The Adam family's shared state and step: first and second moment estimates with bias correction, computed by
+/// one internal kernel. <see cref="AdamW"/> decouples weight decay; <see cref="Adam"/> couples it.
 /// </summary>
-public sealed class AdamW : Optimizer
+public abstract class AdamFamilyOptimizer : Optimizer
 {
     private readonly AdamCore _core;
 
-    /// <summary>Initializes AdamW for parameters with the given layout.</summary>
-    /// <param name="layout">The parameter layout.</param>
-    /// <param name="options">The hyper-parameters (copied); <see langword="null"/> for the defaults.</param>
-    public AdamW(ParameterLayout layout, AdamWOptions? options = null)
-        : base(layout, (options ??= new AdamWOptions()).LearningRate)
+    private protected AdamFamilyOptimizer(ParameterLayout layout, double learningRate, double beta1, double beta2, double epsilon, double weightDecay, bool decoupled, Func<TensorEntry, bool>? weightDecayFilter)
+        : base(layout, learningRate)
     {
-        _core = new AdamCore(layout, options.Beta1, options.Beta2, options.Epsilon, options.WeightDecay, decoupled: true, options.WeightDecayFilter);
+        _core = new AdamCore(layout, beta1, beta2, epsilon, weightDecay, decoupled, weightDecayFilter);
     }
-
-    /// <inheritdoc/>
-    public override string Kind => "adamw";
 
     /// <summary>Gets β₁.</summary>
     public double Beta1 => _core.Beta1;
@@ -92,7 +82,7 @@ public sealed class AdamW : Optimizer
     /// <summary>Gets ε.</summary>
     public double Epsilon => _core.Epsilon;
 
-    /// <summary>Gets the decoupled weight decay.</summary>
+    /// <summary>Gets the weight decay (decoupled for AdamW, coupled for Adam).</summary>
     public double WeightDecay => _core.WeightDecay;
 
     /// <summary>Gets the first-moment estimate (aliases internal state).</summary>
@@ -126,51 +116,41 @@ public sealed class AdamW : Optimizer
 }
 
 /// <summary>
+/// AdamW (Loshchilov &amp; Hutter) with PyTorch 1.13's exact non-fused, single-tensor semantics:
+/// <c>p ← p·(1 − lr·wd)</c>; <c>m ← β₁m + (1−β₁)g</c>; <c>v ← β₂v + (1−β₂)g²</c>;
+/// <c>denom = √v / √(1−β₂ᵗ) + ε</c>; <c>p ← p + (−(lr / (1−β₁ᵗ))·m) / denom</c>. Scalars are computed in double and
+/// rounded to float32 where PyTorch does, and each element-wise operation rounds where ATen's vectorised CPU kernels
+/// round (<c>add_(x, alpha)</c> and <c>addcmul_</c> end in one fused multiply-add; <c>addcdiv_</c> scales the numerator
+/// before dividing), so the results match PyTorch on AVX2/AVX-512 CPUs bit for bit. A step allocates nothing.
+/// </summary>
+public sealed class AdamW : AdamFamilyOptimizer
+{
+    /// <summary>Initializes AdamW for parameters with the given layout.</summary>
+    /// <param name="layout">The parameter layout.</param>
+    /// <param name="options">The hyper-parameters (copied); <see langword="null"/> for the defaults.</param>
+    public AdamW(ParameterLayout layout, AdamWOptions? options = null)
+        : base(layout, (options ??= new AdamWOptions()).LearningRate, options.Beta1, options.Beta2, options.Epsilon, options.WeightDecay, decoupled: true, options.WeightDecayFilter)
+    {
+    }
+
+    /// <inheritdoc/>
+    public override string Kind => "adamw";
+}
+
+/// <summary>
 /// Adam with PyTorch 1.13's single-tensor semantics; weight decay is coupled (<c>g ← g + wd·p</c>). Prefer
 /// <see cref="AdamW"/> for training with weight decay.
 /// </summary>
-public sealed class Adam : Optimizer
+public sealed class Adam : AdamFamilyOptimizer
 {
-    private readonly AdamCore _core;
-
     /// <summary>Initializes Adam for parameters with the given layout.</summary>
     /// <param name="layout">The parameter layout.</param>
     /// <param name="options">The hyper-parameters (copied); <see langword="null"/> for the defaults.</param>
     public Adam(ParameterLayout layout, AdamOptions? options = null)
-        : base(layout, (options ??= new AdamOptions()).LearningRate)
+        : base(layout, (options ??= new AdamOptions()).LearningRate, options.Beta1, options.Beta2, options.Epsilon, options.WeightDecay, decoupled: false, options.WeightDecayFilter)
     {
-        _core = new AdamCore(layout, options.Beta1, options.Beta2, options.Epsilon, options.WeightDecay, decoupled: false, options.WeightDecayFilter);
     }
 
     /// <inheritdoc/>
     public override string Kind => "adam";
-
-    /// <summary>Gets the first-moment estimate (aliases internal state).</summary>
-    public ParameterSet ExpAvg => _core.ExpAvg;
-
-    /// <summary>Gets the second-moment estimate (aliases internal state).</summary>
-    public ParameterSet ExpAvgSq => _core.ExpAvgSq;
-
-    /// <inheritdoc/>
-    public override void Step(ParameterSet parameters, ParameterSet gradients)
-    {
-        ValidateStep(parameters, gradients);
-        _core.Step(parameters, gradients, LearningRate, StepCount + 1);
-        StepCount++;
-    }
-
-    /// <inheritdoc/>
-    public override OptimizerState ExportState() => CreateState(_core.ExportBuffers());
-
-    /// <inheritdoc/>
-    protected override IReadOnlyDictionary<string, double> GetHyperparameters() => _core.Hyperparameters();
-
-    /// <inheritdoc/>
-    public override void ImportState(OptimizerState state)
-    {
-        CheckKind(state);
-        _core.Import(RequireBuffer(state, AdamCore.ExpAvgName), RequireBuffer(state, AdamCore.ExpAvgSqName));
-        StepCount = state.StepCount;
-        LearningRate = state.LearningRate;
-    }
 }
