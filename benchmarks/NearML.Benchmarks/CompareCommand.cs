@@ -17,6 +17,7 @@ internal static class CompareCommand
         {
             Console.Error.WriteLine("usage: compare gemm [--threads N] [--only SUBSTR] [--repeats R] [--min-time S] [--list]");
             Console.Error.WriteLine("       compare mlp|cnn [--threads N] [--epochs E] [--batch B] [--warmup W] [--window S] [--seed X] [--data DIR]");
+            Console.Error.WriteLine("       compare profile-cnn [--threads N] [--batch B] [--steps S] [--seed X] [--data DIR]   (per-layer timings)");
             Console.Error.WriteLine("       compare gpt --corpus FILE [--threads N] [--warmup W] [--steps S] [--window S] [--seed X]");
             return 2;
         }
@@ -31,6 +32,8 @@ internal static class CompareCommand
                 return CompareTraining.Classifier("mlp", options.Batch ?? 128, options.Epochs ?? 5, options.Warmup ?? 20, options.Window ?? 200, options.Seed, options.Data);
             case "cnn":
                 return CompareTraining.Classifier("cnn", options.Batch ?? 64, options.Epochs ?? 3, options.Warmup ?? 20, options.Window ?? 200, options.Seed, options.Data);
+            case "profile-cnn":
+                return ProfileCnn.Run(options.Batch ?? 64, options.Steps ?? 100, options.Seed, options.Data);
             case "gpt":
                 if (options.Corpus is null)
                 {

@@ -73,6 +73,33 @@ internal static class Simd
         }
     }
 
+    /// <summary>x ← max(x + b, 0), NaN propagating like <c>TensorPrimitives.Max(x + b, 0)</c>.</summary>
+    public static void AddRelu(Span<float> x, float b)
+    {
+        var i = 0;
+        if (Vector.IsHardwareAccelerated)
+        {
+            var xv = MemoryMarshal.Cast<float, Vector<float>>(x);
+            var bv = new Vector<float>(b);
+            for (var v = 0; v < xv.Length; v++)
+            {
+                var s = xv[v] + bv;
+
+                // keep s where s > 0 or s is NaN (s != s), else 0
+                var keep = Vector.BitwiseOr(Vector.GreaterThan(s, Vector<float>.Zero), Vector.OnesComplement(Vector.Equals(s, s)));
+                xv[v] = Vector.ConditionalSelect(keep, s, Vector<float>.Zero);
+            }
+
+            i = xv.Length * Vector<float>.Count;
+        }
+
+        for (; i < x.Length; i++)
+        {
+            var s = x[i] + b;
+            x[i] = s > 0f || float.IsNaN(s) ? s : 0f;
+        }
+    }
+
     /// <summary>dst ← dy where y &gt; 0 else 0.</summary>
     public static void ReluBackward(ReadOnlySpan<float> dy, ReadOnlySpan<float> y, Span<float> dst, bool accumulate)
     {
