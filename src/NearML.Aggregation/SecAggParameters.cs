@@ -2,20 +2,31 @@ namespace NearML.Aggregation;
 
 /// <summary>Graph degree and Shamir threshold for one SecAgg+ cohort, with the bounds they were chosen under.</summary>
 /// <param name="Degree">Number of neighbours k of every client (even; n − 1 means the complete graph of SecAgg).</param>
-/// <param name="Threshold">Shamir threshold t.</param>
+/// <param name="Threshold">Shamir threshold t: the smallest threshold that meets the security bound for this degree.</param>
 /// <param name="SecurityFailureLog2">log2 of the bound on the probability that privacy fails (≤ −σ).</param>
 /// <param name="CorrectnessFailureLog2">log2 of the bound on the probability that a client has fewer than t surviving neighbours (≤ −η).</param>
 public sealed record SecAggParameters(int Degree, int Threshold, double SecurityFailureLog2, double CorrectnessFailureLog2)
 {
     /// <summary>
-    /// Finds the smallest even degree k and the largest threshold t for which, on a randomly permuted Harary graph
-    /// H(n, k) with a γ fraction of corrupt and a δ fraction of dropped clients (both chosen adversarially but without
-    /// knowledge of the permutation), a union bound over the n nodes gives:
-    /// (security) P[some client has ≥ t corrupt neighbours] + P[the honest survivors' subgraph is disconnected] ≤ 2^−σ;
-    /// (correctness) P[some client has more than k − t dropped neighbours] ≤ 2^−η.
-    /// Neighbour counts are hypergeometric; disconnection of a permuted Harary graph needs k/2 consecutive removed
-    /// ring positions, bounded by n · C(R, k/2) / C(n−1, k/2) with R = (γ + δ)·n removed nodes.
-    /// When no k &lt; n − 1 works, the complete graph (SecAgg) is returned.
+    /// Gets the largest threshold that still meets the correctness bound for <see cref="Degree"/>. Any t in
+    /// [<see cref="Threshold"/>, <see cref="MaxThreshold"/>] meets both bounds: a larger t trades dropout tolerance
+    /// for a margin against more corrupt clients than γ·n.
+    /// </summary>
+    /// <value>The default value is <see cref="Threshold"/> when set by hand; the finder fills it in.</value>
+    public int MaxThreshold { get; init; }
+
+    /// <summary>
+    /// Finds the smallest even degree k and, for it, the smallest Shamir threshold t such that on a randomly
+    /// permuted Harary graph H(n, k), with c = ⌊γn⌋ corrupt and d = ⌊δn⌋ dropped clients chosen without knowledge of
+    /// the permutation, union bounds give:
+    /// (security, threshold) n · P[Hyp(n−1, c, k) ≥ t] ≤ 2^−(σ+1): no honest client has t corrupt neighbours;
+    /// (security, connectivity) n(n−k−1)/2 · C(c+d, k)/C(n, k) ≤ 2^−(σ+1): the honest survivors stay connected
+    /// (disconnecting a Harary graph needs k/2 consecutive removed ring positions in two separate places);
+    /// (correctness) n · P[Hyp(n−1, d, k) ≥ k − t + 1] ≤ 2^−η: every client keeps t surviving neighbours.
+    /// The derivation is in docs/secure-aggregation.md; for γ = δ = 0.05 it gives Google's published (k, t)
+    /// (100: 12/6, 1,000: 30/17, 10,000: 34/20). t is at least 2 (a 1-of-k share is the secret itself).
+    /// When no k ≤ n − 2 works, the complete graph (SecAgg) is returned with t = max(c + 1, 2), and NaN bounds if
+    /// even that cannot meet correctness (d > n − 1 − t).
     /// </summary>
     /// <param name="clients">Cohort size n (≥ 2).</param>
     /// <param name="corruptFraction">γ, the fraction of clients that may collude with the server, in [0, 1).</param>
@@ -39,76 +50,118 @@ public sealed record SecAggParameters(int Degree, int Threshold, double Security
         ArgumentOutOfRangeException.ThrowIfLessThan(securityBits, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(correctnessBits, 1);
         int n = clients;
-        int corrupt = (int)Math.Ceiling(corruptFraction * n);
-        int dropped = (int)Math.Ceiling(dropoutFraction * n);
-        double log2n = Math.Log2(n);
-        for (int k = 2; k < n - 1; k += 2)
+        int corrupt = Count(corruptFraction, n);
+        int dropped = Count(dropoutFraction, n);
+        for (int k = 2; k <= n - 2; k += 2)
         {
-            var p = Evaluate(n, k, corrupt, dropped, log2n, securityBits, correctnessBits);
+            var p = Evaluate(n, k, corrupt, dropped, securityBits, correctnessBits);
             if (p is not null)
             {
                 return p;
             }
         }
 
-        int kc = n - 1;
-        return Evaluate(n, kc, corrupt, dropped, log2n, securityBits, correctnessBits, complete: true)
-            ?? new SecAggParameters(kc, Math.Max(1, kc - dropped), double.NaN, double.NaN);
+        return Complete(n, corrupt, dropped);
     }
 
-    private static SecAggParameters? Evaluate(int n, int k, int corrupt, int dropped, double log2n, int sigma, int eta, bool complete = false)
+    /// <summary>
+    /// log2 of the union bound on the probability that removing <paramref name="removed"/> clients, chosen
+    /// independently of the permutation, disconnects a randomly permuted Harary graph H(n, k): the removed set must
+    /// cover two disjoint, non-adjacent runs of k/2 ring positions; there are n(n−k−1)/2 such pairs of runs, and a
+    /// fixed set of k positions is entirely removed with probability C(removed, k)/C(n, k).
+    /// </summary>
+    internal static double Log2DisconnectBound(int n, int k, int removed)
     {
-        // Largest t with n · P[Hyp(n−1, dropped, k) > k − t] ≤ 2^−η; on the complete graph every client sees every
-        // dropout, so the condition is deterministic: dropped ≤ k − t.
-        int t = 0;
-        double correctness = double.NegativeInfinity;
-        for (int cand = k; cand >= 1; cand--)
+        if (k > removed || n - k - 1 <= 0)
         {
-            if (complete)
-            {
-                if (dropped <= k - cand)
-                {
-                    t = cand;
-                    break;
-                }
-
-                continue;
-            }
-
-            double tail = log2n + Log2HypergeometricTail(n - 1, dropped, k, k - cand + 1);
-            if (tail <= -eta)
-            {
-                t = cand;
-                correctness = tail;
-                break;
-            }
+            return double.NegativeInfinity;
         }
 
-        if (t < 1)
+        return Math.Log2(n) + Math.Log2(n - k - 1) - 1 + Log2Choose(removed, k) - Log2Choose(n, k);
+    }
+
+    /// <summary>log2 of the security bound (threshold event + connectivity event) for a given (n, k, t, c, d).</summary>
+    internal static double Log2SecurityBound(int n, int k, int t, int corrupt, int dropped)
+        => LogSum2(Math.Log2(n) + Log2HypergeometricTail(n - 1, corrupt, k, t), Log2DisconnectBound(n, k, corrupt + dropped));
+
+    /// <summary>log2 of the correctness bound: some client has more than k − t dropped neighbours.</summary>
+    internal static double Log2CorrectnessBound(int n, int k, int t, int dropped)
+        => Math.Log2(n) + Log2HypergeometricTail(n - 1, dropped, k, k - t + 1);
+
+    /// <summary>The largest integer not above fraction · n (with a relative tolerance for decimal fractions such as 0.05).</summary>
+    internal static int Count(double fraction, int n) => (int)Math.Floor((fraction * n) + (1e-9 * Math.Max(1, fraction * n)));
+
+    private static SecAggParameters? Evaluate(int n, int k, int corrupt, int dropped, int sigma, int eta)
+    {
+        double perEvent = -(sigma + 1);
+        double disconnect = Log2DisconnectBound(n, k, corrupt + dropped);
+        if (disconnect > perEvent)
         {
             return null;
         }
 
-        double security;
-        if (complete)
+        // Tails of the number of corrupt (resp. dropped) neighbours of one client, for every cut-off 0..k+1.
+        var corruptTail = HypergeometricTails(n - 1, corrupt, k);
+        var dropTail = HypergeometricTails(n - 1, dropped, k);
+        double log2n = Math.Log2(n);
+        int tMin = -1;
+        for (int t = 2; t <= k; t++)
         {
-            security = corrupt >= t ? 0 : double.NegativeInfinity;
-        }
-        else
-        {
-            double corruptTail = log2n + Log2HypergeometricTail(n - 1, corrupt, k, t);
-            int removed = Math.Min(n - 1, corrupt + dropped);
-            int run = k / 2;
-            double disconnect = run > removed ? double.NegativeInfinity : log2n + Log2Choose(removed, run) - Log2Choose(n - 1, run);
-            security = LogSum2(corruptTail, disconnect);
-        }
-
-        if (security > -sigma)
-        {
-            return complete ? new SecAggParameters(k, t, security, correctness) : null;
+            if (log2n + corruptTail[t] <= perEvent)
+            {
+                tMin = t;
+                break;
+            }
         }
 
-        return new SecAggParameters(k, t, security, correctness);
+        // A larger t only makes correctness harder, so the smallest secure t decides whether this k works.
+        if (tMin < 0 || log2n + dropTail[k - tMin + 1] > -eta)
+        {
+            return null;
+        }
+
+        int tMax = tMin;
+        while (tMax < k && log2n + dropTail[k - tMax] <= -eta)
+        {
+            tMax++;
+        }
+
+        return new SecAggParameters(k, tMin, LogSum2(log2n + corruptTail[tMin], disconnect), log2n + dropTail[k - tMin + 1])
+        {
+            MaxThreshold = tMax,
+        };
+    }
+
+    private static SecAggParameters Complete(int n, int corrupt, int dropped)
+    {
+        // Complete graph: every client sees every corrupt client and every dropout, so both conditions are
+        // deterministic; removing clients never disconnects it.
+        int k = n - 1;
+        int t = Math.Min(k, Math.Max(corrupt + 1, 2));
+        bool ok = corrupt < t && dropped <= k - t;
+        return ok
+            ? new SecAggParameters(k, t, double.NegativeInfinity, double.NegativeInfinity) { MaxThreshold = k - dropped }
+            : new SecAggParameters(k, Math.Max(1, k - dropped), double.NaN, double.NaN) { MaxThreshold = Math.Max(1, k - dropped) };
+    }
+
+    /// <summary>tails[x] = log2 P[X ≥ x] for X ~ Hypergeometric(population, successes, draws), x = 0..draws+1.</summary>
+    private static double[] HypergeometricTails(int population, int successes, int draws)
+    {
+        var tails = new double[draws + 2];
+        double denom = Log2Choose(population, draws);
+        double acc = double.NegativeInfinity;
+        tails[draws + 1] = double.NegativeInfinity;
+        for (int i = draws; i >= 0; i--)
+        {
+            if (i <= successes && draws - i <= population - successes)
+            {
+                acc = LogSum2(acc, Log2Choose(successes, i) + Log2Choose(population - successes, draws - i) - denom);
+            }
+
+            tails[i] = i == 0 ? 0 : acc;
+        }
+
+        return tails;
     }
 
     /// <summary>log2 P[X ≥ x] for X ~ Hypergeometric(population N, successes K, draws k).</summary>
@@ -140,14 +193,14 @@ public sealed record SecAggParameters(int Degree, int Threshold, double Security
         return acc;
     }
 
-    private static double Log2Choose(int n, int r)
+    internal static double Log2Choose(int n, int r)
     {
         if (r < 0 || r > n)
         {
             return double.NegativeInfinity;
         }
 
-        return (LogGamma(n + 1) - LogGamma(r + 1) - LogGamma(n - r + 1)) / Math.Log(2);
+        return (LogFactorial(n) - LogFactorial(r) - LogFactorial(n - r)) / Math.Log(2);
     }
 
     private static double LogSum2(double a, double b)
@@ -166,21 +219,30 @@ public sealed record SecAggParameters(int Degree, int Threshold, double Security
         return m + Math.Log2(Math.Pow(2, a - m) + Math.Pow(2, b - m));
     }
 
-    private static double LogGamma(double x)
-    {
-        // ln Γ(x) for integer-valued x ≥ 1 via ln((x−1)!) summed exactly below 256, Stirling series above.
-        if (x < 256)
-        {
-            double s = 0;
-            for (int i = 2; i < (int)x; i++)
-            {
-                s += Math.Log(i);
-            }
+    private static readonly double[] s_smallLogFactorial = BuildSmallLogFactorials();
 
-            return s;
+    private static double[] BuildSmallLogFactorials()
+    {
+        var table = new double[64];
+        for (int i = 2; i < table.Length; i++)
+        {
+            table[i] = table[i - 1] + Math.Log(i);
         }
 
-        double z = x;
-        return ((z - 0.5) * Math.Log(z)) - z + (0.5 * Math.Log(2 * Math.PI)) + (1 / (12 * z)) - (1 / (360 * z * z * z));
+        return table;
+    }
+
+    /// <summary>ln(m!): exact sums below 64, Stirling's series with four correction terms above (error &lt; 1e-17).</summary>
+    private static double LogFactorial(int m)
+    {
+        if (m < s_smallLogFactorial.Length)
+        {
+            return s_smallLogFactorial[m];
+        }
+
+        double z = m + 1.0;
+        double z2 = z * z;
+        double series = (1 / (12 * z)) - (1 / (360 * z * z2)) + (1 / (1260 * z * z2 * z2)) - (1 / (1680 * z * z2 * z2 * z2));
+        return ((z - 0.5) * Math.Log(z)) - z + (0.5 * Math.Log(2 * Math.PI)) + series;
     }
 }

@@ -119,27 +119,6 @@ public sealed class EncodingTests
     }
 
     [TestMethod]
-    public void ParameterFinder_MeetsItsBounds_AndIsCloseToGooglesTable()
-    {
-        foreach (var (n, gk, gt) in new[] { (100, 12, 6), (1000, 30, 17), (10_000, 34, 20) })
-        {
-            var p = SecAggParameters.Find(n, 0.05, 0.05);
-            Console.WriteLine($"n={n}: k={p.Degree} t={p.Threshold} (Google {gk}/{gt}) security 2^{p.SecurityFailureLog2:F1} correctness 2^{p.CorrectnessFailureLog2:F1}");
-            Assert.IsLessThanOrEqualTo(-40.0, p.SecurityFailureLog2);
-            Assert.IsLessThanOrEqualTo(-20.0, p.CorrectnessFailureLog2);
-            Assert.AreEqual(0, p.Degree % 2);
-            Assert.IsLessThanOrEqualTo(p.Degree, p.Threshold);
-        }
-
-        var big = SecAggParameters.Find(10_000, 0.05, 0.05);
-        Assert.AreEqual(34, big.Degree);
-        // A larger dropout rate needs a larger degree or a lower threshold.
-        var worse = SecAggParameters.Find(1000, 0.05, 0.2);
-        Assert.IsTrue(worse.Degree > 30 || worse.Threshold < 17);
-        Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => SecAggParameters.Find(100, 0.6, 0.5));
-    }
-
-    [TestMethod]
     public void HypergeometricTail_MatchesDirectSum()
     {
         // P[X ≥ 2], X ~ Hyp(N=10, K=4, n=3) = 1 − P[0] − P[1] = 1 − (20 + 60)/120 = 1/3.

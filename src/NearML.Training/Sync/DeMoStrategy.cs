@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Globalization;
+using System.Numerics.Tensors;
 using NearML.Core;
 using NearML.Core.Collectives;
 using NearML.Training.Sync.Internal;
@@ -30,10 +31,11 @@ public sealed class DeMoStrategy : SyncStrategy
     private readonly ParameterSet _momentum;
     private readonly ParameterSet _aggregate;
     private readonly float[] _coefficients;
-    private readonly double[] _dense;
+    private readonly float[] _kept;
+    private readonly float[] _dense;
     private readonly float[] _sum;
     private readonly int[] _count;
-    private readonly float[] _keys;
+    private readonly float[] _heapKeys;
     private readonly int[] _order;
     private readonly byte[] _message;
 
@@ -51,7 +53,6 @@ public sealed class DeMoStrategy : SyncStrategy
         _k = new int[entries.Length];
         _indexBytes = new int[entries.Length];
         long messageBytes = 0, referenceBytes = 0;
-        var maxK = 1;
         for (var t = 0; t < entries.Length; t++)
         {
             var plan = new DctPlan([.. entries[t].Shape], _options.Chunk);
@@ -60,7 +61,6 @@ public sealed class DeMoStrategy : SyncStrategy
             _indexBytes[t] = plan.CoefficientsPerChunk <= 65536 ? 2 : 4;
             messageBytes += (long)plan.ChunkCount * _k[t] * (_indexBytes[t] + 4);
             referenceBytes += (long)plan.ChunkCount * _k[t] * 12;
-            maxK = Math.Max(maxK, plan.CoefficientsPerChunk);
         }
 
         MessageBytes = checked((int)messageBytes);
@@ -69,11 +69,13 @@ public sealed class DeMoStrategy : SyncStrategy
         _aggregate = parameters.CreateZeros();
         var maxLen = entries.Length == 0 ? 0 : entries.Max(e => e.Length);
         _coefficients = new float[maxLen];
-        _dense = new double[maxLen];
+        _kept = new float[maxLen];
+        _dense = new float[maxLen];
         _sum = new float[parameters.Length];
         _count = new int[parameters.Length];
-        _keys = new float[maxK];
-        _order = new int[maxK];
+        var maxTopK = _k.Length == 0 ? 1 : _k.Max();
+        _heapKeys = new float[maxTopK];
+        _order = new int[maxTopK];
         _message = new byte[MessageBytes];
     }
 
@@ -128,26 +130,27 @@ public sealed class DeMoStrategy : SyncStrategy
             var plan = _plans[t];
             var coef = _coefficients.AsSpan(0, e.Length);
             plan.Encode(delta, coef);
-            var dense = _dense.AsSpan(0, e.Length);
-            dense.Clear();
+            var kept = _kept.AsSpan(0, e.Length);
+            kept.Clear();
             var kk = plan.CoefficientsPerChunk;
             for (var c = 0; c < plan.ChunkCount; c++)
             {
                 var chunk = coef.Slice(c * kk, kk);
+                var keptChunk = kept.Slice(c * kk, kk);
                 var k = _k[t];
                 SelectTopK(chunk, k);
                 foreach (var idx in _order.AsSpan(0, k))
                 {
                     var v = chunk[idx];
                     WriteEntry(_message, ref pos, _indexBytes[t], idx, v);
-                    plan.AccumulateInverse(c, idx, v, dense);
+                    keptChunk[idx] = v;
                 }
             }
 
-            for (var i = 0; i < delta.Length; i++)
-            {
-                delta[i] -= (float)dense[i];
-            }
+            // δ ← δ − IDCT(transmitted coefficients)
+            var dense = _dense.AsSpan(0, e.Length);
+            plan.Decode(kept, dense);
+            TensorPrimitives.Subtract(delta, dense, delta);
         }
 
         var gathered = await Collective.AllGatherAsync(LocalStep, _message, cancellationToken).ConfigureAwait(false);
@@ -235,23 +238,15 @@ public sealed class DeMoStrategy : SyncStrategy
         {
             var e = layoutEntries[t];
             var plan = _plans[t];
-            var dense = _dense.AsSpan(0, e.Length);
-            dense.Clear();
-            var kk = plan.CoefficientsPerChunk;
-            for (var i = 0; i < e.Length; i++)
+            var mean = _kept.AsSpan(0, e.Length);
+            var sum = _sum.AsSpan((int)e.Offset, e.Length);
+            var count = _count.AsSpan((int)e.Offset, e.Length);
+            for (var i = 0; i < mean.Length; i++)
             {
-                var at = (int)e.Offset + i;
-                if (_count[at] > 0)
-                {
-                    plan.AccumulateInverse(i / kk, i % kk, _sum[at] / _count[at], dense);
-                }
+                mean[i] = count[i] > 0 ? sum[i] / count[i] : 0f;
             }
 
-            var outSpan = _aggregate.Data.Slice((int)e.Offset, e.Length);
-            for (var i = 0; i < outSpan.Length; i++)
-            {
-                outSpan[i] = (float)dense[i];
-            }
+            plan.Decode(mean, _aggregate.Data.Slice((int)e.Offset, e.Length));
         }
 
         return valid.Count;
@@ -311,19 +306,78 @@ public sealed class DeMoStrategy : SyncStrategy
         return (true, default, string.Empty, Math.Sqrt(sumSq));
     }
 
+    /// <summary>
+    /// Puts the indices of the <paramref name="k"/> largest |values| of <paramref name="chunk"/> into
+    /// <c>_order[..k]</c> in ascending index order: a size-k min-heap over one pass (O(n log k)); on equal magnitudes
+    /// the lower index wins.
+    /// </summary>
     private void SelectTopK(ReadOnlySpan<float> chunk, int k)
     {
-        var n = chunk.Length;
-        var keys = _keys.AsSpan(0, n);
-        var order = _order.AsSpan(0, n);
-        for (var i = 0; i < n; i++)
+        var keys = _heapKeys.AsSpan(0, k);
+        var idx = _order.AsSpan(0, k);
+        for (var i = 0; i < k; i++)
         {
-            keys[i] = -MathF.Abs(chunk[i]);
-            order[i] = i;
+            // Build the heap from the first k values.
+            var key = MathF.Abs(chunk[i]);
+            var at = i;
+            while (at > 0)
+            {
+                var parent = (at - 1) >> 1;
+                if (!Before(key, i, keys[parent], idx[parent]))
+                {
+                    break;
+                }
+
+                keys[at] = keys[parent];
+                idx[at] = idx[parent];
+                at = parent;
+            }
+
+            keys[at] = key;
+            idx[at] = i;
         }
 
-        keys.Sort(order);
-        order[..k].Sort();
+        for (var i = k; i < chunk.Length; i++)
+        {
+            var key = MathF.Abs(chunk[i]);
+            if (!(key > keys[0]))
+            {
+                continue;
+            }
+
+            // Replace the smallest kept value and sift it down.
+            var at = 0;
+            while (true)
+            {
+                var child = (2 * at) + 1;
+                if (child >= k)
+                {
+                    break;
+                }
+
+                if (child + 1 < k && Before(keys[child + 1], idx[child + 1], keys[child], idx[child]))
+                {
+                    child++;
+                }
+
+                if (!Before(keys[child], idx[child], key, i))
+                {
+                    break;
+                }
+
+                keys[at] = keys[child];
+                idx[at] = idx[child];
+                at = child;
+            }
+
+            keys[at] = key;
+            idx[at] = i;
+        }
+
+        idx.Sort();
+
+        // Heap order: "smaller" = lower magnitude, or equal magnitude and higher index (evicted first).
+        static bool Before(float keyA, int indexA, float keyB, int indexB) => keyA < keyB || (keyA == keyB && indexA > indexB);
     }
 
     private static void WriteEntry(byte[] message, ref int pos, int indexBytes, int index, float value)

@@ -1,0 +1,194 @@
+namespace NearML.Aggregation.Tests;
+
+[TestClass]
+public sealed class ParameterFinderTests
+{
+    // Google's published (k, t) for a semi-honest server, σ = 40, η = 20 (federated-compute's graph parameter finder
+    // table); the same rows are recomputed with exact rational arithmetic by benchmarks/.../finder_check.py.
+    [TestMethod]
+    [DataRow(100, 0.05, 0.05, 12, 6)]
+    [DataRow(1_000, 0.05, 0.05, 30, 17)]
+    [DataRow(10_000, 0.05, 0.05, 34, 20)]
+    [DataRow(100_000, 0.05, 0.05, 36, 21)]
+    [DataRow(1_000_000, 0.05, 0.05, 38, 22)]
+    [DataRow(100, 0.05, 0.33, 28, 6)]
+    [DataRow(1_000, 0.05, 0.33, 72, 24)]
+    [DataRow(10_000, 0.05, 0.33, 86, 29)]
+    [DataRow(100, 0.33, 0.05, 34, 29)]
+    [DataRow(1_000, 0.33, 0.05, 78, 60)]
+    [DataRow(10_000, 0.33, 0.05, 92, 70)]
+    [DataRow(100, 0.33, 0.33, 68, 34)]
+    [DataRow(1_000, 0.33, 0.33, 286, 150)]
+    [DataRow(100, 0.33, 0.0, 26, 25)]
+    [DataRow(1_000, 0.0, 0.33, 38, 2)]
+    [DataRow(100, 0.0, 0.0, 2, 2)]
+    public void Find_ReproducesGooglesPublishedTable(int n, double gamma, double delta, int k, int t)
+    {
+        var p = SecAggParameters.Find(n, gamma, delta);
+        Assert.AreEqual(k, p.Degree, $"degree for n={n}, γ={gamma}, δ={delta}");
+        Assert.AreEqual(t, p.Threshold, $"threshold for n={n}, γ={gamma}, δ={delta}");
+        Assert.IsLessThanOrEqualTo(-40.0, p.SecurityFailureLog2);
+        Assert.IsLessThanOrEqualTo(-20.0, p.CorrectnessFailureLog2);
+        Assert.IsGreaterThanOrEqualTo(p.Threshold, p.MaxThreshold);
+        Assert.IsLessThanOrEqualTo(p.Degree, p.MaxThreshold);
+    }
+
+    [TestMethod]
+    public void Find_IsMinimal_NoSmallerDegreeOrThresholdMeetsTheBounds()
+    {
+        foreach (var n in new[] { 100, 1_000, 10_000 })
+        {
+            var p = SecAggParameters.Find(n, 0.05, 0.05);
+            int c = SecAggParameters.Count(0.05, n), d = SecAggParameters.Count(0.05, n);
+            Assert.IsLessThanOrEqualTo(-40.0, SecAggParameters.Log2SecurityBound(n, p.Degree, p.Threshold, c, d));
+            Assert.IsLessThanOrEqualTo(-20.0, SecAggParameters.Log2CorrectnessBound(n, p.Degree, p.Threshold, d));
+            // t − 1 is not secure enough for this k.
+            Assert.IsGreaterThan(-41.0, Math.Log2(n) + SecAggParameters.Log2HypergeometricTail(n - 1, c, p.Degree, p.Threshold - 1));
+            // No smaller even k has a threshold meeting both bounds.
+            for (int k = 2; k < p.Degree; k += 2)
+            {
+                bool any = false;
+                for (int t = 2; t <= k; t++)
+                {
+                    any |= SecAggParameters.Log2SecurityBound(n, k, t, c, d) <= -40 && SecAggParameters.Log2DisconnectBound(n, k, c + d) <= -41
+                        && Math.Log2(n) + SecAggParameters.Log2HypergeometricTail(n - 1, c, k, t) <= -41
+                        && SecAggParameters.Log2CorrectnessBound(n, k, t, d) <= -20;
+                }
+
+                Assert.IsFalse(any, $"n={n}: k={k} would also do");
+            }
+
+            // The largest admissible threshold is correct, one more is not.
+            Assert.IsLessThanOrEqualTo(-20.0, SecAggParameters.Log2CorrectnessBound(n, p.Degree, p.MaxThreshold, d));
+            if (p.MaxThreshold < p.Degree)
+            {
+                Assert.IsGreaterThan(-20.0, SecAggParameters.Log2CorrectnessBound(n, p.Degree, p.MaxThreshold + 1, d));
+            }
+        }
+    }
+
+    [TestMethod]
+    public void Bounds_AreMonotone()
+    {
+        const int n = 1_000;
+        for (int k = 10; k <= 60; k += 2)
+        {
+            // Disconnection: fewer removed clients or a larger degree can only make it less likely.
+            Assert.IsLessThanOrEqualTo(SecAggParameters.Log2DisconnectBound(n, k, 100), SecAggParameters.Log2DisconnectBound(n, k + 2, 100));
+            Assert.IsLessThanOrEqualTo(SecAggParameters.Log2DisconnectBound(n, k, 120), SecAggParameters.Log2DisconnectBound(n, k, 100));
+            for (int t = 2; t < k; t++)
+            {
+                // Security improves with t and worsens with more corrupt clients.
+                Assert.IsLessThanOrEqualTo(SecAggParameters.Log2SecurityBound(n, k, t, 50, 50), SecAggParameters.Log2SecurityBound(n, k, t + 1, 50, 50));
+                Assert.IsLessThanOrEqualTo(SecAggParameters.Log2SecurityBound(n, k, t, 60, 50), SecAggParameters.Log2SecurityBound(n, k, t, 50, 50));
+                // Correctness worsens with t and with more dropouts.
+                Assert.IsGreaterThanOrEqualTo(SecAggParameters.Log2CorrectnessBound(n, k, t, 50), SecAggParameters.Log2CorrectnessBound(n, k, t + 1, 50));
+                Assert.IsGreaterThanOrEqualTo(SecAggParameters.Log2CorrectnessBound(n, k, t, 50), SecAggParameters.Log2CorrectnessBound(n, k, t, 60));
+            }
+        }
+
+        // The chosen degree never falls as the threat grows or the bit targets rise.
+        int prev = 0;
+        foreach (var rate in new[] { 0.0, 0.02, 0.05, 0.1, 0.2, 0.3 })
+        {
+            int k = SecAggParameters.Find(n, rate, rate).Degree;
+            Assert.IsGreaterThanOrEqualTo(prev, k, $"γ = δ = {rate}");
+            prev = k;
+        }
+
+        Assert.IsGreaterThanOrEqualTo(SecAggParameters.Find(n, 0.05, 0.05).Degree, SecAggParameters.Find(n, 0.05, 0.05, securityBits: 60).Degree);
+        Assert.IsGreaterThanOrEqualTo(SecAggParameters.Find(n, 0.05, 0.05).Degree, SecAggParameters.Find(n, 0.05, 0.05, correctnessBits: 40).Degree);
+    }
+
+    [TestMethod]
+    public void DisconnectBound_MatchesExactEnumerationOnASmallRing()
+    {
+        // n = 12, k = 4, 5 removed: count removed sets that disconnect H(12, 4) exactly (by BFS over all C(12, 5)
+        // sets) and check that the union bound is an upper bound on that probability.
+        const int n = 12, k = 4, removed = 5;
+        int total = 0, disconnected = 0;
+        for (int mask = 0; mask < 1 << n; mask++)
+        {
+            if (System.Numerics.BitOperations.PopCount((uint)mask) != removed)
+            {
+                continue;
+            }
+
+            total++;
+            disconnected += IsConnectedAfterRemoval(n, k, mask) ? 0 : 1;
+        }
+
+        double exact = Math.Log2((double)disconnected / total);
+        double bound = SecAggParameters.Log2DisconnectBound(n, k, removed);
+        Assert.IsGreaterThan(0, disconnected);
+        Assert.IsLessThanOrEqualTo(bound + 1e-12, exact);
+        // A single run of k/2 (or fewer than k removed) never disconnects.
+        Assert.AreEqual(double.NegativeInfinity, SecAggParameters.Log2DisconnectBound(n, k, k - 1));
+        Assert.IsTrue(IsConnectedAfterRemoval(n, k, 0b11));
+        Assert.IsFalse(IsConnectedAfterRemoval(n, k, 0b11 | (0b11 << 6)));
+    }
+
+    [TestMethod]
+    public void Find_SmallCohorts_AndCompleteGraphFallback()
+    {
+        // Google's finder returns k = 4 here, but its t ≥ 2 clamp is applied after its correctness check: with 3 of
+        // 10 dropped, a given client keeps only one surviving neighbour of 4 with probability C(6,1)/C(9,4) = 1/21,
+        // far above 2^−20. NearML's finder keeps the correctness bound and needs k = 6.
+        var small = SecAggParameters.Find(10, 0.05, 0.33);
+        Assert.AreEqual(6, small.Degree);
+        Assert.AreEqual(2, small.Threshold);
+        Assert.IsLessThanOrEqualTo(-20.0, small.CorrectnessFailureLog2);
+        Assert.IsGreaterThan(-20.0, SecAggParameters.Log2CorrectnessBound(10, 4, 2, 3));
+
+        // Nothing below the complete graph works: SecAgg's deterministic conditions decide t.
+        var complete = SecAggParameters.Find(4, 0.25, 0.25);
+        Assert.AreEqual(3, complete.Degree);
+        Assert.AreEqual(2, complete.Threshold);
+        Assert.AreEqual(double.NegativeInfinity, complete.SecurityFailureLog2);
+
+        Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => SecAggParameters.Find(100, 0.6, 0.5));
+        Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => SecAggParameters.Find(1, 0.05, 0.05));
+    }
+
+    private static bool IsConnectedAfterRemoval(int n, int k, int removedMask)
+    {
+        int start = -1, alive = 0;
+        for (int i = 0; i < n; i++)
+        {
+            if ((removedMask >> i & 1) == 0)
+            {
+                alive++;
+                start = start < 0 ? i : start;
+            }
+        }
+
+        if (alive == 0)
+        {
+            return true;
+        }
+
+        var seen = new bool[n];
+        var stack = new Stack<int>();
+        stack.Push(start);
+        seen[start] = true;
+        int reached = 1;
+        while (stack.Count > 0)
+        {
+            int u = stack.Pop();
+            for (int d = 1; d <= k / 2; d++)
+            {
+                foreach (var v in new[] { (u + d) % n, (u - d + n) % n })
+                {
+                    if (!seen[v] && (removedMask >> v & 1) == 0)
+                    {
+                        seen[v] = true;
+                        reached++;
+                        stack.Push(v);
+                    }
+                }
+            }
+        }
+
+        return reached == alive;
+    }
+}
