@@ -6,8 +6,10 @@
 # process; each workload runs in its own process on both sides, so the figure is that workload's peak.
 #
 # usage: benchmarks/compare-pytorch.sh [--threads N] [--workloads gemm,mlp,cnn,gpt] [--only SUBSTR] [--repeats R]
-#                                      [--min-time S] [--quick] [--allow-reference-blas]
+#                                      [--min-time S] [--quick] [--seeds 0,1,2] [--allow-reference-blas]
 #   --workloads   comma list (default: gemm,mlp,cnn,gpt)
+#   --seeds       MLP/CNN: one run per seed on both sides (model init and shuffle), then a "<workload>_seeds" summary
+#                 line with mean ± sd of test accuracy and throughput (default: seed 0 only, no summary)
 #   --only        GEMM shape-name substring filter (names as in bench_gemm.py)
 #   --quick       smoke run: 1 epoch of MLP/CNN, GPT 1 warm-up + 10 steps (windows of 2); not the recipe
 # The PyTorch side must run on an optimised BLAS (OpenBLAS: apt-get install libopenblas0-openmp). A run on the netlib
@@ -23,6 +25,7 @@ only=""
 repeats=5
 min_time=0.3
 allow_reference=0
+seeds=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --threads) threads="$2"; shift 2 ;;
@@ -32,7 +35,8 @@ while [ $# -gt 0 ]; do
     --min-time) min_time="$2"; shift 2 ;;
     --allow-reference-blas) allow_reference=1; shift ;;
     --quick) quick=1; shift ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    --seeds) seeds="$2"; shift 2 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "unknown option: $1" >&2; exit 2 ;;
   esac
 done
@@ -57,6 +61,7 @@ run_timed() {
   local out="$1" rss="$2"; shift 2
   /usr/bin/time -v -o "$work/time.txt" "$@" >"$out"
   awk -F: '/Maximum resident set size/ {gsub(/ /,"",$2); printf "%.1f\n", $2/1024}' "$work/time.txt" >"$rss"
+  awk -F: '/User time|System time/ {gsub(/ /,"",$2); t += $2} END {printf "%.1f\n", t}' "$work/time.txt" >"$rss.cpu"
 }
 
 # merge WORKLOAD UNIT NEARML_JSON NEARML_RSS PYTORCH_JSON PYTORCH_RSS KIND: prints the comparison line; exits 3 when
@@ -85,7 +90,10 @@ elif kind in ("mlp", "cnn"):
     pacc = p["per_epoch"][-1]["test_acc"]
     extra.update({"nearml_test_acc": n["test_acc"], "pytorch_test_acc": round(pacc, 4),
                   "test_acc_diff_points": round(100 * (n["test_acc"] - pacc), 2), "epochs": n["epochs"],
-                  "nearml_managed_bytes_per_step": n["managed_bytes_per_step"]})
+                  "nearml_managed_bytes_per_step": n["managed_bytes_per_step"], "seed": n.get("seed", 0),
+                  "nearml_train_cpu_ms_per_step": n.get("train_cpu_ms_per_step"),
+                  "nearml_train_wall_ms_per_step": n.get("train_wall_ms_per_step"),
+                  "pytorch_ms_per_step": p.get("ms_per_step")})
 elif kind == "gpt":
     pv, pmin, pmax = (p["tokens_per_s"][x] for x in ("median", "min", "max"))
     extra.update({"nearml_val_loss": n["val_loss_final"], "pytorch_val_loss": round(p["loss"]["val_loss_final"], 4),
@@ -97,6 +105,7 @@ out = {
     "workload": workload, "unit": unit,
     "nearml": round(nv, 2), "pytorch": round(pv, 2), "ratio": round(nv / pv, 3),
     "nearml_peak_rss_mb": float(open(nrss).read().strip()), "pytorch_peak_rss_mb": float(open(prss).read().strip()),
+    "nearml_process_cpu_s": float(open(nrss + ".cpu").read().strip()), "pytorch_process_cpu_s": float(open(prss + ".cpu").read().strip()),
     "nearml_min": round(nmin, 2), "nearml_max": round(nmax, 2), "pytorch_min": round(pmin, 2), "pytorch_max": round(pmax, 2),
     "threads": int(threads), "nearml_isa": n.get("isa"), **extra,
     "pytorch_blas": provider, "loadavg_1m": round(os.getloadavg()[0], 2), "valid": valid,
@@ -124,12 +133,34 @@ for w in "${wl[@]}"; do
       done
       ;;
     mlp|cnn)
-      echo "== $w (load $(cut -d' ' -f1 /proc/loadavg))" >&2
       epochs=()
       [ "$quick" = 1 ] && epochs=(--epochs 1)
-      run_timed "$work/n.json" "$work/n.rss" dotnet "$dll" compare "$w" --threads "$threads" "${epochs[@]}"
-      run_timed "$work/p.json" "$work/p.rss" "$py" "$ptdir/bench_$w.py" --threads "$threads" "${epochs[@]}" 2>"$work/p.err"
-      merge "$w" "samples/s" "$work/n.json" "$work/n.rss" "$work/p.json" "$work/p.rss" "$w"
+      IFS=',' read -r -a seedlist <<<"$seeds"
+      : >"$work/seeds.jsonl"
+      for seed in "${seedlist[@]}"; do
+        echo "== $w seed $seed (load $(cut -d' ' -f1 /proc/loadavg))" >&2
+        run_timed "$work/n.json" "$work/n.rss" dotnet "$dll" compare "$w" --threads "$threads" --seed "$seed" "${epochs[@]}"
+        run_timed "$work/p.json" "$work/p.rss" "$py" "$ptdir/bench_$w.py" --threads "$threads" --seed "$seed" "${epochs[@]}" 2>"$work/p.err"
+        merge "$w" "samples/s" "$work/n.json" "$work/n.rss" "$work/p.json" "$work/p.rss" "$w" | tee -a "$work/seeds.jsonl"
+      done
+      if [ "${#seedlist[@]}" -gt 1 ]; then
+        "$py" - "$w" "$work/seeds.jsonl" <<'PY'
+import json, os, statistics as st, sys
+w, path = sys.argv[1:3]
+rows = [json.loads(l) for l in open(path) if l.startswith("{")]
+def ms(key, scale=1.0):
+    v = [scale * r[key] for r in rows]
+    return round(st.mean(v), 3), round(st.stdev(v), 3)
+out = {"workload": w + "_seeds", "seeds": [r["seed"] for r in rows]}
+for key, scale in (("nearml_test_acc", 100), ("pytorch_test_acc", 100), ("test_acc_diff_points", 1), ("nearml", 1),
+                   ("pytorch", 1), ("ratio", 1), ("nearml_peak_rss_mb", 1), ("pytorch_peak_rss_mb", 1),
+                   ("nearml_managed_bytes_per_step", 1)):
+    m, sd = ms(key, scale)
+    out[key + "_mean"], out[key + "_sd"] = m, sd
+out["loadavg_1m"] = round(os.getloadavg()[0], 2)
+print(json.dumps(out, separators=(",", ":")), flush=True)
+PY
+      fi
       ;;
     gpt)
       echo "== gpt (load $(cut -d' ' -f1 /proc/loadavg))" >&2

@@ -9,6 +9,11 @@ if (args.Length > 0 && args[0] == "ka")
     return 0;
 }
 
+if (args.Length > 0 && args[0] == "micro")
+{
+    return Micro.Run();
+}
+
 if (args.Length > 0 && args[0] == "e2e")
 {
     return EndToEnd.Run(args[1..]);

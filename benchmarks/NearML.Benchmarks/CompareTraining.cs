@@ -34,12 +34,18 @@ internal static class CompareTraining
         var accuracies = new List<double>();
         var step = 0;
         long threadBytes = 0;
+        var trainCpu = TimeSpan.Zero;
+        double trainWall = 0;
+        using var process = Process.GetCurrentProcess();
         var wall = Stopwatch.StartNew();
         for (var epoch = 1; epoch <= epochs; epoch++)
         {
-            train.StartEpoch(epoch);
+            // shuffle seeds 0..epochs-1, as LocalTrainer.TrainEpoch and the Train sample number their epochs
+            train.StartEpoch(epoch - 1);
             double lossSum = 0;
             var seen = 0;
+            process.Refresh();
+            var cpu0 = process.TotalProcessorTime;
             var epochClock = Stopwatch.StartNew();
             while (true)
             {
@@ -64,6 +70,9 @@ internal static class CompareTraining
             }
 
             var epochSeconds = epochClock.Elapsed.TotalSeconds;
+            process.Refresh();
+            trainCpu += process.TotalProcessorTime - cpu0;
+            trainWall += epochSeconds;
             var eval = trainer.Evaluate(test);
             accuracies.Add(eval.Accuracy);
             Console.Error.WriteLine($"epoch {epoch}: train loss {lossSum / seen:F4}  test acc {eval.Accuracy:F4}  ({epochSeconds:F1} s)");
@@ -91,8 +100,9 @@ internal static class CompareTraining
         json.Append(CultureInfo.InvariantCulture, $"{{\"workload\":\"{kind}\",\"unit\":\"samples/s\",\"value\":{Median(windows):F1}");
         json.Append(CultureInfo.InvariantCulture, $",\"min\":{windows[0]:F1},\"max\":{windows[^1]:F1},\"n\":{windows.Count}");
         json.Append(CultureInfo.InvariantCulture, $",\"test_acc\":{accuracies[^1]:F4},\"test_acc_by_epoch\":[{string.Join(",", accuracies.Select(a => a.ToString("F4", CultureInfo.InvariantCulture)))}]");
-        json.Append(CultureInfo.InvariantCulture, $",\"managed_bytes_per_step\":{perStepThread:F1},\"steps\":{step},\"batch\":{batchSize},\"epochs\":{epochs}");
+        json.Append(CultureInfo.InvariantCulture, $",\"managed_bytes_per_step\":{perStepThread:F1},\"steps\":{step},\"batch\":{batchSize},\"epochs\":{epochs},\"seed\":{seed}");
         json.Append(CultureInfo.InvariantCulture, $",\"threads\":{KernelThreads.Count},\"isa\":\"{KernelThreads.InstructionSet}\",\"wall_s\":{wall.Elapsed.TotalSeconds:F1}");
+        json.Append(CultureInfo.InvariantCulture, $",\"train_wall_ms_per_step\":{trainWall * 1000 / step:F2},\"train_cpu_ms_per_step\":{trainCpu.TotalMilliseconds / step:F2}");
         json.Append(CultureInfo.InvariantCulture, $",\"peak_rss_mb\":{CompareCommand.PeakRssMb():F1}}}");
         Console.WriteLine(json.ToString());
         return 0;

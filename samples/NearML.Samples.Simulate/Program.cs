@@ -36,9 +36,10 @@ var text = new Option<string?>("--text") { Description = "Text file for --model 
 var seed = new Option<int>("--seed") { Description = "Seed (model init, shards, batches)", DefaultValueFactory = _ => 1 };
 var parallel = new Option<int>("--parallel") { Description = "Workers computing at once (cores)", DefaultValueFactory = _ => 2 };
 var output = new Option<string?>("--out") { Description = "Append the result as one JSON line to this file" };
+var benchDemo = new Option<bool>("--bench-demo") { Description = "Micro-benchmark: time DeMo steps (DCT, top-k, all-gather, inverse) on --model's layout with --workers workers and random gradients; --steps timed steps" };
 
 var root = new RootCommand("NearML multi-worker simulator: DDP, DiLoCo, Streaming DiLoCo and DeMo with exact byte counts");
-foreach (var o in new Option[] { model, strategy, workers, steps, batch, h, encoding, fragments, overlap, mixing, lr, outerLr, outerMomentum, demoLr, topk, scenario, hidden, text, seed, parallel, output })
+foreach (var o in new Option[] { model, strategy, workers, steps, batch, h, encoding, fragments, overlap, mixing, lr, outerLr, outerMomentum, demoLr, topk, scenario, hidden, text, seed, parallel, output, benchDemo })
 {
     root.Options.Add(o);
 }
@@ -51,6 +52,18 @@ root.SetAction(async (parse, ct) =>
         parse.GetValue(text), parse.GetValue(seed), parse.GetValue(parallel));
     try
     {
+        if (parse.GetValue(benchDemo))
+        {
+            var bench = await DeMoBench.RunAsync(cfg, ct);
+            Console.WriteLine(bench.Text);
+            if (parse.GetValue(output) is { } benchPath)
+            {
+                await File.AppendAllTextAsync(benchPath, JsonSerializer.Serialize(new { cfg, bench }) + "\n", ct);
+            }
+
+            return 0;
+        }
+
         var result = await Simulator.RunAsync(cfg, ct);
         var table = new Table().AddColumns("strategy", "N", "quality", "bytes sent/worker", "peak bytes/sync", "syncs", "rejected", "wall s");
         table.AddRow(Markup.Escape(result.Label), cfg.Workers.ToString(CultureInfo.InvariantCulture),
@@ -352,5 +365,71 @@ internal static class Simulator
         }
 
         return null;
+    }
+}
+
+internal sealed record DeMoBenchResult(string Model, long Parameters, int Workers, int Steps, int MessageBytes, double WallMsPerStep,
+    double CpuMsPerStep, string LoadAverage, string Text);
+
+/// <summary>
+/// Times DeMo's per-step work in isolation (no forward/backward): every worker draws a fixed random gradient per step
+/// and calls <see cref="DeMoStrategy.StepAsync"/>, which does the momentum update, the chunked DCT-II, top-k, the
+/// removal of the transmitted part, the all-gather, the aggregation and the inverse transform.
+/// </summary>
+internal static class DeMoBench
+{
+    public static async Task<DeMoBenchResult> RunAsync(SimConfig cfg, CancellationToken ct)
+    {
+        KernelThreads.Count = 1;
+        var layoutModel = cfg.Model switch
+        {
+            "mlp" => (Model)new Mlp(784, cfg.Hidden, 10, cfg.Seed),
+            "cnn" => new SmallCnn(cfg.Seed),
+            "gpt" => new Gpt(new GptConfig(65, Context: 64, DModel: 64, Layers: 2, Heads: 4), cfg.Seed),
+            _ => throw new ArgumentException($"Unknown --model '{cfg.Model}' (mlp, cnn, gpt)."),
+        };
+        var group = new InProcessCollectiveGroup();
+        var workers = Enumerable.Range(0, cfg.Workers).Select(w => new DeMoStrategy(
+            group.Join("w" + w.ToString("D2", CultureInfo.InvariantCulture)), layoutModel.Parameters.Clone(),
+            new DeMoOptions { LearningRate = cfg.DemoLr, TopK = cfg.TopK })).ToArray();
+        var gradients = workers.Select((_, w) =>
+        {
+            var g = layoutModel.Parameters.CreateZeros();
+            var rng = new Random(cfg.Seed + w);
+            var span = g.Data;
+            for (var i = 0; i < span.Length; i++)
+            {
+                span[i] = (float)((rng.NextDouble() * 2) - 1);
+            }
+
+            return g;
+        }).ToArray();
+
+        async Task Run(int count)
+        {
+            await Task.WhenAll(workers.Select((d, w) => Task.Run(async () =>
+            {
+                for (var i = 0; i < count; i++)
+                {
+                    await d.StepAsync(gradients[w], 1, ct);
+                }
+            }, ct)));
+        }
+
+        await Run(3); // warm-up (JIT, caches)
+        var process = Process.GetCurrentProcess();
+        var cpu0 = process.TotalProcessorTime;
+        var wall = Stopwatch.StartNew();
+        await Run(cfg.Steps);
+        wall.Stop();
+        process.Refresh();
+        var cpu = (process.TotalProcessorTime - cpu0).TotalMilliseconds;
+        var load = File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Trim() : "n/a";
+        var wallMs = wall.Elapsed.TotalMilliseconds / cfg.Steps;
+        var cpuMs = cpu / cfg.Steps;
+        var text = string.Create(CultureInfo.InvariantCulture,
+            $"DeMo bench: model {cfg.Model} ({layoutModel.Parameters.Length:N0} parameters), {cfg.Workers} worker(s), {cfg.Steps} steps, k {cfg.TopK}: " +
+            $"{wallMs:F2} ms wall per step (all workers), {cpuMs:F2} ms CPU per step, message {workers[0].MessageBytes:N0} B; load {load}");
+        return new DeMoBenchResult(cfg.Model, layoutModel.Parameters.Length, cfg.Workers, cfg.Steps, workers[0].MessageBytes, wallMs, cpuMs, load, text);
     }
 }

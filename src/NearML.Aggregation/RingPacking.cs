@@ -2,6 +2,8 @@ using System.Buffers.Binary;
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace NearML.Aggregation;
 
@@ -99,6 +101,69 @@ public static class RingPacking
             return;
         }
 
+        int done = 0;
+        if (bits <= 25 && Avx2.IsSupported && !ForceScalar)
+        {
+            done = UnpackAddAvx2(source, bits, accumulator);
+        }
+
+        UnpackAddScalar(source[(int)((long)done * bits / 8)..], bits, accumulator[done..]);
+    }
+
+    /// <summary>Gets or sets a value forcing the scalar unpacking path; for tests.</summary>
+    internal static bool ForceScalar { get; set; }
+
+    /// <summary>
+    /// Eight elements (exactly <paramref name="bits"/> bytes) per step: the bytes of elements 0–3 and 4–7 are loaded
+    /// into the two 128-bit lanes, one in-lane byte shuffle puts each element's (at most 4) bytes into its 32-bit
+    /// lane, a per-lane variable shift aligns it and a mask keeps b bits. Returns the number of elements done
+    /// (a multiple of 8; the rest is left to the scalar path so no load reads past the source).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static int UnpackAddAvx2(ReadOnlySpan<byte> source, int bits, Span<uint> accumulator)
+    {
+        int half = (4 * bits) >> 3;
+        Span<byte> shuffle = stackalloc byte[32];
+        Span<uint> shifts = stackalloc uint[8];
+        for (int j = 0; j < 8; j++)
+        {
+            int bit = (j * bits) - (j < 4 ? 0 : 8 * half);
+            for (int q = 0; q < 4; q++)
+            {
+                shuffle[(4 * j) + q] = (byte)((bit >> 3) + q);
+            }
+
+            shifts[j] = (uint)(bit & 7);
+        }
+
+        var shuffleMask = Vector256.Create<byte>(shuffle);
+        var shiftCounts = Vector256.Create<uint>(shifts);
+        var valueMask = Vector256.Create((1u << bits) - 1);
+        int groups = accumulator.Length / 8;
+        ref byte src = ref MemoryMarshal.GetReference(source);
+        ref uint acc = ref MemoryMarshal.GetReference(accumulator);
+        int g = 0;
+        for (; g < groups; g++)
+        {
+            int at = g * bits;
+            if (at + half + 16 > source.Length)
+            {
+                break;
+            }
+
+            var lo = Vector128.LoadUnsafe(ref src, (nuint)at);
+            var hi = Vector128.LoadUnsafe(ref src, (nuint)(at + half));
+            var gathered = Avx2.Shuffle(Vector256.Create(lo, hi), shuffleMask);
+            var values = Avx2.ShiftRightLogicalVariable(gathered.AsUInt32(), shiftCounts) & valueMask;
+            ref uint a = ref Unsafe.Add(ref acc, g * 8);
+            (Vector256.LoadUnsafe(ref a) + values).StoreUnsafe(ref a);
+        }
+
+        return g * 8;
+    }
+
+    private static void UnpackAddScalar(ReadOnlySpan<byte> source, int bits, Span<uint> accumulator)
+    {
         // Stream: refill a 64-bit register 32 bits at a time, peel one element per step.
         ulong mask = (1UL << bits) - 1;
         int n = accumulator.Length;

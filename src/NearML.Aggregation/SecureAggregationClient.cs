@@ -25,6 +25,7 @@ public sealed class SecureAggregationClient : IAggregationClient
     private readonly Dictionary<uint, (byte[] EncPk, byte[] MaskPk)> _roster = [];
     private readonly Dictionary<uint, (byte[] MaskKeyShare, byte[] SeedShare)> _heldShares = [];
     private readonly Dictionary<uint, ShareKind> _revealed = [];
+    private readonly Dictionary<uint, (byte[] ShareKey, byte[] MaskKey)> _peerKeys = [];
     private byte[]? _selfSeed;
     private uint[]? _signedSurvivors;
     private uint[]? _answeredSurvivors;
@@ -219,6 +220,15 @@ public sealed class SecureAggregationClient : IAggregationClient
             }
 
             var key = Protocol.ShareKey(_config, secret, ClientId, v);
+
+            // The pairwise mask key is agreed now, while the update may still be training, so the masking step
+            // after training only expands PRGs. Both keys are kept until masking and then zeroed.
+            if (!KeyAgreement.TryAgree(_maskSk, _roster[v].MaskPk, secret))
+            {
+                return Refuse($"client {v}'s masking key is a low-order point");
+            }
+
+            _peerKeys[v] = (key, Protocol.PairwiseMaskKey(_config, secret, ClientId, v));
             maskKeyShares[i].CopyTo(plaintext, 0);
             seedShares[i].CopyTo(plaintext, Shamir.ShareSize);
             shareKeys.Shares.Add(new EncryptedShare
@@ -238,7 +248,6 @@ public sealed class SecureAggregationClient : IAggregationClient
     private ClientMessage OnShares(SharesDelivery delivery)
     {
         var received = new Dictionary<uint, (byte[], byte[])>();
-        var secret = new byte[KeyAgreement.KeySize];
         var plaintext = new byte[2 * Shamir.ShareSize];
         foreach (var share in delivery.Shares)
         {
@@ -248,7 +257,7 @@ public sealed class SecureAggregationClient : IAggregationClient
                 throw new AggregationProtocolException(ClientId, $"share from {u} is addressed to {share.Recipient}");
             }
 
-            if (!_roster.TryGetValue(u, out var keys))
+            if (!_roster.ContainsKey(u))
             {
                 return Refuse($"server delivered a share from client {u}, which is not in this client's roster");
             }
@@ -263,8 +272,7 @@ public sealed class SecureAggregationClient : IAggregationClient
                 throw new AggregationProtocolException(ClientId, $"share from {u} has {share.Ciphertext.Length} bytes, {ShareCipher.CiphertextSize(plaintext.Length)} expected");
             }
 
-            if (!KeyAgreement.TryAgree(_encSk, keys.EncPk, secret)
-                || !ShareCipher.TryDecrypt(Protocol.ShareKey(_config, secret, u, ClientId), Protocol.ShareAad(_config, u, ClientId), share.Ciphertext.Span, plaintext))
+            if (!ShareCipher.TryDecrypt(_peerKeys[u].ShareKey, Protocol.ShareAad(_config, u, ClientId), share.Ciphertext.Span, plaintext))
             {
                 return Refuse($"share from client {u} does not decrypt (forged, or bound to another sender, recipient, job or round)");
             }
@@ -288,15 +296,16 @@ public sealed class SecureAggregationClient : IAggregationClient
         var masks = new List<(MaskPrg, bool)>(received.Count + 1) { (new MaskPrg(Protocol.SelfMaskKey(_config, _selfSeed!, ClientId)), false) };
         foreach (var v in received.Keys)
         {
-            if (!KeyAgreement.TryAgree(_maskSk, _roster[v].MaskPk, secret))
-            {
-                return Refuse($"client {v}'s masking key is a low-order point");
-            }
-
-            masks.Add((new MaskPrg(Protocol.PairwiseMaskKey(_config, secret, ClientId, v)), ClientId > v));
+            masks.Add((new MaskPrg(_peerKeys[v].MaskKey), ClientId > v));
         }
 
-        CryptographicOperations.ZeroMemory(secret);
+        foreach (var (shareKey, maskKey) in _peerKeys.Values)
+        {
+            CryptographicOperations.ZeroMemory(shareKey);
+            CryptographicOperations.ZeroMemory(maskKey);
+        }
+
+        _peerKeys.Clear();
         var y = _input.ToArray();
         MaskApplier.ApplyAll(masks, y);
         var packed = new byte[RingPacking.PackedLength(y.Length, (int)_config.RingBits)];

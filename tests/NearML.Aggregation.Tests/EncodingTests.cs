@@ -119,6 +119,37 @@ public sealed class EncodingTests
     }
 
     [TestMethod]
+    public void UnpackAdd_VectorAndScalarPathsAgree()
+    {
+        var rng = new Random(7);
+        foreach (var bits in Enumerable.Range(1, 32))
+        {
+            foreach (var len in new[] { 1, 7, 8, 9, 31, 64, 65, 1000, 4099 })
+            {
+                var v = Enumerable.Range(0, len).Select(_ => (uint)rng.NextInt64(0, 1L << bits)).ToArray();
+                var packed = new byte[RingPacking.PackedLength(len, bits)];
+                RingPacking.Pack(v, bits, packed);
+                var start = Enumerable.Range(0, len).Select(_ => (uint)rng.Next()).ToArray();
+                var vector = (uint[])start.Clone();
+                RingPacking.UnpackAdd(packed, bits, vector);
+                var scalar = (uint[])start.Clone();
+                RingPacking.ForceScalar = true;
+                try
+                {
+                    RingPacking.UnpackAdd(packed, bits, scalar);
+                }
+                finally
+                {
+                    RingPacking.ForceScalar = false;
+                }
+
+                CollectionAssert.AreEqual(scalar, vector, $"bits {bits}, length {len}");
+                CollectionAssert.AreEqual(start.Zip(v, (a, b) => a + b).ToArray(), vector, $"bits {bits}, length {len}");
+            }
+        }
+    }
+
+    [TestMethod]
     public void HypergeometricTail_MatchesDirectSum()
     {
         // P[X ≥ 2], X ~ Hyp(N=10, K=4, n=3) = 1 − P[0] − P[1] = 1 − (20 + 60)/120 = 1/3.

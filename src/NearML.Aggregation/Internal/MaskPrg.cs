@@ -92,15 +92,7 @@ internal sealed class MaskPrg
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector128<uint> Add(Vector128<uint> a, Vector128<uint> b, bool subtract) => subtract ? a - b : a + b;
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Round(
-        ref Vector128<byte> x0, ref Vector128<byte> x1, ref Vector128<byte> x2, ref Vector128<byte> x3,
-        ref Vector128<byte> x4, ref Vector128<byte> x5, ref Vector128<byte> x6, ref Vector128<byte> x7, Vector128<byte> k)
-    {
-        x0 = AesNi.Encrypt(x0, k); x1 = AesNi.Encrypt(x1, k); x2 = AesNi.Encrypt(x2, k); x3 = AesNi.Encrypt(x3, k);
-        x4 = AesNi.Encrypt(x4, k); x5 = AesNi.Encrypt(x5, k); x6 = AesNi.Encrypt(x6, k); x7 = AesNi.Encrypt(x7, k);
-    }
-
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void ApplyIntrinsics(Span<uint> acc, ulong block, bool subtract)
     {
         var rk = _roundKeys;
@@ -109,58 +101,61 @@ internal sealed class MaskPrg
         ref uint a0 = ref MemoryMarshal.GetReference(acc);
         if (n >= 32)
         {
-            // 8 counter blocks (32 elements) in flight to fill the AES unit's pipeline.
+            // 8 counter blocks (32 elements) in flight to fill the AES units' pipelines. Everything stays in registers:
+            // no helper taking the blocks by reference (that would force them to the stack on every round).
             var k0 = rk[0]; var k1 = rk[1]; var k2 = rk[2]; var k3 = rk[3]; var k4 = rk[4]; var k5 = rk[5];
             var k6 = rk[6]; var k7 = rk[7]; var k8 = rk[8]; var k9 = rk[9]; var k10 = rk[10];
             var one = Vector128.Create(1UL, 0);
+            var two = Vector128.Create(2UL, 0);
             var ctr = Vector128.Create(block, 0);
             for (; i + 32 <= n; i += 32)
             {
-                var c1 = ctr + one; var c2 = c1 + one; var c3 = c2 + one; var c4 = c3 + one;
-                var c5 = c4 + one; var c6 = c5 + one; var c7 = c6 + one;
-                var x0 = ctr.AsByte() ^ k0; var x1 = c1.AsByte() ^ k0; var x2 = c2.AsByte() ^ k0; var x3 = c3.AsByte() ^ k0;
-                var x4 = c4.AsByte() ^ k0; var x5 = c5.AsByte() ^ k0; var x6 = c6.AsByte() ^ k0; var x7 = c7.AsByte() ^ k0;
-                ctr = c7 + one;
-                Round(ref x0, ref x1, ref x2, ref x3, ref x4, ref x5, ref x6, ref x7, k1);
-                Round(ref x0, ref x1, ref x2, ref x3, ref x4, ref x5, ref x6, ref x7, k2);
-                Round(ref x0, ref x1, ref x2, ref x3, ref x4, ref x5, ref x6, ref x7, k3);
-                Round(ref x0, ref x1, ref x2, ref x3, ref x4, ref x5, ref x6, ref x7, k4);
-                Round(ref x0, ref x1, ref x2, ref x3, ref x4, ref x5, ref x6, ref x7, k5);
-                Round(ref x0, ref x1, ref x2, ref x3, ref x4, ref x5, ref x6, ref x7, k6);
-                Round(ref x0, ref x1, ref x2, ref x3, ref x4, ref x5, ref x6, ref x7, k7);
-                Round(ref x0, ref x1, ref x2, ref x3, ref x4, ref x5, ref x6, ref x7, k8);
-                Round(ref x0, ref x1, ref x2, ref x3, ref x4, ref x5, ref x6, ref x7, k9);
+                var c1 = ctr + one;
+                var x0 = ctr.AsByte() ^ k0; var x1 = c1.AsByte() ^ k0;
+                var x2 = (ctr + two).AsByte() ^ k0; var x3 = (c1 + two).AsByte() ^ k0;
+                ctr += two + two;
+                c1 += two + two;
+                var x4 = ctr.AsByte() ^ k0; var x5 = c1.AsByte() ^ k0;
+                var x6 = (ctr + two).AsByte() ^ k0; var x7 = (c1 + two).AsByte() ^ k0;
+                ctr += two + two;
+                x0 = AesNi.Encrypt(x0, k1); x1 = AesNi.Encrypt(x1, k1); x2 = AesNi.Encrypt(x2, k1); x3 = AesNi.Encrypt(x3, k1);
+                x4 = AesNi.Encrypt(x4, k1); x5 = AesNi.Encrypt(x5, k1); x6 = AesNi.Encrypt(x6, k1); x7 = AesNi.Encrypt(x7, k1);
+                x0 = AesNi.Encrypt(x0, k2); x1 = AesNi.Encrypt(x1, k2); x2 = AesNi.Encrypt(x2, k2); x3 = AesNi.Encrypt(x3, k2);
+                x4 = AesNi.Encrypt(x4, k2); x5 = AesNi.Encrypt(x5, k2); x6 = AesNi.Encrypt(x6, k2); x7 = AesNi.Encrypt(x7, k2);
+                x0 = AesNi.Encrypt(x0, k3); x1 = AesNi.Encrypt(x1, k3); x2 = AesNi.Encrypt(x2, k3); x3 = AesNi.Encrypt(x3, k3);
+                x4 = AesNi.Encrypt(x4, k3); x5 = AesNi.Encrypt(x5, k3); x6 = AesNi.Encrypt(x6, k3); x7 = AesNi.Encrypt(x7, k3);
+                x0 = AesNi.Encrypt(x0, k4); x1 = AesNi.Encrypt(x1, k4); x2 = AesNi.Encrypt(x2, k4); x3 = AesNi.Encrypt(x3, k4);
+                x4 = AesNi.Encrypt(x4, k4); x5 = AesNi.Encrypt(x5, k4); x6 = AesNi.Encrypt(x6, k4); x7 = AesNi.Encrypt(x7, k4);
+                x0 = AesNi.Encrypt(x0, k5); x1 = AesNi.Encrypt(x1, k5); x2 = AesNi.Encrypt(x2, k5); x3 = AesNi.Encrypt(x3, k5);
+                x4 = AesNi.Encrypt(x4, k5); x5 = AesNi.Encrypt(x5, k5); x6 = AesNi.Encrypt(x6, k5); x7 = AesNi.Encrypt(x7, k5);
+                x0 = AesNi.Encrypt(x0, k6); x1 = AesNi.Encrypt(x1, k6); x2 = AesNi.Encrypt(x2, k6); x3 = AesNi.Encrypt(x3, k6);
+                x4 = AesNi.Encrypt(x4, k6); x5 = AesNi.Encrypt(x5, k6); x6 = AesNi.Encrypt(x6, k6); x7 = AesNi.Encrypt(x7, k6);
+                x0 = AesNi.Encrypt(x0, k7); x1 = AesNi.Encrypt(x1, k7); x2 = AesNi.Encrypt(x2, k7); x3 = AesNi.Encrypt(x3, k7);
+                x4 = AesNi.Encrypt(x4, k7); x5 = AesNi.Encrypt(x5, k7); x6 = AesNi.Encrypt(x6, k7); x7 = AesNi.Encrypt(x7, k7);
+                x0 = AesNi.Encrypt(x0, k8); x1 = AesNi.Encrypt(x1, k8); x2 = AesNi.Encrypt(x2, k8); x3 = AesNi.Encrypt(x3, k8);
+                x4 = AesNi.Encrypt(x4, k8); x5 = AesNi.Encrypt(x5, k8); x6 = AesNi.Encrypt(x6, k8); x7 = AesNi.Encrypt(x7, k8);
+                x0 = AesNi.Encrypt(x0, k9); x1 = AesNi.Encrypt(x1, k9); x2 = AesNi.Encrypt(x2, k9); x3 = AesNi.Encrypt(x3, k9);
+                x4 = AesNi.Encrypt(x4, k9); x5 = AesNi.Encrypt(x5, k9); x6 = AesNi.Encrypt(x6, k9); x7 = AesNi.Encrypt(x7, k9);
                 x0 = AesNi.EncryptLast(x0, k10); x1 = AesNi.EncryptLast(x1, k10); x2 = AesNi.EncryptLast(x2, k10); x3 = AesNi.EncryptLast(x3, k10);
                 x4 = AesNi.EncryptLast(x4, k10); x5 = AesNi.EncryptLast(x5, k10); x6 = AesNi.EncryptLast(x6, k10); x7 = AesNi.EncryptLast(x7, k10);
                 ref uint p = ref Unsafe.Add(ref a0, i);
-                if (Vector256.IsHardwareAccelerated)
+                var v0 = Vector128.LoadUnsafe(ref p); var v1 = Vector128.LoadUnsafe(ref p, 4);
+                var v2 = Vector128.LoadUnsafe(ref p, 8); var v3 = Vector128.LoadUnsafe(ref p, 12);
+                var v4 = Vector128.LoadUnsafe(ref p, 16); var v5 = Vector128.LoadUnsafe(ref p, 20);
+                var v6 = Vector128.LoadUnsafe(ref p, 24); var v7 = Vector128.LoadUnsafe(ref p, 28);
+                if (subtract)
                 {
-                    var s0 = Vector256.Create(x0.AsUInt32(), x1.AsUInt32()); var s1 = Vector256.Create(x2.AsUInt32(), x3.AsUInt32());
-                    var s2 = Vector256.Create(x4.AsUInt32(), x5.AsUInt32()); var s3 = Vector256.Create(x6.AsUInt32(), x7.AsUInt32());
-                    var v0 = Vector256.LoadUnsafe(ref p); var v1 = Vector256.LoadUnsafe(ref p, 8);
-                    var v2 = Vector256.LoadUnsafe(ref p, 16); var v3 = Vector256.LoadUnsafe(ref p, 24);
-                    if (subtract)
-                    {
-                        v0 -= s0; v1 -= s1; v2 -= s2; v3 -= s3;
-                    }
-                    else
-                    {
-                        v0 += s0; v1 += s1; v2 += s2; v3 += s3;
-                    }
-
-                    v0.StoreUnsafe(ref p); v1.StoreUnsafe(ref p, 8); v2.StoreUnsafe(ref p, 16); v3.StoreUnsafe(ref p, 24);
+                    v0 -= x0.AsUInt32(); v1 -= x1.AsUInt32(); v2 -= x2.AsUInt32(); v3 -= x3.AsUInt32();
+                    v4 -= x4.AsUInt32(); v5 -= x5.AsUInt32(); v6 -= x6.AsUInt32(); v7 -= x7.AsUInt32();
                 }
                 else
                 {
-                    Add(Vector128.LoadUnsafe(ref p), x0.AsUInt32(), subtract).StoreUnsafe(ref p);
-                    Add(Vector128.LoadUnsafe(ref p, 4), x1.AsUInt32(), subtract).StoreUnsafe(ref p, 4);
-                    Add(Vector128.LoadUnsafe(ref p, 8), x2.AsUInt32(), subtract).StoreUnsafe(ref p, 8);
-                    Add(Vector128.LoadUnsafe(ref p, 12), x3.AsUInt32(), subtract).StoreUnsafe(ref p, 12);
-                    Add(Vector128.LoadUnsafe(ref p, 16), x4.AsUInt32(), subtract).StoreUnsafe(ref p, 16);
-                    Add(Vector128.LoadUnsafe(ref p, 20), x5.AsUInt32(), subtract).StoreUnsafe(ref p, 20);
-                    Add(Vector128.LoadUnsafe(ref p, 24), x6.AsUInt32(), subtract).StoreUnsafe(ref p, 24);
-                    Add(Vector128.LoadUnsafe(ref p, 28), x7.AsUInt32(), subtract).StoreUnsafe(ref p, 28);
+                    v0 += x0.AsUInt32(); v1 += x1.AsUInt32(); v2 += x2.AsUInt32(); v3 += x3.AsUInt32();
+                    v4 += x4.AsUInt32(); v5 += x5.AsUInt32(); v6 += x6.AsUInt32(); v7 += x7.AsUInt32();
                 }
+
+                v0.StoreUnsafe(ref p); v1.StoreUnsafe(ref p, 4); v2.StoreUnsafe(ref p, 8); v3.StoreUnsafe(ref p, 12);
+                v4.StoreUnsafe(ref p, 16); v5.StoreUnsafe(ref p, 20); v6.StoreUnsafe(ref p, 24); v7.StoreUnsafe(ref p, 28);
             }
 
             block += (ulong)i >> 2;

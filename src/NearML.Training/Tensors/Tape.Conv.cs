@@ -83,10 +83,16 @@ public sealed partial class Tape
         return y;
     }
 
+    /// <summary>
+    /// Gets or sets a value indicating whether convolutions run all images on the calling thread (tests compare it with
+    /// the two-lane split, which must give identical results).
+    /// </summary>
+    internal bool SingleLane { get; set; }
+
     /// <summary>Runs <paramref name="job"/> over <paramref name="count"/> images, in two lanes when the kernels may use two threads.</summary>
-    private static void RunLanes(RangeJob job, int count)
+    private void RunLanes(RangeJob job, int count)
     {
-        if (KernelThreads.Count >= 2 && count >= 2)
+        if (!SingleLane && KernelThreads.Count >= 2 && count >= 2)
         {
             PairRunner.Run(job, count);
         }
