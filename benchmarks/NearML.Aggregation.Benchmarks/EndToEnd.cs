@@ -19,12 +19,21 @@ internal static class EndToEnd
         var entries = Option(args, "--entries", "100000,1000000").Split(',').Select(int.Parse).ToArray();
         var dropouts = Option(args, "--dropout", "0,0.1").Split(',').Select(s => double.Parse(s, CultureInfo.InvariantCulture)).ToArray();
         var protocols = Option(args, "--protocol", "plus,secagg").Split(',');
-        double maxWork = double.Parse(Option(args, "--max-work", "2e10"), CultureInfo.InvariantCulture);
-        s_parallelClients = args.Contains("--parallel-clients");
+        double maxWork = double.Parse(Option(args, "--max-work", "5e10"), CultureInfo.InvariantCulture);
+        s_parallelClientsFrom = args.Contains("--parallel-clients") ? 0 : int.Parse(Option(args, "--parallel-clients-from", "1000"));
         s_degree = int.Parse(Option(args, "--degree", "0"));
         s_threshold = int.Parse(Option(args, "--threshold", "0"));
-        Console.WriteLine($"# machine: {Environment.ProcessorCount} cores, load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]} at start");
-        Console.WriteLine("| protocol | n | entries | k / t | dropout | client masking ms (mean) | client total ms (CPU ms) | server total ms (CPU ms) | server unmasking ms (CPU ms) | upload B/client | plain b-bit B | expansion | vs int8 |");
+        var start = Stopwatch.StartNew();
+        Console.WriteLine($"# NearML secure aggregation e2e: {Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.OSArchitecture}, " +
+            $"load average {LoadAverage()} at start; `e2e {string.Join(' ', args)}`");
+
+        // Warm-up: one small round per protocol so that no measured row pays for JIT compilation.
+        foreach (var protocol in protocols)
+        {
+            RunOne(Protocol(protocol), 20, 1000, 0.1, maxWork, print: false);
+        }
+
+        Console.WriteLine("| protocol | n | entries | k / t | dropout | client masking ms wall (CPU) | client total ms wall (CPU) | server total ms wall (CPU) | server unmasking ms wall (CPU) | upload B/client | plain b-bit B | expansion | load |");
         Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         int failures = 0;
         foreach (var protocol in protocols)
@@ -35,14 +44,19 @@ internal static class EndToEnd
                 {
                     foreach (var drop in dropouts)
                     {
-                        failures += RunOne(protocol == "secagg" ? AggregationProtocol.Secagg : AggregationProtocol.SecaggPlus, n, len, drop, maxWork) ? 0 : 1;
+                        failures += RunOne(Protocol(protocol), n, len, drop, maxWork, print: true) ? 0 : 1;
                     }
                 }
             }
         }
 
+        Console.WriteLine($"# load average {LoadAverage()} at end; {start.Elapsed.TotalSeconds:F0} s; {(failures == 0 ? "every row verified the exact survivors' sum" : $"{failures} rows FAILED")}");
         return failures == 0 ? 0 : 1;
+
+        static AggregationProtocol Protocol(string name) => name == "secagg" ? AggregationProtocol.Secagg : AggregationProtocol.SecaggPlus;
     }
+
+    private static string LoadAverage() => File.ReadAllText("/proc/loadavg").Split(' ')[0];
 
     /// <summary>
     /// The server's hot path at full size without simulating the clients: unpack-and-add n·(1−δ) bit-packed inputs, then
@@ -118,11 +132,11 @@ internal static class EndToEnd
         return 0;
     }
 
-    private static bool s_parallelClients;
+    private static int s_parallelClientsFrom;
     private static int s_degree;
     private static int s_threshold;
 
-    private static double CpuMs() => Process.GetCurrentProcess().TotalProcessorTime.TotalMilliseconds;
+    private static double CpuMs() => Environment.CpuUsage.TotalTime.TotalMilliseconds;
 
     private static string Option(string[] args, string name, string fallback)
     {
@@ -130,8 +144,9 @@ internal static class EndToEnd
         return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
     }
 
-    private static bool RunOne(AggregationProtocol protocol, int n, int entries, double dropout, double maxWork)
+    private static bool RunOne(AggregationProtocol protocol, int n, int entries, double dropout, double maxWork, bool print)
     {
+        bool parallelClients = n >= s_parallelClientsFrom;
         var encoder = new FixedPointEncoder(1f, 8, n);
         int length = FixedPointEncoder.EncodedLength(entries);
         var config = s_degree > 0 && protocol == AggregationProtocol.SecaggPlus
@@ -141,7 +156,7 @@ internal static class EndToEnd
         double work = (double)n * (config.Degree + 1) * length;
         if (work > maxWork)
         {
-            Console.WriteLine($"| {name} | {n} | {entries:N0} | {config.Degree} / {config.Threshold} | {dropout:P0} | skipped: n·(k+1)·L = {work:E1} mask elements to simulate (> --max-work) | | | | | | | |");
+            Console.WriteLine($"| {name} | {n:N0} | {entries:N0} | {config.Degree} / {config.Threshold} | {dropout:P0} | not simulated: n·(k+1)·L = {work:E1} mask elements (> --max-work {maxWork:E0}) | | | | | | | {LoadAverage()} |");
             return true;
         }
 
@@ -172,10 +187,13 @@ internal static class EndToEnd
         }
 
         var starts = new ClientMessage[n];
-        Parallel.For(0, n, i =>
+        var maskCpu = new double[n];
+        Parallel.For(0, n, new ParallelOptions { MaxDegreeOfParallelism = parallelClients ? -1 : 1 }, i =>
         {
             long t0 = Stopwatch.GetTimestamp();
+            double cpu0 = parallelClients ? 0 : CpuMs();
             starts[i] = parties[i].Start();
+            clientCpu[i] += parallelClients ? 0 : CpuMs() - cpu0;
             clientTicks[i] += Stopwatch.GetTimestamp() - t0;
         });
         foreach (var m in starts)
@@ -196,17 +214,19 @@ internal static class EndToEnd
             serverTicks += Stopwatch.GetTimestamp() - t0;
             phase++;
             // Batches keep at most a few masked inputs alive at once.
-            int Batch = s_parallelClients ? 8 : 1;
+            int Batch = parallelClients ? 8 : 1;
             for (int b = 0; b < outgoing.Count; b += Batch)
             {
                 var batch = outgoing.Skip(b).Take(Batch).Where(m => !(phase >= 2 && dropped.Contains(m.Recipient))).ToArray();
                 var replies = new ClientMessage[batch.Length];
-                Parallel.For(0, batch.Length, new ParallelOptions { MaxDegreeOfParallelism = s_parallelClients ? -1 : 1 }, j =>
+                Parallel.For(0, batch.Length, new ParallelOptions { MaxDegreeOfParallelism = parallelClients ? -1 : 1 }, j =>
                 {
                     long c0 = Stopwatch.GetTimestamp();
-                    double cpu0 = s_parallelClients ? 0 : CpuMs();
+                    double cpu0 = parallelClients ? 0 : CpuMs();
                     replies[j] = parties[batch[j].Recipient].Handle(batch[j]);
-                    clientCpu[batch[j].Recipient] += s_parallelClients ? 0 : CpuMs() - cpu0;
+                    double used = parallelClients ? 0 : CpuMs() - cpu0;
+                    clientCpu[batch[j].Recipient] += used;
+                    maskCpu[batch[j].Recipient] += batch[j].BodyCase == ServerMessage.BodyOneofCase.SharesDelivery ? used : 0;
                     clientTicks[batch[j].Recipient] += Stopwatch.GetTimestamp() - c0;
                 });
                 foreach (var r in replies)
@@ -223,11 +243,16 @@ internal static class EndToEnd
         var survivors = Enumerable.Range(0, n).Where(i => !dropped.Contains((uint)i)).ToArray();
         double masking = survivors.Average(i => parties[i].MaskingTime.TotalMilliseconds);
         double clientTotal = survivors.Average(i => clientTicks[i] * 1000.0 / Stopwatch.Frequency);
-        string clientCpuText = s_parallelClients ? "n/a" : survivors.Average(i => clientCpu[i]).ToString("F1", CultureInfo.InvariantCulture);
+        string clientCpuText = parallelClients ? "n/a" : survivors.Average(i => clientCpu[i]).ToString("F1", CultureInfo.InvariantCulture);
+        string maskCpuText = parallelClients ? "n/a" : survivors.Average(i => maskCpu[i]).ToString("F1", CultureInfo.InvariantCulture);
         double serverMs = serverTicks * 1000.0 / Stopwatch.Frequency;
         double up = survivors.Average(i => (double)upload[i]);
         var plain = new ClientMessage { JobId = "bench", Round = 1, Sender = 1, PlainInput = new PlainInput { Vector = ByteString.CopyFrom(new byte[RingPacking.PackedLength(length, encoder.RingBits)]) } }.CalculateSize();
-        Console.WriteLine($"| {name} | {n} | {entries:N0} | {config.Degree} / {config.Threshold} | {dropout:P0} | {masking:F1} | {clientTotal:F1} ({clientCpuText}) | {serverMs:F0} ({serverCpu:F0}) | {server.UnmaskingTime.TotalMilliseconds:F0} ({unmaskCpu:F0}) | {up:N0} | {plain:N0} | {up / plain:F3}× | {up / entries:F2}× |{(exact ? string.Empty : " **SUM WRONG**")}");
+        if (print || !exact)
+        {
+            Console.WriteLine($"| {name}{(parallelClients ? " ‡" : string.Empty)} | {n:N0} | {entries:N0} | {config.Degree} / {config.Threshold} | {dropout:P0} | {masking:F1} ({maskCpuText}) | {clientTotal:F1} ({clientCpuText}) | {serverMs:F0} ({serverCpu:F0}) | {server.UnmaskingTime.TotalMilliseconds:F1} ({unmaskCpu:F0}) | {up:N0} | {plain:N0} | {up / plain:F3}× | {LoadAverage()} |{(exact ? string.Empty : " **SUM WRONG**")}");
+        }
+
         Console.Error.WriteLine($"  ({name} n={n} L={entries} drop={dropout}: wall {sw.Elapsed.TotalSeconds:F1} s, exact={exact}, load {File.ReadAllText("/proc/loadavg").Split(' ')[0]})");
         return exact;
     }

@@ -416,7 +416,7 @@ internal static class DeMoBench
             }, ct)));
         }
 
-        await Run(3); // warm-up (JIT, caches)
+        await Run(Math.Max(40, cfg.Steps / 4)); // warm-up: past the JIT's tier-0 code (30 calls) and into steady caches
         var process = Process.GetCurrentProcess();
         var cpu0 = process.TotalProcessorTime;
         var wall = Stopwatch.StartNew();

@@ -9,6 +9,7 @@ namespace NearML.Training.Tensors;
 public sealed partial class Tape
 {
     private ConvJob? _conv;
+    private PoolJob? _pool;
 
     /// <summary>
     /// 2-D convolution (cross-correlation, like PyTorch) with an optional fused activation. Each image is one GEMM
@@ -513,7 +514,10 @@ public sealed partial class Tape
         var yd = y.Data;
         if (kernel == 2 && stride == 2)
         {
-            MaxPool2x2(xd, yd, idx, n * c, h, w, ho, wo);
+            var job = _pool ??= new PoolJob();
+            job.Set(x, y, idx);
+            RunLanes(job, n);
+            job.Clear();
         }
         else
         {
@@ -535,14 +539,18 @@ public sealed partial class Tape
     /// bottom-left, bottom-right) order and a NaN wins (the last NaN in that order), like the general kernel; four
     /// outputs at a time with SSE de-interleaving, scalar for the rest of a row.
     /// </summary>
-    internal static void MaxPool2x2(ReadOnlySpan<float> xd, Span<float> yd, int[]? idx, int planes, int h, int w, int ho, int wo)
+    internal static void MaxPool2x2(ReadOnlySpan<float> xd, Span<float> yd, int[]? idx, int planes, int h, int w, int ho, int wo) =>
+        MaxPool2x2(xd, yd, idx, 0, planes, h, w, ho, wo);
+
+    /// <summary>2×2, stride-2 max pooling of planes [<paramref name="planeStart"/>, <paramref name="planeEnd"/>) into the same places of the whole output.</summary>
+    internal static void MaxPool2x2(ReadOnlySpan<float> xd, Span<float> yd, int[]? idx, int planeStart, int planeEnd, int h, int w, int ho, int wo)
     {
-        var o = 0;
+        var o = planeStart * ho * wo;
         var lanes = Vector128.Create(0, 2, 4, 6);
         var offR = Vector128.Create(1);
         var offW = Vector128.Create(w);
         var offW1 = Vector128.Create(w + 1);
-        for (var p = 0; p < planes; p++)
+        for (var p = planeStart; p < planeEnd; p++)
         {
             var baseIdx = p * h * w;
             for (var oi = 0; oi < ho; oi++)
@@ -672,12 +680,78 @@ public sealed partial class Tape
             return;
         }
 
-        var g = GradOf(node.Out!);
-        var dx = GradZeroed(x);
-        var idx = node.Ints!;
-        for (var i = 0; i < g.Length; i++)
+        var y = node.Out!;
+        GradAcc(x, out var fresh);
+        var job = _pool ??= new PoolJob();
+        job.Set(x, y, node.Ints!);
+        job.SetBackward(y.Root._grad!, y._gradOffset, x.Root._grad!, x._gradOffset, fresh);
+        RunLanes(job, x[0]);
+        job.Clear();
+    }
+
+    /// <summary>Max-pool work over a range of images: the 2×2 forward, or the backward scatter of any pooling.</summary>
+    private sealed class PoolJob : RangeJob
+    {
+        private Tensor? _x;
+        private Tensor? _y;
+        private int[]? _idx;
+        private bool _backward;
+        private float[]? _g;
+        private int _gOffset;
+        private float[]? _dx;
+        private int _dxOffset;
+        private bool _dxFresh;
+
+        public void Set(Tensor x, Tensor y, int[]? idx)
         {
-            dx[idx[i]] += g[i];
+            _x = x;
+            _y = y;
+            _idx = idx;
+            _backward = false;
+        }
+
+        public void SetBackward(float[] g, int gOffset, float[] dx, int dxOffset, bool dxFresh)
+        {
+            _backward = true;
+            _g = g;
+            _gOffset = gOffset;
+            _dx = dx;
+            _dxOffset = dxOffset;
+            _dxFresh = dxFresh;
+        }
+
+        public void Clear()
+        {
+            _x = _y = null;
+            _idx = null;
+            _g = _dx = null;
+        }
+
+        public override void Run(int start, int end, int lane)
+        {
+            var x = _x!;
+            var y = _y!;
+            int c = x[1], h = x[2], w = x[3], ho = y[2], wo = y[3];
+            if (!_backward)
+            {
+                MaxPool2x2(x.Data, y.Data, _idx, start * c, end * c, h, w, ho, wo);
+                return;
+            }
+
+            // Windows never leave their plane, so each image's gradient is written by one lane only.
+            var dx = _dx.AsSpan(_dxOffset, x.Length);
+            var perImage = c * h * w;
+            if (_dxFresh)
+            {
+                dx.Slice(start * perImage, (end - start) * perImage).Clear();
+            }
+
+            var g = _g.AsSpan(_gOffset, y.Length);
+            var idx = _idx!;
+            for (int i = start * c * ho * wo, e = end * c * ho * wo; i < e; i++)
+            {
+                dx[idx[i]] += g[i];
+            }
         }
     }
 

@@ -1,0 +1,918 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Net;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using Google.Protobuf;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using NearML.Core;
+using NearML.Core.Contracts;
+using NearML.Core.Protocol;
+using NearML.Hosting.Jobs;
+using NearML.Hosting.State;
+using NearML.Ledger;
+using NearML.Training;
+using NearML.Training.Data;
+using NearML.Training.Modules;
+using NearML.Training.Optim;
+
+namespace NearML.Hosting.Coordinator;
+
+/// <summary>
+/// The coordinator: listens for workers over TLS, admits them by attestation policy, and runs DiLoCo rounds with a cohort
+/// of whoever is connected (docs/protocol.md, "Rounds"): assignment, parameter download, updates until the round's
+/// deadline, rejection of non-finite and outlier updates, sample-weighted mean, outer Nesterov step, round record,
+/// background checkpoint, one signed ledger receipt per accepted update, and settlement per epoch (dry run by default).
+/// It resumes from the last checkpoint after a restart and stops gracefully (Goodbye to every worker, final checkpoint).
+/// </summary>
+public sealed class CoordinatorService : BackgroundService
+{
+    private const int EvaluationBatch = 500;
+    private static readonly TimeSpan SendTimeout = TimeSpan.FromSeconds(30);
+    private readonly NearMLCoordinatorOptions _options;
+    private readonly CoordinatorStatus _status;
+    private readonly NearMLMetrics _metrics;
+    private readonly ILogger<CoordinatorService> _logger;
+    private readonly TimeProvider _time;
+    private readonly AttestationAdmissionPolicy _attestation;
+    private readonly ConcurrentDictionary<string, WorkerSession> _sessions = new(StringComparer.Ordinal);
+    private readonly Dictionary<(long Round, string Account), long> _credited = [];
+    private volatile Published? _published;
+    private volatile bool _stopping;
+    private long _currentRound;
+    private JobDataset? _dataset;
+    private ModelConfig? _modelConfig;
+
+    /// <summary>Initializes the service (use <c>AddNearMLCoordinator</c>).</summary>
+    /// <param name="options">The validated options.</param>
+    /// <param name="status">The live status.</param>
+    /// <param name="metrics">The metrics.</param>
+    /// <param name="attestation">The admission policy.</param>
+    /// <param name="logger">The logger.</param>
+    /// <param name="timeProvider">The clock.</param>
+    public CoordinatorService(
+        IOptions<NearMLCoordinatorOptions> options,
+        CoordinatorStatus status,
+        NearMLMetrics metrics,
+        AttestationAdmissionPolicy attestation,
+        ILogger<CoordinatorService> logger,
+        TimeProvider timeProvider)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        _options = options.Value;
+        _status = status ?? throw new ArgumentNullException(nameof(status));
+        _metrics = metrics ?? throw new ArgumentNullException(nameof(metrics));
+        _attestation = attestation ?? throw new ArgumentNullException(nameof(attestation));
+        _logger = logger ?? throw new ArgumentNullException(nameof(logger));
+        _time = timeProvider ?? throw new ArgumentNullException(nameof(timeProvider));
+    }
+
+    /// <inheritdoc/>
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        try
+        {
+            await RunAsync(stoppingToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+        catch (Exception ex)
+        {
+            CoordinatorLog.Failed(_logger, ex);
+            _status.SetFailed(ex);
+            throw;
+        }
+    }
+
+    private async Task RunAsync(CancellationToken ct)
+    {
+        var o = _options;
+        var data = Directory.CreateDirectory(o.DataDirectory).FullName;
+        var dataset = await Task.Run(() => JobDataset.LoadFashionMnist(o.DatasetDirectory, o.ShardCount, (ulong)o.Seed), ct).ConfigureAwait(false);
+        _dataset = dataset;
+        var model = ModelCatalog.Create(o.Model, o.ModelConfigJson, o.Seed);
+        var modelConfig = ModelCatalog.Describe(o.Model, o.ModelConfigJson, model);
+        _modelConfig = modelConfig;
+        var layout = model.Parameters.Layout;
+        CoordinatorLog.JobLoaded(_logger, o.JobId, modelConfig.Architecture, model.Parameters.Length, dataset.Manifest.Name, dataset.ShardCount, dataset.ManifestRootHex, o.Rounds, o.InnerSteps);
+        if (o.AllowSimulatedAttestation || o.AllowUnattestedWorkers)
+        {
+            CoordinatorLog.InsecureAdmission(_logger, o.AllowSimulatedAttestation, o.AllowUnattestedWorkers);
+        }
+
+        using var state = new CoordinatorStateStore(Path.Combine(data, "coordinator.db"));
+        state.EnsureJob(o.JobId, modelConfig.Architecture, modelConfig.ConfigJson, dataset.ManifestRootHex, Describe(o), NowMs());
+        var outer = new Sgd(layout, new SgdOptions { LearningRate = o.OuterLearningRate, Momentum = o.OuterMomentum, Nesterov = true });
+        long nextRound = 0;
+        long version = 0;
+        var checkpoint = CheckpointStore.LoadLatest(state, layout);
+        if (checkpoint is not null)
+        {
+            model.Parameters.CopyFrom(checkpoint.Parameters);
+            outer.ImportState(new OptimizerState("sgd", checkpoint.ParameterVersion, o.OuterLearningRate, new Dictionary<string, ParameterSet>(StringComparer.Ordinal) { ["momentum_buffer"] = checkpoint.Momentum }));
+            nextRound = checkpoint.Round + 1;
+            version = checkpoint.ParameterVersion;
+            if (_logger.IsEnabled(LogLevel.Information))
+            {
+                var resumedFrom = Path.Combine(data, "checkpoints", CheckpointStore.FileName(checkpoint.Round));
+                CoordinatorLog.Resumed(_logger, o.JobId, checkpoint.Round, version, resumedFrom);
+            }
+
+        }
+
+        using var ledger = ContributionLedger.OpenSqlite(Path.Combine(data, "ledger.db"));
+        using var signer = LoadOrCreateSigner(Path.Combine(data, "ledger-signer.key"));
+        LoadCredited(ledger, o.JobId);
+        UpdateLedgerStatus(ledger);
+        var settlements = state.ReadSettlements();
+        foreach (var s in settlements)
+        {
+            _status.AddSettlement(s.Hash);
+        }
+
+        var nextNonce = settlements.Count == 0 ? 1UL : settlements.Max(s => s.Nonce) + 1;
+        var settledEpochs = settlements.Select(s => s.Epoch).ToHashSet();
+
+        using var certificate = LoadCertificate(data);
+        var fingerprint = CoordinatorCertificate.GetFingerprint(certificate);
+        var handshake = new CoordinatorHandshakeOptions
+        {
+            Policy = new SessionAdmission(this),
+            EvidenceRequired = _attestation.EvidenceRequired,
+            HeartbeatInterval = o.HeartbeatInterval,
+            HeartbeatTimeout = o.HeartbeatInterval * 3,
+            Timeout = o.HandshakeTimeout,
+        };
+        foreach (var f in _attestation.AcceptedFormats)
+        {
+            handshake.AcceptedEvidenceFormats.Add(f);
+        }
+
+        Publish(model.Parameters, version);
+        _currentRound = nextRound;
+        _status.SetRound(nextRound, version);
+        var listenerOptions = new ProtocolListenerOptions
+        {
+            Connection = new FrameConnectionOptions { MaxFrameSize = o.MaxFrameSize, SendBufferLimit = Math.Max(4 << 20, o.MaxFrameSize), ReceiveBufferLimit = Math.Max(4 << 20, o.MaxFrameSize) },
+            TlsHandshakeTimeout = o.HandshakeTimeout,
+            MaxConnections = Math.Max(o.MaxWorkers * 2, 64),
+            TimeProvider = _time,
+            ConnectionFaulted = (remote, ex) => CoordinatorLog.ConnectionFault(_logger, remote?.ToString() ?? "?", ex is ProtocolException pe ? pe.Code.ToString() : ex.GetType().Name, ex.Message),
+        };
+        var listener = new ProtocolListener(
+            new IPEndPoint(IPAddress.Parse(o.ListenAddress), o.Port),
+            certificate,
+            (connection, token) => ServeAsync(connection, handshake, state, token),
+            listenerOptions);
+        await using (listener.ConfigureAwait(false))
+        {
+            var checkpoints = new CheckpointStore(Path.Combine(data, "checkpoints"), state, o.JobId, o.CheckpointsToKeep, _time, ex => CoordinatorLog.CheckpointFailed(_logger, ex));
+            await using (checkpoints.ConfigureAwait(false))
+            {
+                listener.Start();
+                if (_logger.IsEnabled(LogLevel.Information))
+                {
+                    var endPoint = listener.LocalEndPoint.ToString();
+                    CoordinatorLog.Listening(_logger, o.JobId, endPoint, fingerprint);
+                }
+
+                _status.SetListening(o.JobId, listener.LocalEndPoint.Port, fingerprint);
+                var evalModel = ModelCatalog.Create(o.Model, o.ModelConfigJson, o.Seed);
+                var evaluator = new LocalTrainer(evalModel, new Sgd(layout, new SgdOptions()));
+                var lastCompleted = nextRound - 1;
+                var lastCheckpointed = nextRound - 1;
+                try
+                {
+                    for (var round = nextRound; round < o.Rounds; round++)
+                    {
+                        var outcome = await RunRoundAsync(round, version, model, outer, ct).ConfigureAwait(false);
+                        version = outcome.Version;
+                        double? accuracy = null;
+                        var evaluate = o.EvaluateEveryRounds > 0 && ((round + 1) % o.EvaluateEveryRounds == 0 || round == o.Rounds - 1);
+                        if (evaluate)
+                        {
+                            evalModel.Parameters.CopyFrom(model.Parameters);
+                            accuracy = await Task.Run(() => Evaluate(evaluator, dataset, o), ct).ConfigureAwait(false);
+                            _metrics.Accuracy(accuracy.Value);
+                        }
+
+                        var epoch = Math.Max(round / o.SettleEveryRounds, ledger.Head.LastEpoch);
+                        var receipts = AppendReceipts(ledger, signer, round, epoch, outcome.Accepted);
+                        state.RecordRound(new RoundRecord(round, version, outcome.Cohort, outcome.Accepted.Count, outcome.Rejected, outcome.MeanLoss, accuracy, outcome.UpdateBytes, outcome.StartedMs, NowMs()));
+                        lastCompleted = round;
+                        var epochEnds = (round + 1) % o.SettleEveryRounds == 0 || round == o.Rounds - 1;
+                        if ((round + 1) % o.CheckpointEveryRounds == 0 || epochEnds)
+                        {
+                            checkpoints.Enqueue(new CoordinatorCheckpoint(round, version, model.Parameters.Clone(), outer.MomentumBuffer!.Clone()));
+                            _metrics.CheckpointWritten();
+                            lastCheckpointed = round;
+                        }
+
+                        await SendReceiptsAsync(round, receipts, ct).ConfigureAwait(false);
+                        ReportTraffic();
+                        var info = new CoordinatorRoundInfo(round, outcome.Cohort, outcome.Accepted.Count, outcome.Rejected, outcome.MeanLoss, accuracy, outcome.Duration, outcome.UpdateBytes);
+                        _status.AddRound(info);
+                        _metrics.RoundCompleted(round, outcome.Duration, outcome.Accepted.Count > 0);
+                        CoordinatorLog.RoundCompleted(_logger, round, outcome.Duration, outcome.Accepted.Count, outcome.Cohort, outcome.MeanLoss, version,
+                            accuracy is { } a ? string.Create(CultureInfo.InvariantCulture, $", test accuracy {a:P2}") : string.Empty);
+                        if (epochEnds && !settledEpochs.Contains(epoch))
+                        {
+                            if (await SettleAsync(state, ledger, signer, epoch, nextNonce, ct).ConfigureAwait(false) is { } used)
+                            {
+                                nextNonce += used;
+                                settledEpochs.Add(epoch);
+                            }
+                        }
+
+                        _currentRound = round + 1;
+                        _status.SetRound(round + 1, version);
+                    }
+
+                    await checkpoints.FlushAsync(ct).ConfigureAwait(false);
+                    CoordinatorLog.JobComplete(_logger, o.JobId, o.Rounds, _status.LastAccuracy is { } acc ? acc.ToString("P2", CultureInfo.InvariantCulture) : "n/a");
+                    _status.SetCompleted();
+                    await SayGoodbyeAsync("the job is complete", rejoinLater: false).ConfigureAwait(false);
+                }
+                finally
+                {
+                    _stopping = true;
+                    if (!_status.Completed)
+                    {
+                        CoordinatorLog.Stopping(_logger, _sessions.Count);
+                        await SayGoodbyeAsync("the coordinator is shutting down", rejoinLater: true).ConfigureAwait(false);
+                        if (lastCompleted > lastCheckpointed && outer.MomentumBuffer is { } momentum)
+                        {
+                            checkpoints.Enqueue(new CoordinatorCheckpoint(lastCompleted, version, model.Parameters.Clone(), momentum.Clone()));
+                        }
+                    }
+
+                    using var flush = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+                    await checkpoints.FlushAsync(flush.Token).ConfigureAwait(false);
+                    ReportTraffic();
+                }
+            }
+        }
+    }
+
+    private async Task<RoundOutcome> RunRoundAsync(long round, long version, Model model, Sgd outer, CancellationToken ct)
+    {
+        var o = _options;
+        var started = _time.GetTimestamp();
+        var waited = 0;
+        List<WorkerSession> cohort;
+        while (true)
+        {
+            cohort = [.. _sessions.Values.Where(s => !s.IsClosed).OrderBy(s => s.Id, StringComparer.Ordinal).Take(o.MaxWorkers)];
+            if (cohort.Count >= o.MinWorkers)
+            {
+                break;
+            }
+
+            if (waited++ % 50 == 0)
+            {
+                CoordinatorLog.WaitingForWorkers(_logger, cohort.Count, o.MinWorkers, round);
+            }
+
+            await Task.Delay(TimeSpan.FromMilliseconds(100), _time, ct).ConfigureAwait(false);
+            started = _time.GetTimestamp();
+        }
+
+        _metrics.RoundStarted(round);
+        var startedMs = NowMs();
+        var deadline = _time.GetUtcNow() + o.RoundTimeout;
+        var assignment = _dataset!.Assign(cohort.Select(s => s.Id).ToList());
+        var published = _published!;
+        if (_logger.IsEnabled(LogLevel.Information))
+        {
+            var names = string.Join(", ", cohort.Select(s => s.Id));
+            CoordinatorLog.RoundStarted(_logger, round, cohort.Count, names, version, o.RoundTimeout);
+        }
+
+        var waits = new List<Task>(cohort.Count);
+        var sends = new List<Task>(cohort.Count);
+        foreach (var s in cohort)
+        {
+            waits.Add(s.BeginRound(round, version, _time.GetTimestamp()));
+            var job = new JobAssignment
+            {
+                JobId = o.JobId,
+                Round = (ulong)round,
+                ParameterVersion = (ulong)version,
+                ParameterRoot = ByteString.CopyFrom(published.Manifest.Root),
+                Model = _modelConfig,
+                HyperParameters = HyperParameters(),
+                DeadlineUnixMs = deadline.ToUnixTimeMilliseconds(),
+            };
+            job.ShardIds.AddRange(assignment.ShardsOf(s.Id).Select(i => (uint)i));
+            sends.Add(SendAsync(s, job, ct));
+            _status.SetWorker(s.Info());
+        }
+
+        await Task.WhenAll(sends).ConfigureAwait(false);
+        using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct))
+        {
+            var remaining = deadline - _time.GetUtcNow();
+            var delay = Task.Delay(remaining > TimeSpan.Zero ? remaining : TimeSpan.Zero, _time, timeout.Token);
+            await Task.WhenAny(Task.WhenAll(waits), delay).ConfigureAwait(false);
+            await timeout.CancelAsync().ConfigureAwait(false);
+            ct.ThrowIfCancellationRequested();
+        }
+
+        var contributions = new List<(WorkerSession Session, SubmittedUpdate Update)>();
+        var rejected = 0;
+        foreach (var s in cohort)
+        {
+            var u = s.TakeUpdate(round);
+            if (u is null)
+            {
+                CoordinatorLog.NoUpdate(_logger, round, s.Id, s.IsClosed ? $"it {s.CloseKind}: {s.CloseReason}" : "the round's deadline passed");
+                continue;
+            }
+
+            if (u.Values is null)
+            {
+                Reject(round, s, u.Reason!, u.Detail!);
+                rejected++;
+                continue;
+            }
+
+            contributions.Add((s, u));
+        }
+
+        var (accepted, filtered) = Filter(round, contributions);
+        rejected += filtered;
+        var meanLoss = double.NaN;
+        long updateBytes = 0;
+        if (accepted.Count > 0)
+        {
+            var mean = model.Parameters.CreateZeros();
+            var total = accepted.Sum(a => (double)a.Update.SampleCount);
+            double loss = 0;
+            foreach (var (_, u) in accepted)
+            {
+                var w = (float)(u.SampleCount / total);
+                System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(u.Values!, w, mean.Buffer, mean.Buffer);
+                loss += u.SampleCount / total * u.Loss;
+                updateBytes += u.PayloadBytes;
+                _metrics.UpdateAccepted();
+            }
+
+            outer.Step(model.Parameters, mean);
+            version++;
+            meanLoss = loss;
+            Publish(model.Parameters, version);
+        }
+        else
+        {
+            CoordinatorLog.EmptyRound(_logger, round, version);
+        }
+
+        return new RoundOutcome(version, cohort.Count, accepted, rejected, meanLoss, updateBytes, startedMs, _time.GetElapsedTime(started));
+    }
+
+    private (List<(WorkerSession Session, SubmittedUpdate Update)> Accepted, int Rejected) Filter(long round, List<(WorkerSession Session, SubmittedUpdate Update)> contributions)
+    {
+        var o = _options;
+        var finite = new List<(WorkerSession Session, SubmittedUpdate Update, double Norm)>();
+        var rejected = 0;
+        foreach (var (s, u) in contributions)
+        {
+            var values = u.Values!;
+            var bad = -1;
+            double sumSq = 0;
+            for (var i = 0; i < values.Length; i++)
+            {
+                var v = values[i];
+                if (!float.IsFinite(v))
+                {
+                    bad = i;
+                    break;
+                }
+
+                sumSq += (double)v * v;
+            }
+
+            if (bad >= 0)
+            {
+                Reject(round, s, "NonFinite", $"value {values[bad]} at index {bad} of {values.Length}");
+                rejected++;
+                continue;
+            }
+
+            var norm = Math.Sqrt(sumSq);
+            if (o.MaxUpdateNorm is { } max && norm > max)
+            {
+                Reject(round, s, "NormAboveLimit", $"norm {norm:G6} exceeds the limit {max:G6}");
+                rejected++;
+                continue;
+            }
+
+            finite.Add((s, u, norm));
+        }
+
+        if (o.MaxUpdateNormToMedianRatio is { } k && finite.Count >= 3)
+        {
+            var norms = finite.Select(f => f.Norm).Order().ToList();
+            var median = norms[(norms.Count - 1) / 2];
+            var kept = new List<(WorkerSession, SubmittedUpdate, double)>();
+            foreach (var f in finite)
+            {
+                if (f.Norm > k * median)
+                {
+                    Reject(round, f.Session, "NormFarAboveMedian", $"norm {f.Norm:G6} exceeds {k:G4} × the cohort median {median:G6}");
+                    rejected++;
+                }
+                else
+                {
+                    kept.Add(f);
+                }
+            }
+
+            finite = kept;
+        }
+
+        return ([.. finite.Select(f => (f.Session, f.Update))], rejected);
+    }
+
+    private void Reject(long round, WorkerSession s, string reason, string detail)
+    {
+        CoordinatorLog.UpdateRejected(_logger, round, s.Id, reason, detail);
+        _metrics.UpdateRejected(reason);
+    }
+
+    private List<(WorkerSession Session, SignedReceipt Receipt, long Sequence)> AppendReceipts(
+        ContributionLedger ledger, NearKeyPair signer, long round, long epoch, List<(WorkerSession Session, SubmittedUpdate Update)> accepted)
+    {
+        var fresh = new List<(WorkerSession, SignedReceipt)>();
+        var result = new List<(WorkerSession, SignedReceipt, long)>();
+        foreach (var (s, u) in accepted)
+        {
+            if (_credited.TryGetValue((round, s.Account), out var seq))
+            {
+                CoordinatorLog.AlreadyCredited(_logger, round, s.Id, seq);
+                continue;
+            }
+
+            var receipt = new ContributionReceipt(
+                _options.JobId, round, s.Account, u.SampleCount, 0, (uint)_options.InnerSteps, (ulong)Math.Max(0, u.ComputeMilliseconds),
+                s.Verified ? NearML.Ledger.AttestationVerdict.Verified : NearML.Ledger.AttestationVerdict.Unattested, u.PayloadSha256, NowMs());
+            fresh.Add((s, SignedReceipt.Sign(receipt, signer)));
+        }
+
+        if (fresh.Count == 0)
+        {
+            return result;
+        }
+
+        var head = ledger.AppendBatch(epoch, fresh.Select(f => f.Item2).ToList());
+        var first = head.Count - fresh.Count;
+        for (var i = 0; i < fresh.Count; i++)
+        {
+            var seq = first + i;
+            _credited[(round, fresh[i].Item1.Account)] = seq;
+            result.Add((fresh[i].Item1, fresh[i].Item2, seq));
+        }
+
+        _metrics.Receipts(fresh.Count);
+        if (_logger.IsEnabled(LogLevel.Information))
+        {
+            var headHex = Convert.ToHexStringLower(head.LastHash);
+            CoordinatorLog.ReceiptsAppended(_logger, fresh.Count, round, epoch, head.Count, headHex);
+        }
+
+        UpdateLedgerStatus(ledger);
+        return result;
+    }
+
+    private async Task SendReceiptsAsync(long round, List<(WorkerSession Session, SignedReceipt Receipt, long Sequence)> receipts, CancellationToken ct)
+    {
+        var sends = new List<Task>();
+        foreach (var (s, r, seq) in receipts)
+        {
+            if (s.IsClosed)
+            {
+                continue;
+            }
+
+            sends.Add(SendAsync(
+                s,
+                new Receipt
+                {
+                    JobId = _options.JobId,
+                    Round = (ulong)round,
+                    Sequence = (ulong)seq,
+                    Entry = ByteString.CopyFrom(r.ToBorsh()),
+                    Signature = ByteString.CopyFrom(r.CoordinatorSignature),
+                },
+                ct));
+        }
+
+        await Task.WhenAll(sends).ConfigureAwait(false);
+    }
+
+    private async Task<ulong?> SettleAsync(CoordinatorStateStore state, ContributionLedger ledger, NearKeyPair signer, long epoch, ulong nextNonce, CancellationToken ct)
+    {
+        var o = _options;
+        try
+        {
+            var receipts = ledger.ReadEpochReceipts(epoch).Select(r => r.Receipt).ToList();
+            var root = ledger.ComputeEpochRoot(epoch);
+            var policy = new RewardPolicy { CountUnattested = o.AllowSimulatedAttestation || o.AllowUnattestedWorkers };
+            var distribution = policy.Distribute(epoch, receipts, o.RewardPool);
+            var payouts = distribution.Payouts.Where(p => p.Amount > 0).ToList();
+            var records = new List<SettlementRecord>();
+            if (o.SettlementDryRun)
+            {
+                // Offline: no chain access, so the block hash is a placeholder derived from the epoch root; the nonces
+                // continue from the last stored transaction across epochs and restarts, so every transaction differs.
+                var blockHash = SHA256.HashData([.. "nearml/offline-settlement/v1"u8, .. root]);
+                for (var i = 0; i < payouts.Count; i++)
+                {
+                    var nonce = nextNonce + (ulong)i;
+                    var tx = new NearTransaction(o.SettlementAccount, signer.PublicKey, nonce, payouts[i].WorkerId, blockHash, [new TransferAction(payouts[i].Amount)]);
+                    var signed = tx.Sign(signer);
+                    records.Add(new SettlementRecord(epoch, i, nonce, signed.HashBase58, payouts[i].WorkerId, payouts[i].Amount.ToString(CultureInfo.InvariantCulture), true));
+                }
+            }
+            else
+            {
+                using var http = new HttpClient();
+                var client = new NearRpcClient(http, new NearRpcClientOptions { Endpoint = o.SettlementRpcEndpoint! });
+                using var store = new SettlementStore(Path.Combine(Path.GetFullPath(o.DataDirectory), "settlement.db"));
+                using var credentials = NearCredentials.FromSecretKey(o.SettlementAccount, signer.ExportSecretKey());
+                var settler = new NearSettler(client, store, credentials, new SettlementOptions { DryRun = false });
+                var result = await settler.SettleAsync(epoch, root, payouts, ct).ConfigureAwait(false);
+                records.AddRange(result.Transactions.Select(t => new SettlementRecord(epoch, t.Slot, t.Nonce, t.Hash, SignedNearTransaction.Parse(t.SignedBytes).Transaction.ReceiverId, string.Empty, false)));
+            }
+
+            state.RecordSettlement(records);
+            foreach (var r in records)
+            {
+                _status.AddSettlement(r.Hash);
+            }
+
+            if (_logger.IsEnabled(LogLevel.Information))
+            {
+                var rootHex = Convert.ToHexStringLower(root);
+                var hashes = string.Join(", ", records.Select(r => r.Hash));
+                CoordinatorLog.Settled(_logger, epoch, o.SettlementDryRun ? "dry run: signed offline, not sent" : "sent", rootHex, records.Count, hashes);
+            }
+
+            return o.SettlementDryRun ? (ulong)records.Count : 0;
+        }
+        catch (Exception ex) when (ex is NearMLException or HttpRequestException or Microsoft.Data.Sqlite.SqliteException)
+        {
+            CoordinatorLog.SettlementFailed(_logger, ex, epoch);
+            return null;
+        }
+    }
+
+    private async Task ServeAsync(FrameConnection connection, CoordinatorHandshakeOptions handshake, CoordinatorStateStore state, CancellationToken token)
+    {
+        var remote = connection.RemoteEndPoint?.ToString() ?? "?";
+        AdmittedWorker admitted;
+        try
+        {
+            admitted = await CoordinatorHandshake.RunAsync(connection, handshake, token).ConfigureAwait(false);
+        }
+        catch (AdmissionRefusedException ex)
+        {
+            CoordinatorLog.Refused(_logger, remote, ex.Reason.ToString(), ex.CoordinatorMessage);
+            _metrics.WorkerRefused(ex.Reason.ToString());
+            TryRecord(state, "?", string.Empty, "refused", $"{remote}: {ex.Reason}: {ex.CoordinatorMessage}");
+            return;
+        }
+        catch (ProtocolException ex)
+        {
+            CoordinatorLog.ConnectionFault(_logger, remote, ex.Code.ToString(), ex.Message);
+            _metrics.WorkerRefused(ex.Code.ToString());
+            await connection.FailAsync(ex).ConfigureAwait(false);
+            return;
+        }
+
+        var key = NearPublicKey.FromBytes(admitted.PublicKey.Span);
+        var account = NearAccountId.IsValid(admitted.WorkerId) ? admitted.WorkerId : key.ImplicitAccountId;
+        var verified = admitted.EvidenceFormat.Length > 0 && AttestationAdmissionPolicy.VendorOf(admitted.EvidenceFormat) is not NearML.Enclave.AttestationVendor.InsecureSimulated;
+        var session = new WorkerSession(connection, admitted, account, verified, token);
+        if (_sessions.TryRemove(admitted.WorkerId, out var previous))
+        {
+            previous.Close("replaced", "the same worker reconnected");
+        }
+
+        _sessions[admitted.WorkerId] = session;
+        _metrics.WorkerAdmitted();
+        CoordinatorLog.Admitted(_logger, admitted.WorkerId, Convert.ToHexStringLower(SHA256.HashData(admitted.PublicKey.Span))[..16], admitted.EvidenceFormat, remote);
+        TryRecord(state, admitted.WorkerId, session.KeyHex, "join", admitted.EvidenceFormat);
+        _status.SetWorker(session.Info());
+        var heartbeats = connection.RunHeartbeatsAsync(_options.HeartbeatInterval, session.Closing);
+        try
+        {
+            await ReadLoopAsync(session).ConfigureAwait(false);
+        }
+        catch (ProtocolException ex)
+        {
+            session.Close("dropped", $"protocol fault {ex.Code}: {ex.Message}");
+            if (!ex.IsRemote)
+            {
+                await connection.FailAsync(ex).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (session.Closing.IsCancellationRequested)
+        {
+            session.Close(token.IsCancellationRequested || _stopping ? "left" : "dropped", token.IsCancellationRequested || _stopping ? "the coordinator stopped" : session.CloseReason ?? "connection closed");
+        }
+        finally
+        {
+            session.Close(session.CloseKind, session.CloseReason ?? "connection closed");
+            await heartbeats.ConfigureAwait(false);
+            _sessions.TryRemove(new KeyValuePair<string, WorkerSession>(admitted.WorkerId, session));
+            CoordinatorLog.WorkerLeft(_logger, session.Id, session.CloseKind, session.CloseReason ?? "connection closed");
+            TryRecord(state, session.Id, session.KeyHex, session.CloseKind, session.CloseReason ?? string.Empty);
+            ReportTraffic(session);
+            _status.SetWorker(session.Info());
+            await connection.DisposeAsync().ConfigureAwait(false);
+            session.Dispose();
+        }
+    }
+
+    private async Task ReadLoopAsync(WorkerSession session)
+    {
+        var connection = session.Connection;
+        var idleLimit = _options.HeartbeatInterval * 3;
+        using var idle = CancellationTokenSource.CreateLinkedTokenSource(session.Closing);
+        while (true)
+        {
+            idle.CancelAfter(idleLimit);
+            IMessage? message;
+            try
+            {
+                message = await connection.ReceiveAsync(idle.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!session.Closing.IsCancellationRequested)
+            {
+                session.Close("dropped", $"no frame for {idleLimit.TotalSeconds:0.#} s (heartbeat timeout)");
+                return;
+            }
+
+            switch (message)
+            {
+                case null:
+                    session.Close("dropped", "the worker closed the connection without Goodbye");
+                    return;
+                case Heartbeat:
+                    break;
+                case Goodbye bye:
+                    session.Close("left", $"Goodbye: {bye.Message}{(bye.RejoinLater ? " (will rejoin)" : string.Empty)}");
+                    return;
+                case Error error:
+                    session.Close("dropped", $"the worker reported {error.Code}: {error.Message}");
+                    return;
+                case Progress p:
+                    session.Step = (int)p.Step;
+                    session.Loss = p.Loss;
+                    session.State = "training";
+                    _metrics.Steps(0, p.SamplesPerSecond);
+                    _status.SetWorker(session.Info());
+                    break;
+                case ParameterRequest request:
+                    await SendParametersAsync(session, request).ConfigureAwait(false);
+                    break;
+                case Update update:
+                    var ignored = session.Receive(update, _options.Compression, _published!.Parameters.Length, _time.GetTimestamp(), _time);
+                    if (ignored is not null)
+                    {
+                        CoordinatorLog.Ignored(_logger, session.Id, ignored);
+                    }
+
+                    _status.SetWorker(session.Info());
+                    break;
+                default:
+                    throw new ProtocolException(ErrorCode.UnexpectedMessage, $"a worker may not send {message.Descriptor.Name} after admission");
+            }
+        }
+    }
+
+    private async Task SendParametersAsync(WorkerSession session, ParameterRequest request)
+    {
+        var published = _published!;
+        if ((long)request.ParameterVersion != published.Version)
+        {
+            throw new ProtocolException(ErrorCode.UnexpectedMessage, $"parameter version {request.ParameterVersion} was requested but only version {published.Version} is served");
+        }
+
+        if (request.ResumeOffset != 0)
+        {
+            throw new ProtocolException(ErrorCode.UnexpectedMessage, $"resume_offset {request.ResumeOffset} is not supported; request the whole set (0)");
+        }
+
+        session.State = "downloading";
+        _status.SetWorker(session.Info());
+        await session.SendLock.WaitAsync(session.Closing).ConfigureAwait(false);
+        try
+        {
+            await ParameterTransfer.SendAsync(session.Connection, published.Parameters, (ulong)published.Version, published.Manifest, session.Closing).ConfigureAwait(false);
+        }
+        finally
+        {
+            session.SendLock.Release();
+        }
+    }
+
+    private static async Task SendAsync(WorkerSession session, IMessage message, CancellationToken ct)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct, session.Closing);
+        timeout.CancelAfter(SendTimeout);
+        try
+        {
+            await session.SendLock.WaitAsync(timeout.Token).ConfigureAwait(false);
+            try
+            {
+                await session.Connection.SendAsync(message, timeout.Token).ConfigureAwait(false);
+            }
+            finally
+            {
+                session.SendLock.Release();
+            }
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            session.Close("dropped", session.IsClosed ? session.CloseReason ?? "closed" : $"could not send {message.Descriptor.Name} within {SendTimeout.TotalSeconds:0} s");
+        }
+        catch (ProtocolException ex)
+        {
+            session.Close("dropped", $"sending {message.Descriptor.Name} failed: {ex.Message}");
+        }
+        catch (ObjectDisposedException)
+        {
+            session.Close("dropped", "the connection is closed");
+        }
+    }
+
+    private async Task SayGoodbyeAsync(string message, bool rejoinLater)
+    {
+        var sends = _sessions.Values.Select(s => SendAsync(s, new Goodbye { Message = message, RejoinLater = rejoinLater }, CancellationToken.None)).ToList();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        try
+        {
+            await Task.WhenAll(sends).WaitAsync(timeout.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+
+        foreach (var s in _sessions.Values)
+        {
+            s.Close("left", "the coordinator said goodbye: " + message);
+        }
+    }
+
+    private void Publish(ParameterSet parameters, long version)
+    {
+        var copy = parameters.Clone();
+        _published = new Published(version, copy, ParameterManifest.Compute(copy));
+    }
+
+    private HyperParameters HyperParameters()
+    {
+        var o = _options;
+        var h = new HyperParameters
+        {
+            SyncStrategy = NearML.Core.Contracts.SyncStrategy.Diloco,
+            InnerSteps = (uint)o.InnerSteps,
+            BatchSize = (uint)o.BatchSize,
+            InnerLearningRate = o.InnerLearningRate,
+            WeightDecay = o.WeightDecay,
+            OuterLearningRate = o.OuterLearningRate,
+            OuterMomentum = o.OuterMomentum,
+            Compression = o.Compression,
+            Seed = (ulong)o.Seed,
+        };
+        h.Extra["dataset"] = _dataset!.Manifest.Name;
+        h.Extra["shard_count"] = _dataset.ShardCount.ToString(CultureInfo.InvariantCulture);
+        h.Extra["requested_shard_count"] = o.ShardCount.ToString(CultureInfo.InvariantCulture);
+        h.Extra["manifest_root"] = _dataset.ManifestRootHex;
+        h.Extra["secure"] = "false";
+        return h;
+    }
+
+    private static double Evaluate(LocalTrainer evaluator, JobDataset dataset, NearMLCoordinatorOptions o)
+    {
+        var test = dataset.Test;
+        IReadOnlyList<int>? subset = o.EvaluationSamples > 0 && o.EvaluationSamples < test.Count ? Enumerable.Range(0, o.EvaluationSamples).ToArray() : null;
+        var source = new ClassificationBatchSource(test, subset, EvaluationBatch, 0, shuffle: false);
+        return evaluator.Evaluate(source).Accuracy;
+    }
+
+    private void LoadCredited(ContributionLedger ledger, string jobId)
+    {
+        foreach (var entry in ledger.Store.Read(0))
+        {
+            var r = SignedReceipt.Parse(entry.Payload, $"ledger entry {entry.Sequence}").Receipt;
+            if (r.JobId == jobId)
+            {
+                _credited.TryAdd((r.Round, r.WorkerId), entry.Sequence);
+            }
+        }
+    }
+
+    private void UpdateLedgerStatus(ContributionLedger ledger)
+    {
+        var head = ledger.Head;
+        _status.SetLedger(head.Count, Convert.ToHexStringLower(head.LastHash));
+    }
+
+    private void ReportTraffic()
+    {
+        foreach (var s in _sessions.Values)
+        {
+            ReportTraffic(s);
+        }
+    }
+
+    private void ReportTraffic(WorkerSession session)
+    {
+        var (sent, received) = session.TakeTraffic();
+        _status.AddTraffic(received, sent);
+        _metrics.Bytes("coordinator", sent, received);
+    }
+
+    private void TryRecord(CoordinatorStateStore state, string workerId, string key, string kind, string detail)
+    {
+        try
+        {
+            state.RecordMembership(NowMs(), workerId, key, kind, Interlocked.Read(ref _currentRound), detail);
+        }
+        catch (Exception ex) when (ex is Microsoft.Data.Sqlite.SqliteException or ObjectDisposedException or InvalidOperationException)
+        {
+            // The store is closing (shutdown): membership events after that are not recorded.
+        }
+    }
+
+    private long NowMs() => _time.GetUtcNow().ToUnixTimeMilliseconds();
+
+    private X509Certificate2 LoadCertificate(string data) =>
+        _options.CertificatePath is { } path
+            ? X509CertificateLoader.LoadPkcs12FromFile(path, _options.CertificatePassword)
+            : CoordinatorCertificate.LoadOrCreateDevelopment(Path.Combine(data, "coordinator-dev.pfx"), [_options.ListenAddress, "localhost"], _time);
+
+    private static NearKeyPair LoadOrCreateSigner(string path)
+    {
+        if (File.Exists(path))
+        {
+            return NearKeyPair.Parse(File.ReadAllText(path).Trim());
+        }
+
+        var key = NearKeyPair.Generate();
+        var temp = path + ".tmp";
+        using (var fs = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
+        {
+            if (!OperatingSystem.IsWindows())
+            {
+                File.SetUnixFileMode(temp, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            }
+
+            fs.Write(System.Text.Encoding.ASCII.GetBytes(key.ExportSecretKey()));
+            fs.Flush(flushToDisk: true);
+        }
+
+        File.Move(temp, path);
+        return key;
+    }
+
+    private static string Describe(NearMLCoordinatorOptions o) => string.Create(
+        CultureInfo.InvariantCulture,
+        $"rounds={o.Rounds} H={o.InnerSteps} batch={o.BatchSize} lr={o.InnerLearningRate} wd={o.WeightDecay} outer_lr={o.OuterLearningRate} outer_momentum={o.OuterMomentum} compression={o.Compression} seed={o.Seed} shards={o.ShardCount}");
+
+    private sealed record Published(long Version, ParameterSet Parameters, ParameterManifest Manifest);
+
+    private sealed record RoundOutcome(long Version, int Cohort, List<(WorkerSession Session, SubmittedUpdate Update)> Accepted, int Rejected, double MeanLoss, long UpdateBytes, long StartedMs, TimeSpan Duration);
+
+    /// <summary>Shutdown, capacity and duplicate checks before the attestation policy.</summary>
+    private sealed class SessionAdmission(CoordinatorService owner) : IAdmissionPolicy
+    {
+        public ValueTask<AdmissionDecision> EvaluateAsync(AdmissionRequest request, CancellationToken cancellationToken)
+        {
+            if (owner._stopping)
+            {
+                return ValueTask.FromResult(AdmissionDecision.Refuse(RefusalReason.ShuttingDown, "the coordinator is shutting down; try again later"));
+            }
+
+            if (owner._sessions.TryGetValue(request.WorkerId, out var existing))
+            {
+                if (!existing.Admitted.PublicKey.Span.SequenceEqual(request.PublicKey.Span))
+                {
+                    return ValueTask.FromResult(AdmissionDecision.Refuse(RefusalReason.DuplicateIdentity, $"worker id '{request.WorkerId}' is connected with another identity key"));
+                }
+            }
+            else if (owner._sessions.Count >= owner._options.MaxWorkers)
+            {
+                return ValueTask.FromResult(AdmissionDecision.Refuse(RefusalReason.CohortFull, $"{owner._sessions.Count} workers are connected (MaxWorkers = {owner._options.MaxWorkers}); try again later"));
+            }
+
+            return owner._attestation.EvaluateAsync(request, cancellationToken);
+        }
+    }
+}

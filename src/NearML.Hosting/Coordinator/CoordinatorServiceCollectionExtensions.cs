@@ -1,0 +1,51 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+using NearML.Hosting.Coordinator;
+
+namespace NearML.Hosting;
+
+/// <summary>Registers the NearML coordinator in a host.</summary>
+public static class CoordinatorServiceCollectionExtensions
+{
+    /// <summary>
+    /// Adds the coordinator: <see cref="NearMLCoordinatorOptions"/> (validated on start), the
+    /// <see cref="CoordinatorService"/> hosted service, <see cref="CoordinatorStatus"/>, <see cref="AttestationAdmissionPolicy"/>
+    /// and <see cref="NearMLMetrics"/> as singletons.
+    /// </summary>
+    /// <param name="services">The services.</param>
+    /// <param name="configure">Sets the options.</param>
+    /// <returns>The services.</returns>
+    public static IServiceCollection AddNearMLCoordinator(this IServiceCollection services, Action<NearMLCoordinatorOptions> configure)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        ArgumentNullException.ThrowIfNull(configure);
+        services.AddOptions<NearMLCoordinatorOptions>().Configure(configure).ValidateOnStart();
+        return AddCore(services);
+    }
+
+    /// <summary>Adds the coordinator with options bound from a configuration section (conventionally <c>NearML:Coordinator</c>).</summary>
+    /// <param name="services">The services.</param>
+    /// <param name="configuration">The section.</param>
+    /// <returns>The services.</returns>
+    public static IServiceCollection AddNearMLCoordinator(this IServiceCollection services, IConfiguration configuration)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        ArgumentNullException.ThrowIfNull(configuration);
+        services.AddOptions<NearMLCoordinatorOptions>().Bind(configuration).ValidateOnStart();
+        return AddCore(services);
+    }
+
+    private static IServiceCollection AddCore(IServiceCollection services)
+    {
+        services.AddMetrics();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<NearMLCoordinatorOptions>, NearMLCoordinatorOptionsValidator>());
+        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton<NearMLMetrics>();
+        services.TryAddSingleton<CoordinatorStatus>();
+        services.TryAddSingleton(sp => new AttestationAdmissionPolicy(sp.GetRequiredService<IOptions<NearMLCoordinatorOptions>>().Value, sp.GetRequiredService<TimeProvider>()));
+        services.AddHostedService<CoordinatorService>();
+        return services;
+    }
+}

@@ -1,0 +1,230 @@
+namespace NearML.Hosting.Coordinator;
+
+/// <summary>One connected (or recently seen) worker as the coordinator sees it.</summary>
+/// <param name="Id">The worker id from its Hello.</param>
+/// <param name="State">admitted, downloading, training, submitted, left, dropped.</param>
+/// <param name="Round">The round it is working on (−1 before its first assignment).</param>
+/// <param name="Step">Its last reported inner step.</param>
+/// <param name="Loss">Its last reported loss.</param>
+/// <param name="BytesSent">Bytes the coordinator sent to it on this connection.</param>
+/// <param name="BytesReceived">Bytes the coordinator received from it on this connection.</param>
+public sealed record CoordinatorWorkerInfo(string Id, string State, long Round, int Step, float Loss, long BytesSent, long BytesReceived);
+
+/// <summary>The outcome of one completed round.</summary>
+/// <param name="Round">The round.</param>
+/// <param name="Cohort">Workers that received the assignment.</param>
+/// <param name="Accepted">Updates averaged in.</param>
+/// <param name="Rejected">Updates rejected (non-finite, norm, malformed).</param>
+/// <param name="MeanLoss">The sample-weighted mean of the accepted workers' losses (NaN when none).</param>
+/// <param name="Accuracy">Test accuracy after the round, when evaluated.</param>
+/// <param name="Duration">Wall time from assignment to outer step.</param>
+/// <param name="UpdateBytes">Payload bytes of the accepted updates.</param>
+public sealed record CoordinatorRoundInfo(long Round, int Cohort, int Accepted, int Rejected, double MeanLoss, double? Accuracy, TimeSpan Duration, long UpdateBytes);
+
+/// <summary>
+/// Live state of the coordinator, registered as a singleton by <c>AddNearMLCoordinator</c>: read it from a dashboard or a
+/// test; <see cref="StatusChanged"/> fires (on the coordinator's threads) after each change.
+/// </summary>
+public sealed class CoordinatorStatus
+{
+    private readonly Lock _gate = new();
+    private readonly Dictionary<string, CoordinatorWorkerInfo> _workers = new(StringComparer.Ordinal);
+    private readonly List<CoordinatorRoundInfo> _rounds = [];
+    private readonly List<string> _settlements = [];
+    private readonly TaskCompletionSource _listening = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _completed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Occurs after any change.</summary>
+    public event EventHandler? StatusChanged;
+
+    /// <summary>Gets the job id.</summary>
+    public string JobId { get; private set; } = string.Empty;
+
+    /// <summary>Gets the actual TCP port (0 until listening).</summary>
+    public int Port { get; private set; }
+
+    /// <summary>Gets the TLS certificate's SHA-256 fingerprint (for workers to pin).</summary>
+    public string? Fingerprint { get; private set; }
+
+    /// <summary>Gets the current round (the next one to run when idle).</summary>
+    public long Round { get; private set; }
+
+    /// <summary>Gets the version of the global parameters (outer steps applied).</summary>
+    public long ParameterVersion { get; private set; }
+
+    /// <summary>Gets the test accuracy at the last evaluation.</summary>
+    public double? LastAccuracy { get; private set; }
+
+    /// <summary>Gets the bytes received from workers (their uploads) since start.</summary>
+    public long TotalBytesUp { get; private set; }
+
+    /// <summary>Gets the bytes sent to workers (assignments, parameters, receipts) since start.</summary>
+    public long TotalBytesDown { get; private set; }
+
+    /// <summary>Gets the hex hash of the ledger's last entry.</summary>
+    public string? LedgerRoot { get; private set; }
+
+    /// <summary>Gets the number of ledger entries.</summary>
+    public long LedgerEntries { get; private set; }
+
+    /// <summary>Gets a value indicating whether every round of the job has completed.</summary>
+    public bool Completed { get; private set; }
+
+    /// <summary>Gets the last fatal error, if the service stopped because of one.</summary>
+    public string? LastError { get; private set; }
+
+    /// <summary>Gets the settlement transaction hashes signed so far (base58), in order.</summary>
+    public IReadOnlyList<string> Settlements
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return [.. _settlements];
+            }
+        }
+    }
+
+    /// <summary>Gets a snapshot of the workers.</summary>
+    public IReadOnlyList<CoordinatorWorkerInfo> Workers
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return [.. _workers.Values.OrderBy(w => w.Id, StringComparer.Ordinal)];
+            }
+        }
+    }
+
+    /// <summary>Gets the completed rounds of this run, in order.</summary>
+    public IReadOnlyList<CoordinatorRoundInfo> Rounds
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return [.. _rounds];
+            }
+        }
+    }
+
+    /// <summary>Gets a task that completes when the coordinator listens (faults if it cannot start).</summary>
+    public Task Listening => _listening.Task;
+
+    /// <summary>Gets a task that completes when the job's last round is done (faults if the service fails).</summary>
+    public Task CompletedTask => _completed.Task;
+
+    internal void SetListening(string jobId, int port, string fingerprint)
+    {
+        lock (_gate)
+        {
+            JobId = jobId;
+            Port = port;
+            Fingerprint = fingerprint;
+        }
+
+        _listening.TrySetResult();
+        Raise();
+    }
+
+    internal void SetRound(long round, long version)
+    {
+        lock (_gate)
+        {
+            Round = round;
+            ParameterVersion = version;
+        }
+
+        Raise();
+    }
+
+    internal void SetWorker(CoordinatorWorkerInfo info)
+    {
+        lock (_gate)
+        {
+            _workers[info.Id] = info;
+        }
+
+        Raise();
+    }
+
+    internal void AddTraffic(long up, long down)
+    {
+        lock (_gate)
+        {
+            TotalBytesUp += up;
+            TotalBytesDown += down;
+        }
+    }
+
+    internal void AddRound(CoordinatorRoundInfo info)
+    {
+        lock (_gate)
+        {
+            _rounds.Add(info);
+            if (info.Accuracy is { } a)
+            {
+                LastAccuracy = a;
+            }
+        }
+
+        Raise();
+    }
+
+    internal void SetAccuracy(double accuracy)
+    {
+        lock (_gate)
+        {
+            LastAccuracy = accuracy;
+        }
+
+        Raise();
+    }
+
+    internal void SetLedger(long entries, string root)
+    {
+        lock (_gate)
+        {
+            LedgerEntries = entries;
+            LedgerRoot = root;
+        }
+
+        Raise();
+    }
+
+    internal void AddSettlement(string hash)
+    {
+        lock (_gate)
+        {
+            _settlements.Add(hash);
+        }
+
+        Raise();
+    }
+
+    internal void SetCompleted()
+    {
+        lock (_gate)
+        {
+            Completed = true;
+        }
+
+        _completed.TrySetResult();
+        Raise();
+    }
+
+    internal void SetFailed(Exception error)
+    {
+        lock (_gate)
+        {
+            LastError = error.Message;
+        }
+
+        _listening.TrySetException(error);
+        _completed.TrySetException(error);
+        Raise();
+    }
+
+    private void Raise() => StatusChanged?.Invoke(this, EventArgs.Empty);
+}

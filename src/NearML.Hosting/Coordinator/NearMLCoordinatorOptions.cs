@@ -1,0 +1,260 @@
+using System.Globalization;
+using System.Net;
+using Microsoft.Extensions.Options;
+using NearML.Hosting.Jobs;
+
+namespace NearML.Hosting.Coordinator;
+
+/// <summary>
+/// Settings of the coordinator (configuration section <c>NearML:Coordinator</c>), validated when the host starts.
+/// </summary>
+public sealed class NearMLCoordinatorOptions
+{
+    /// <summary>The configuration section these options bind from.</summary>
+    public const string SectionName = "NearML:Coordinator";
+
+    /// <summary>Gets or sets the job id (recorded in the state database and every ledger receipt).</summary>
+    /// <value>The default value is <c>nearml-job</c>.</value>
+    public string JobId { get; set; } = "nearml-job";
+
+    /// <summary>Gets or sets the IP address to listen on.</summary>
+    /// <value>The default value is <c>127.0.0.1</c>.</value>
+    public string ListenAddress { get; set; } = "127.0.0.1";
+
+    /// <summary>Gets or sets the TCP port; 0 picks a free port (see <see cref="CoordinatorStatus.Port"/>).</summary>
+    /// <value>The default value is 7420.</value>
+    public int Port { get; set; } = 7420;
+
+    /// <summary>Gets or sets the folder of the durable state (coordinator.db, ledger.db, checkpoints, keys, dev certificate).</summary>
+    /// <value>The default value is <c>nearml-coordinator</c>.</value>
+    public string DataDirectory { get; set; } = "nearml-coordinator";
+
+    /// <summary>Gets or sets a PKCS#12 TLS certificate; <see langword="null"/> creates a development certificate in <see cref="DataDirectory"/> and logs its fingerprint.</summary>
+    /// <value>The default value is <see langword="null"/>.</value>
+    public string? CertificatePath { get; set; }
+
+    /// <summary>Gets or sets the password of <see cref="CertificatePath"/>.</summary>
+    /// <value>The default value is <see langword="null"/>.</value>
+    public string? CertificatePassword { get; set; }
+
+    /// <summary>Gets or sets the model architecture (<c>mlp</c>, <c>cnn</c>, <c>gpt</c>; see <see cref="ModelCatalog"/>).</summary>
+    /// <value>The default value is <c>mlp</c>.</value>
+    public string Model { get; set; } = "mlp";
+
+    /// <summary>Gets or sets the model configuration JSON; <see langword="null"/> for the architecture's default.</summary>
+    /// <value>The default value is <see langword="null"/>.</value>
+    public string? ModelConfigJson { get; set; }
+
+    /// <summary>Gets or sets the Fashion-MNIST folder; <see langword="null"/> for <c>$FASHION_MNIST_DIR</c> or the Debian package's folder.</summary>
+    /// <value>The default value is <see langword="null"/>.</value>
+    public string? DatasetDirectory { get; set; }
+
+    /// <summary>Gets or sets the number of dataset shards.</summary>
+    /// <value>The default value is 60.</value>
+    public int ShardCount { get; set; } = 60;
+
+    /// <summary>Gets or sets the number of rounds to train (the job is complete after round <c>Rounds − 1</c>).</summary>
+    /// <value>The default value is 10.</value>
+    public int Rounds { get; set; } = 10;
+
+    /// <summary>Gets or sets H, the inner steps per round.</summary>
+    /// <value>The default value is 100.</value>
+    public int InnerSteps { get; set; } = 100;
+
+    /// <summary>Gets or sets the workers' batch size.</summary>
+    /// <value>The default value is 64.</value>
+    public int BatchSize { get; set; } = 64;
+
+    /// <summary>Gets or sets the inner AdamW learning rate.</summary>
+    /// <value>The default value is 0.001.</value>
+    public double InnerLearningRate { get; set; } = 1e-3;
+
+    /// <summary>Gets or sets the inner AdamW weight decay.</summary>
+    /// <value>The default value is 0.01.</value>
+    public double WeightDecay { get; set; } = 0.01;
+
+    /// <summary>Gets or sets the outer (Nesterov SGD) learning rate.</summary>
+    /// <value>The default value is 0.7.</value>
+    public double OuterLearningRate { get; set; } = 0.7;
+
+    /// <summary>Gets or sets the outer momentum.</summary>
+    /// <value>The default value is 0.9.</value>
+    public double OuterMomentum { get; set; } = 0.9;
+
+    /// <summary>Gets or sets the update encoding (<c>fp32</c>, <c>fp16</c>, <c>int8</c>, <c>int4</c>).</summary>
+    /// <value>The default value is <c>int8</c>.</value>
+    public string Compression { get; set; } = UpdateEncoding.Default;
+
+    /// <summary>Gets or sets the job seed (model initialisation, shard order, data order).</summary>
+    /// <value>The default value is 1.</value>
+    public int Seed { get; set; } = 1;
+
+    /// <summary>Gets or sets the sync strategy. Only <c>diloco</c> is served; <c>ddp</c> and <c>demo</c> are refused at start.</summary>
+    /// <value>The default value is <c>diloco</c>.</value>
+    public string SyncStrategy { get; set; } = "diloco";
+
+    /// <summary>Gets or sets how many admitted workers must be connected before a round starts.</summary>
+    /// <value>The default value is 1.</value>
+    public int MinWorkers { get; set; } = 1;
+
+    /// <summary>Gets or sets the most workers admitted at once; more are refused with COHORT_FULL (they retry).</summary>
+    /// <value>The default value is 256.</value>
+    public int MaxWorkers { get; set; } = 256;
+
+    /// <summary>Gets or sets how long a round waits for its cohort's updates after the assignment.</summary>
+    /// <value>The default value is 5 minutes.</value>
+    public TimeSpan RoundTimeout { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Gets or sets the heartbeat interval announced to workers; a peer silent for 3 intervals is dropped.</summary>
+    /// <value>The default value is 15 seconds.</value>
+    public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>Gets or sets the deadline of a worker's handshake.</summary>
+    /// <value>The default value is 10 seconds.</value>
+    public TimeSpan HandshakeTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// Gets or sets a value indicating whether NearML.Enclave's INSECURE simulated evidence is accepted (development only:
+    /// it proves nothing about the worker's machine; the evidence must still bind the handshake).
+    /// </summary>
+    /// <value>The default value is <see langword="false"/>.</value>
+    public bool AllowSimulatedAttestation { get; set; }
+
+    /// <summary>Gets or sets a value indicating whether workers without any attestation evidence are admitted (development and tests only).</summary>
+    /// <value>The default value is <see langword="false"/>.</value>
+    public bool AllowUnattestedWorkers { get; set; }
+
+    /// <summary>Gets or sets the attestation policy applied to TDX / SEV-SNP evidence (measurements, TCB, debug).</summary>
+    /// <value>The default value is NearML.Enclave's default policy.</value>
+    public NearML.Enclave.AttestationPolicy Attestation { get; set; } = new();
+
+    /// <summary>Gets or sets how often (in rounds) the global model is evaluated on the test set; 0 never.</summary>
+    /// <value>The default value is 1.</value>
+    public int EvaluateEveryRounds { get; set; } = 1;
+
+    /// <summary>Gets or sets how many test samples an evaluation uses; 0 for all.</summary>
+    /// <value>The default value is 0.</value>
+    public int EvaluationSamples { get; set; }
+
+    /// <summary>Gets or sets how often (in rounds) a checkpoint is written; the last round is always checkpointed.</summary>
+    /// <value>The default value is 1.</value>
+    public int CheckpointEveryRounds { get; set; } = 1;
+
+    /// <summary>Gets or sets how many checkpoint files are kept.</summary>
+    /// <value>The default value is 3.</value>
+    public int CheckpointsToKeep { get; set; } = 3;
+
+    /// <summary>Gets or sets the rounds per ledger epoch; each epoch is settled when it ends.</summary>
+    /// <value>The default value is 5.</value>
+    public int SettleEveryRounds { get; set; } = 5;
+
+    /// <summary>Gets or sets a value indicating whether settlement transactions are only signed offline and stored, never sent.</summary>
+    /// <value>The default value is <see langword="true"/>.</value>
+    public bool SettlementDryRun { get; set; } = true;
+
+    /// <summary>Gets or sets the paying NEAR account.</summary>
+    /// <value>The default value is <c>nearml-coordinator.testnet</c>.</value>
+    public string SettlementAccount { get; set; } = "nearml-coordinator.testnet";
+
+    /// <summary>Gets or sets the NEAR JSON-RPC endpoint (used only when <see cref="SettlementDryRun"/> is false).</summary>
+    /// <value>The default value is <see langword="null"/>.</value>
+    public Uri? SettlementRpcEndpoint { get; set; }
+
+    /// <summary>Gets or sets the reward pool per epoch, in yoctoNEAR (decimal text).</summary>
+    /// <value>The default value is 1 NEAR.</value>
+    public string RewardPerEpoch { get; set; } = "1000000000000000000000000";
+
+    /// <summary>Gets or sets the largest accepted Euclidean norm of an update; <see langword="null"/> for no absolute limit.</summary>
+    /// <value>The default value is <see langword="null"/>.</value>
+    public double? MaxUpdateNorm { get; set; }
+
+    /// <summary>Gets or sets k: an update whose norm exceeds k × the cohort's median norm is rejected (with ≥ 3 updates); <see langword="null"/> disables.</summary>
+    /// <value>The default value is 10.</value>
+    public double? MaxUpdateNormToMedianRatio { get; set; } = 10;
+
+    /// <summary>Gets or sets the largest frame payload accepted, bytes.</summary>
+    /// <value>The default value is 4 MiB.</value>
+    public int MaxFrameSize { get; set; } = 4 << 20;
+
+    /// <summary>Gets or sets a value indicating whether rounds use secure aggregation (SecAgg+).</summary>
+    /// <value>The default value is <see langword="false"/>.</value>
+    public bool SecureAggregation { get; set; }
+
+    internal UInt128 RewardPool => UInt128.Parse(RewardPerEpoch, CultureInfo.InvariantCulture);
+}
+
+/// <summary>Validates <see cref="NearMLCoordinatorOptions"/> (every failure is listed, naming the setting).</summary>
+internal sealed class NearMLCoordinatorOptionsValidator : IValidateOptions<NearMLCoordinatorOptions>
+{
+    public ValidateOptionsResult Validate(string? name, NearMLCoordinatorOptions options)
+    {
+        var f = new List<string>();
+        void Check(bool ok, string message)
+        {
+            if (!ok)
+            {
+                f.Add(message);
+            }
+        }
+
+        static bool Finite(double v) => double.IsFinite(v);
+        Check(!string.IsNullOrWhiteSpace(options.JobId) && options.JobId.Length <= 64, $"JobId must have 1 to 64 characters (got '{options.JobId}').");
+        Check(IPAddress.TryParse(options.ListenAddress, out _), $"ListenAddress '{options.ListenAddress}' is not an IP address.");
+        Check(options.Port is >= 0 and <= 65535, $"Port {options.Port} must be in [0, 65535] (0 = any free port).");
+        Check(!string.IsNullOrWhiteSpace(options.DataDirectory), "DataDirectory is required.");
+        Check(options.CertificatePath is null || File.Exists(options.CertificatePath), $"CertificatePath '{options.CertificatePath}' does not exist.");
+        try
+        {
+            _ = ModelCatalog.Create(options.Model, options.ModelConfigJson, options.Seed);
+        }
+        catch (JobConfigurationException ex)
+        {
+            f.Add($"Model: {ex.Message}");
+        }
+
+        Check(options.ShardCount > 0, $"ShardCount {options.ShardCount} must be positive.");
+        Check(options.Rounds > 0, $"Rounds {options.Rounds} must be positive.");
+        Check(options.InnerSteps > 0, $"InnerSteps {options.InnerSteps} must be positive.");
+        Check(options.BatchSize > 0, $"BatchSize {options.BatchSize} must be positive.");
+        Check(Finite(options.InnerLearningRate) && options.InnerLearningRate > 0, $"InnerLearningRate {options.InnerLearningRate} must be positive and finite.");
+        Check(Finite(options.WeightDecay) && options.WeightDecay >= 0, $"WeightDecay {options.WeightDecay} must be non-negative and finite.");
+        Check(Finite(options.OuterLearningRate) && options.OuterLearningRate > 0, $"OuterLearningRate {options.OuterLearningRate} must be positive and finite.");
+        Check(Finite(options.OuterMomentum) && options.OuterMomentum > 0 && options.OuterMomentum < 1, $"OuterMomentum {options.OuterMomentum} must be in (0, 1) (Nesterov needs momentum).");
+        Check(UpdateEncoding.IsKnown(options.Compression), $"Compression '{options.Compression}' is unknown (known: {string.Join(", ", UpdateEncoding.Names)}).");
+        var strategy = options.SyncStrategy?.Trim().ToLowerInvariant();
+        Check(
+            strategy == "diloco",
+            strategy is "ddp" or "demo"
+                ? $"SyncStrategy '{options.SyncStrategy}' is not served by this coordinator yet: only 'diloco' runs over the network (DDP and DeMo need a per-step coordinator relay, which is not implemented). Use SyncStrategy=diloco."
+                : $"SyncStrategy '{options.SyncStrategy}' is unknown; use 'diloco'.");
+        Check(options.MinWorkers >= 1, $"MinWorkers {options.MinWorkers} must be at least 1.");
+        Check(options.MaxWorkers >= options.MinWorkers, $"MaxWorkers {options.MaxWorkers} must be at least MinWorkers {options.MinWorkers}.");
+        Check(options.RoundTimeout > TimeSpan.Zero, $"RoundTimeout {options.RoundTimeout} must be positive.");
+        Check(options.HeartbeatInterval >= TimeSpan.FromMilliseconds(50), $"HeartbeatInterval {options.HeartbeatInterval} must be at least 50 ms.");
+        Check(options.HandshakeTimeout > TimeSpan.Zero, $"HandshakeTimeout {options.HandshakeTimeout} must be positive.");
+        Check(options.EvaluateEveryRounds >= 0, $"EvaluateEveryRounds {options.EvaluateEveryRounds} must be non-negative.");
+        Check(options.EvaluationSamples >= 0, $"EvaluationSamples {options.EvaluationSamples} must be non-negative.");
+        Check(options.CheckpointEveryRounds >= 1, $"CheckpointEveryRounds {options.CheckpointEveryRounds} must be at least 1.");
+        Check(options.CheckpointsToKeep >= 1, $"CheckpointsToKeep {options.CheckpointsToKeep} must be at least 1.");
+        Check(options.SettleEveryRounds >= 1, $"SettleEveryRounds {options.SettleEveryRounds} must be at least 1.");
+        Check(UInt128.TryParse(options.RewardPerEpoch, NumberStyles.None, CultureInfo.InvariantCulture, out _), $"RewardPerEpoch '{options.RewardPerEpoch}' must be a non-negative integer (yoctoNEAR).");
+        try
+        {
+            NearML.Ledger.NearAccountId.Validate(options.SettlementAccount, nameof(options.SettlementAccount));
+        }
+        catch (ArgumentException ex)
+        {
+            f.Add($"SettlementAccount: {ex.Message}");
+        }
+
+        Check(options.SettlementDryRun || options.SettlementRpcEndpoint is not null, "SettlementRpcEndpoint is required when SettlementDryRun is false.");
+        Check(options.MaxUpdateNorm is null || (Finite(options.MaxUpdateNorm.Value) && options.MaxUpdateNorm > 0), $"MaxUpdateNorm {options.MaxUpdateNorm} must be positive.");
+        Check(options.MaxUpdateNormToMedianRatio is null || options.MaxUpdateNormToMedianRatio > 1, $"MaxUpdateNormToMedianRatio {options.MaxUpdateNormToMedianRatio} must be above 1.");
+        Check(options.MaxFrameSize >= (1 << 20) + 4096, $"MaxFrameSize {options.MaxFrameSize} must be at least 1 MiB + 4 KiB (updates travel in parts of up to 1 MiB).");
+        Check(options.Attestation is null || options.Attestation.Validate() is null, $"Attestation: {options.Attestation?.Validate()}");
+        Check(
+            !options.SecureAggregation,
+            "SecureAggregation=true is not available yet: this coordinator runs plain DiLoCo aggregation only. Set SecureAggregation=false.");
+        return f.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(f);
+    }
+}
