@@ -9,6 +9,11 @@ if (args.Length > 0 && args[0] == "ka")
     return 0;
 }
 
+if (args.Length > 0 && args[0] == "diloco-accuracy")
+{
+    return await DiLoCoAccuracy.Run(args[1..]);
+}
+
 if (args.Length > 0 && args[0] == "micro")
 {
     return Micro.Run();

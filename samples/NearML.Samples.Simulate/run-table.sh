@@ -22,3 +22,18 @@ mlp --workers 4 --strategy diloco --h 100 --encoding int8 --scenario dropout
 gpt() { $SIM --model gpt --batch 8 --workers 4 --parallel 2 --out "$GPT_OUT" "$@"; }
 gpt --steps 800 --strategy ddp
 for H in 20 50 100; do gpt --steps 800 --strategy diloco --h $H --encoding int8; done
+# Gap-closing runs ("Closing the gaps" in docs/low-communication.md), appended to $GAP_OUT:
+GAP_OUT=${GAP_OUT:-gaps.jsonl}
+T="--text ../shared/data/tinyshakespeare.txt"
+gap() { $SIM --parallel 2 --out "$GAP_OUT" "$@"; }
+gap --model cnn --batch 16 --steps 1000 --workers 4 --strategy ddp
+gap --model cnn --batch 16 --steps 1000 --workers 4 --strategy diloco --h 200 --encoding int8
+gap --model cnn --batch 16 --steps 1000 --workers 4 --strategy demo --demo-lr 0.002
+gap --model mlp --hidden 64 --batch 16 --steps 1000 --workers 4 --strategy demo --demo-lr 0.002
+gap --model mlp --hidden 64 --batch 16 --steps 4000 --workers 8 --strategy ddp
+for H in 200 500; do gap --model mlp --hidden 64 --batch 16 --steps 4000 --workers 8 --strategy diloco --h $H --encoding int8; done
+for LR in 0.4 0.5 1.0; do gap --model gpt $T --batch 8 --steps 800 --workers 4 --strategy diloco --h 100 --encoding int8 --outer-lr $LR; done
+gap --model gpt $T --batch 8 --steps 2000 --workers 4 --strategy ddp
+gap --model gpt $T --batch 8 --steps 2000 --workers 4 --strategy diloco --h 100 --encoding int8
+# DeMo micro-benchmark (no training; DCT, top-k, all-gather, inverse per step):
+for M in mlp cnn gpt; do $SIM --bench-demo --model $M --hidden 64 --workers 4 --steps 40; done

@@ -129,6 +129,12 @@ public sealed partial class WorkerService : BackgroundService
             {
                 break;
             }
+            catch (CoordinatorFinishedException ex)
+            {
+                _status.SetState(WorkerState.Completed);
+                LogCoordinatorFinished(_logger, ex.Message);
+                return;
+            }
             catch (Exception ex) when (IsPermanent(ex))
             {
                 var message = Describe(ex);
@@ -357,6 +363,8 @@ public sealed partial class WorkerService : BackgroundService
                     case Receipt receipt:
                         HandleReceipt(receipt);
                         break;
+                    case Goodbye { RejoinLater: false } goodbye:
+                        throw new CoordinatorFinishedException(goodbye.Message);
                     case Goodbye goodbye:
                         throw new ProtocolException(ErrorCode.ConnectionClosed, $"the coordinator said goodbye: {goodbye.Message}") { IsRemote = true };
                     case Error error:
@@ -690,6 +698,9 @@ public sealed partial class WorkerService : BackgroundService
             return capabilities;
         }
     }
+
+    /// <summary>The coordinator said goodbye without inviting the worker back (the job is complete).</summary>
+    private sealed class CoordinatorFinishedException(string message) : Exception(message);
 
     private sealed record PendingReceipt(string JobId, ulong Round, byte[] UpdateHash);
 
