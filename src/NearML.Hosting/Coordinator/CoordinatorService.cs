@@ -130,7 +130,7 @@ public sealed class CoordinatorService : BackgroundService
         var settlements = state.ReadSettlements();
         foreach (var s in settlements)
         {
-            _status.AddSettlement(s.Hash);
+            _status.AddSettlement(s.Hash, s.Receiver, UInt128.TryParse(s.Amount, CultureInfo.InvariantCulture, out var amount) ? amount : 0);
         }
 
         var nextNonce = settlements.Count == 0 ? 1UL : settlements.Max(s => s.Nonce) + 1;
@@ -199,7 +199,14 @@ public sealed class CoordinatorService : BackgroundService
                             _metrics.Accuracy(accuracy.Value);
                         }
 
+                        // Receipts of a round go to its epoch, never backwards, and never into an epoch already settled
+                        // (a job resumed with more rounds after its last, partial epoch was settled).
                         var epoch = Math.Max(round / o.SettleEveryRounds, ledger.Head.LastEpoch);
+                        if (settledEpochs.Count > 0 && epoch <= settledEpochs.Max())
+                        {
+                            epoch = settledEpochs.Max() + 1;
+                        }
+
                         var receipts = AppendReceipts(ledger, signer, round, epoch, outcome.Accepted);
                         state.RecordRound(new RoundRecord(round, version, outcome.Cohort, outcome.Accepted.Count, outcome.Rejected, outcome.MeanLoss, accuracy, outcome.UpdateBytes, outcome.StartedMs, NowMs()));
                         lastCompleted = round;
@@ -213,7 +220,7 @@ public sealed class CoordinatorService : BackgroundService
 
                         await SendReceiptsAsync(round, receipts, ct).ConfigureAwait(false);
                         ReportTraffic();
-                        var info = new CoordinatorRoundInfo(round, outcome.Cohort, outcome.Accepted.Count, outcome.Rejected, outcome.MeanLoss, accuracy, outcome.Duration, outcome.UpdateBytes);
+                        var info = new CoordinatorRoundInfo(round, outcome.Cohort, outcome.Accepted.Count, outcome.Rejected, outcome.MeanLoss, accuracy, outcome.Duration, outcome.UpdateBytes, [.. outcome.Accepted.Select(a => a.Session.Id)]);
                         _status.AddRound(info);
                         _metrics.RoundCompleted(round, outcome.Duration, outcome.Accepted.Count > 0);
                         CoordinatorLog.RoundCompleted(_logger, round, outcome.Duration, outcome.Accepted.Count, outcome.Cohort, outcome.MeanLoss, version,
@@ -551,7 +558,7 @@ public sealed class CoordinatorService : BackgroundService
             state.RecordSettlement(records);
             foreach (var r in records)
             {
-                _status.AddSettlement(r.Hash);
+                _status.AddSettlement(r.Hash, r.Receiver, UInt128.TryParse(r.Amount, CultureInfo.InvariantCulture, out var amount) ? amount : 0);
             }
 
             if (_logger.IsEnabled(LogLevel.Information))

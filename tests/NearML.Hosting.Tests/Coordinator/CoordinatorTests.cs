@@ -344,9 +344,13 @@ public sealed class CoordinatorStateTests
 
         using var s = new CoordinatorStateStore(Path.Combine(data, "coordinator.db"));
         var settlements = s.ReadSettlements();
-        Assert.AreEqual(3, settlements.Count, "epochs 0, 1, 2 each pay w1 once");
-        CollectionAssert.AreEqual(new ulong[] { 1, 2, 3 }, settlements.Select(x => x.Nonce).ToArray());
-        Assert.AreEqual(3, settlements.Select(x => x.Hash).Distinct().Count());
+        // Epochs 0 (rounds 0-1) and 1 (round 2, the end of the first run) were settled by the first run; the resumed
+        // run never appends into a settled epoch, so round 3 opens epoch 2 and rounds 4-5 epoch 3. Each pays w1 once,
+        // with nonces continuing across epochs and the restart: every transaction hash differs.
+        CollectionAssert.AreEqual(new long[] { 0, 1, 2, 3 }, settlements.Select(x => x.Epoch).ToArray());
+        CollectionAssert.AreEqual(new ulong[] { 1, 2, 3, 4 }, settlements.Select(x => x.Nonce).ToArray());
+        Assert.AreEqual(4, settlements.Select(x => x.Hash).Distinct().Count());
+        Assert.IsTrue(settlements.All(x => x.DryRun && x.Receiver == "w1"));
         Assert.IsTrue(s.ReadMembership().Any(m => m.Event == "join" && m.WorkerId == "w1"));
         Assert.AreEqual(6, s.ReadRounds().Count);
     }

@@ -157,7 +157,7 @@ internal sealed class SimulatedEvidence(bool bindOtherReportData = false) : IAtt
     {
         var data = bindOtherReportData ? new byte[64] : reportData;
         var e = await _provider.GetEvidenceAsync(data, cancellationToken);
-        return new NearML.Core.Protocol.AttestationEvidence("simulated", e.Evidence);
+        return NearML.Hosting.Worker.WorkerAttestation.EncodeEvidence(e);
     }
 
     public void Dispose() => _provider.Dispose();
