@@ -20,6 +20,20 @@ internal static class Micro
         var secret = new byte[32];
         Time("X25519 agreement (BouncyCastle)", 400, () => KeyAgreement.TryAgree(a, bpk, secret));
         Time("X25519 key generation", 400, () => KeyAgreement.Generate());
+        if (X25519Batch.IsSupported)
+        {
+            var batchScalars = new byte[8 * 32];
+            var batchPoints = new byte[8 * 32];
+            for (int i = 0; i < 8; i++)
+            {
+                a.CopyTo(batchScalars, i * 32);
+                bpk.CopyTo(batchPoints, i * 32);
+            }
+
+            var batchOut = new byte[8 * 32];
+            var batchOk = new bool[8];
+            Time("X25519 batch of 8 agreements (AVX-512)", 100, () => X25519Batch.ScalarMult(batchScalars, batchPoints, batchOut, batchOk));
+        }
         var cfg = AggregationRound.CreateConfig("bench", 1, Core.Contracts.Aggregation.AggregationProtocol.SecaggPlus, 100, 100_001, 15);
         Time("HKDF pairwise mask key", 4000, () => Protocol.PairwiseMaskKey(cfg, secret, 3, 7));
         var key = Protocol.PairwiseMaskKey(cfg, secret, 3, 7);

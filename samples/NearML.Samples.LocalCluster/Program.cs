@@ -1,3 +1,43 @@
-// Skeleton: the LocalCluster sample host is being built (issue 7).
-System.Console.Error.WriteLine("NearML.Samples.LocalCluster: not built yet");
-return 2;
+// One command, a whole NearML cluster on this machine:
+//   dotnet run -c Release --project samples/NearML.Samples.LocalCluster
+// starts a coordinator and N workers (each its own generic host, in this process) talking over loopback TLS, trains
+// Fashion-MNIST with DiLoCo, shows live progress and ends with a summary. See docs/readme-hosting.md.
+using System.CommandLine;
+using NearML.Samples.LocalCluster;
+
+var workers = new Option<int>("--workers") { Description = "Number of workers", DefaultValueFactory = _ => 4 };
+var rounds = new Option<int>("--rounds") { Description = "Outer (DiLoCo) rounds", DefaultValueFactory = _ => 10 };
+var steps = new Option<int>("--steps") { Description = "Inner steps per round (H)", DefaultValueFactory = _ => 100 };
+var model = new Option<string>("--model") { Description = "Model: mlp or cnn", DefaultValueFactory = _ => "mlp" };
+model.AcceptOnlyFromAmong("mlp", "cnn");
+var data = new Option<string?>("--data") { Description = "Fashion-MNIST folder (default: $FASHION_MNIST_DIR or /usr/share/datasets/fashion-mnist)" };
+var dataDir = new Option<string>("--state") { Description = "Cluster state folder (SQLite, checkpoints, ledger, keys)", DefaultValueFactory = _ => "nearml-data" };
+var secure = new Option<bool>("--secure") { Description = "Secure aggregation (SecAgg+): the coordinator learns only the sum of updates" };
+var fresh = new Option<bool>("--fresh") { Description = "Delete the cluster state folder first (otherwise a finished job is reported, an unfinished one resumes)" };
+var compression = new Option<string>("--compression") { Description = "Update encoding", DefaultValueFactory = _ => "int8" };
+compression.AcceptOnlyFromAmong("int8", "int4", "fp16", "fp32");
+var plain = new Option<bool>("--plain") { Description = "No live display: one line per round (also used when output is redirected)" };
+
+var root = new RootCommand("NearML local cluster: a coordinator and N workers on loopback training Fashion-MNIST with DiLoCo.")
+{
+    workers, rounds, steps, model, data, dataDir, secure, fresh, compression, plain,
+};
+root.SetAction(async (parse, cancellationToken) =>
+{
+    var settings = new ClusterSettings
+    {
+        Workers = parse.GetValue(workers),
+        Rounds = parse.GetValue(rounds),
+        InnerSteps = parse.GetValue(steps),
+        Model = parse.GetValue(model)!,
+        DatasetDirectory = parse.GetValue(data),
+        StateDirectory = Path.GetFullPath(parse.GetValue(dataDir)!),
+        Secure = parse.GetValue(secure),
+        Fresh = parse.GetValue(fresh),
+        Compression = parse.GetValue(compression)!,
+        Plain = parse.GetValue(plain) || Console.IsOutputRedirected,
+    };
+    return await ClusterRunner.RunAsync(settings, cancellationToken).ConfigureAwait(false);
+});
+
+return await root.Parse(args).InvokeAsync().ConfigureAwait(false);

@@ -489,21 +489,43 @@ public sealed class SecureAggregationServer : IAggregationServer
             }
         }
 
+        // Key agreements for all affected pairs: chunks of eight (one AVX-512 batch each) spread over the cores.
         var pairwise = new (MaskPrg Prg, bool Subtract)[pairs.Count];
         uint lowOrder = uint.MaxValue;
-        Parallel.For(0, pairs.Count, () => new byte[KeyAgreement.KeySize], (i, _, agreed) =>
+        int chunks = (pairs.Count + X25519Batch.Lanes - 1) / X25519Batch.Lanes;
+        Parallel.For(0, chunks, c =>
         {
-            var (u, v, sk) = pairs[i];
-            if (!KeyAgreement.TryAgree(sk, _keys[v].MaskingPublicKey.ToByteArray(), agreed))
+            int start = c * X25519Batch.Lanes;
+            int m = Math.Min(X25519Batch.Lanes, pairs.Count - start);
+            var sks = new byte[m][];
+            var pks = new byte[m][];
+            for (int j = 0; j < m; j++)
             {
-                lowOrder = v;
-                return agreed;
+                sks[j] = pairs[start + j].MaskingKey;
+                pks[j] = _keys[pairs[start + j].Survivor].MaskingPublicKey.ToByteArray();
             }
 
-            // v added +PRG(s_uv) when v < u, −PRG when v > u; remove it.
-            pairwise[i] = (new MaskPrg(Protocol.PairwiseMaskKey(_config, agreed, u, v)), v < u);
-            return agreed;
-        }, agreed => CryptographicOperations.ZeroMemory(agreed));
+            var agreed = new byte[m * KeyAgreement.KeySize];
+            var ok = new bool[m];
+            KeyAgreement.AgreeMany(sks, pks, agreed, ok);
+            var one = new byte[KeyAgreement.KeySize];
+            for (int j = 0; j < m; j++)
+            {
+                var (u, v, _) = pairs[start + j];
+                if (!ok[j])
+                {
+                    lowOrder = v;
+                    continue;
+                }
+
+                // v added +PRG(s_uv) when v < u, −PRG when v > u; remove it.
+                agreed.AsSpan(j * KeyAgreement.KeySize, KeyAgreement.KeySize).CopyTo(one);
+                pairwise[start + j] = (new MaskPrg(Protocol.PairwiseMaskKey(_config, one, u, v)), v < u);
+            }
+
+            CryptographicOperations.ZeroMemory(agreed);
+            CryptographicOperations.ZeroMemory(one);
+        });
         foreach (var sk in droppedKeys)
         {
             CryptographicOperations.ZeroMemory(sk);

@@ -511,14 +511,21 @@ public sealed partial class WorkerService : BackgroundService
             using var progressStop = CancellationTokenSource.CreateLinkedTokenSource(stopping);
             var progress = SendProgressAsync(assignment.Round, run, progressStop.Token);
             InnerResult result;
+
+            // Training stops at the next step on shutdown, or when the connection dies (nothing could be sent anyway).
+            using var trainingStop = CancellationTokenSource.CreateLinkedTokenSource(stopping, connection.Closed);
             try
             {
-                result = await Task.Run(() => Train(job, trainer, shards, (int)hp.BatchSize, seed, deadline, run, stopping), stopping).ConfigureAwait(false);
+                result = await Task.Run(() => Train(job, trainer, shards, (int)hp.BatchSize, seed, deadline, run, trainingStop.Token), trainingStop.Token).ConfigureAwait(false);
             }
             catch (NonFiniteValueException ex)
             {
                 LogNonFinite(Logger, assignment.Round, ex.Message);
                 return null;
+            }
+            catch (OperationCanceledException) when (!stopping.IsCancellationRequested)
+            {
+                throw new ProtocolException(ErrorCode.ConnectionClosed, $"the connection to the coordinator was lost during round {assignment.Round}");
             }
             finally
             {

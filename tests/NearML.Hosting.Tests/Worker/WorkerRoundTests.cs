@@ -288,6 +288,29 @@ public sealed class WorkerRoundTests
 
     [TestMethod]
     [Timeout(300_000, CooperativeCancellation = true)]
+    public async Task Connection_lost_mid_training_stops_the_round_and_the_worker_reconnects()
+    {
+        var job = TestJob.Instance;
+        await using var coordinator = new FakeCoordinator();
+        await using var worker = new WorkerTestHost(coordinator);
+        await worker.StartAsync();
+        var session = await coordinator.NextSessionAsync();
+
+        // A round far too long to finish: only noticing the lost connection gets the worker back.
+        await session.SendAsync(job.Assignment(round: 1, steps: 1_000_000));
+        await session.ReceiveUntilAsync<ParameterRequest>();
+        await ParameterTransfer.SendAsync(session.Connection, job.Parameters, 1, job.Manifest);
+        await session.ReceiveUntilAsync<Progress>();
+        session.End();
+
+        var second = await coordinator.NextSessionAsync();
+        Assert.AreEqual("worker-a", second.Worker.WorkerId);
+        Assert.IsLessThan(1_000_000, worker.Status.Step, "the round was abandoned");
+        second.End();
+    }
+
+    [TestMethod]
+    [Timeout(300_000, CooperativeCancellation = true)]
     public async Task Shutdown_mid_round_sends_Goodbye()
     {
         var job = TestJob.Instance;

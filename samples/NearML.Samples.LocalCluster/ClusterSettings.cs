@@ -1,0 +1,31 @@
+namespace NearML.Samples.LocalCluster;
+
+/// <summary>What the local cluster runs (from the command line).</summary>
+internal sealed class ClusterSettings
+{
+    public int Workers { get; init; } = 4;
+
+    public int Rounds { get; init; } = 10;
+
+    public int InnerSteps { get; init; } = 100;
+
+    public string Model { get; init; } = "mlp";
+
+    public string? DatasetDirectory { get; init; }
+
+    public string StateDirectory { get; init; } = Path.GetFullPath("nearml-data");
+
+    public bool Secure { get; init; }
+
+    public bool Fresh { get; init; }
+
+    public string Compression { get; init; } = "int8";
+
+    public bool Plain { get; init; }
+
+    public string CoordinatorDirectory => Path.Combine(StateDirectory, "coordinator");
+
+    public string WorkerDirectory(int index) => Path.Combine(StateDirectory, WorkerId(index));
+
+    public static string WorkerId(int index) => $"worker-{index + 1}";
+}
