@@ -692,6 +692,8 @@ public sealed partial class CoordinatorService : BackgroundService
                     _status.SetWorker(session.Info());
                     break;
                 case ParameterRequest request:
+                    // The idle timer must not fire while this loop is busy sending (a large set on a slow link).
+                    idle.CancelAfter(Timeout.InfiniteTimeSpan);
                     await SendParametersAsync(session, request).ConfigureAwait(false);
                     break;
                 case AggregationEnvelope envelope:
@@ -727,14 +729,23 @@ public sealed partial class CoordinatorService : BackgroundService
 
         session.State = "downloading";
         _status.SetWorker(session.Info());
-        await session.SendLock.WaitAsync(session.Closing).ConfigureAwait(false);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(session.Closing);
+        timeout.CancelAfter(_options.RoundTimeout);
         try
         {
-            await ParameterTransfer.SendAsync(session.Connection, published.Parameters, (ulong)published.Version, published.Manifest, session.Closing).ConfigureAwait(false);
+            await session.SendLock.WaitAsync(timeout.Token).ConfigureAwait(false);
+            try
+            {
+                await ParameterTransfer.SendAsync(session.Connection, published.Parameters, (ulong)published.Version, published.Manifest, timeout.Token).ConfigureAwait(false);
+            }
+            finally
+            {
+                session.SendLock.Release();
+            }
         }
-        finally
+        catch (OperationCanceledException) when (!session.Closing.IsCancellationRequested)
         {
-            session.SendLock.Release();
+            throw new ProtocolException(ErrorCode.Timeout, $"sending parameter version {published.Version} did not finish within RoundTimeout {_options.RoundTimeout}");
         }
     }
 
