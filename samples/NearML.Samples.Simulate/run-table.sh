@@ -32,8 +32,16 @@ gap --model cnn --batch 16 --steps 1000 --workers 4 --strategy demo --demo-lr 0.
 gap --model mlp --hidden 64 --batch 16 --steps 1000 --workers 4 --strategy demo --demo-lr 0.002
 gap --model mlp --hidden 64 --batch 16 --steps 4000 --workers 8 --strategy ddp
 for H in 200 500; do gap --model mlp --hidden 64 --batch 16 --steps 4000 --workers 8 --strategy diloco --h $H --encoding int8; done
-for LR in 0.4 0.5 1.0; do gap --model gpt $T --batch 8 --steps 800 --workers 4 --strategy diloco --h 100 --encoding int8 --outer-lr $LR; done
-gap --model gpt $T --batch 8 --steps 2000 --workers 4 --strategy ddp
-gap --model gpt $T --batch 8 --steps 2000 --workers 4 --strategy diloco --h 100 --encoding int8
+gpt4() { gap --model gpt $T --batch 8 --workers 4 "$@"; }
+for LR in 0.4 0.5 1.0; do gpt4 --steps 800 --strategy diloco --h 100 --encoding int8 --outer-lr $LR; done
+for LM in "0.7 0.5" "1.0 0.5" "1.0 0" "1.0 0.7" "1.5 0.5"; do set -- $LM
+  gpt4 --steps 800 --strategy diloco --h 100 --encoding int8 --outer-lr $1 --outer-momentum $2; done
+gap --model gpt $T --batch 8 --steps 800 --workers 1 --strategy ddp   # one worker alone (reference, 1/4 of the samples)
+for H in 50 20; do gpt4 --steps 800 --strategy diloco --h $H --encoding int4; done
+for S in 2000 4000; do
+  gpt4 --steps $S --strategy ddp
+  gpt4 --steps $S --strategy diloco --h 100 --encoding int8 --outer-lr 1.0 --outer-momentum 0.5
+done
+gpt4 --steps 2000 --strategy diloco --h 100 --encoding int8
 # DeMo micro-benchmark (no training; DCT, top-k, all-gather, inverse per step):
 for M in mlp cnn gpt; do $SIM --bench-demo --model $M --hidden 64 --workers 4 --steps 40; done

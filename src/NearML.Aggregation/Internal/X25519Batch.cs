@@ -240,7 +240,43 @@ internal static class X25519Batch
             return Carry(new Fe(M(a._l0, s), M(a._l1, s), M(a._l2, s), M(a._l3, s), M(a._l4, s), M(a._l5, s), M(a._l6, s), M(a._l7, s), M(a._l8, s), M(a._l9, s)));
         }
 
-        public static Fe Square(in Fe a) => Mul(a, a);
+        /// <summary>f², 55 limb products instead of 100 (same column sums as <see cref="Mul"/>, so the same bounds).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public static Fe Square(in Fe f)
+        {
+            var nineteen = Vector512.Create(19UL);
+            V f0 = f._l0, f1 = f._l1, f2 = f._l2, f3 = f._l3, f4 = f._l4, f5 = f._l5, f6 = f._l6, f7 = f._l7, f8 = f._l8, f9 = f._l9;
+            var f0x2 = f0 + f0;
+            var f1x2 = f1 + f1;
+            var f1x4 = (f1 + f1) + (f1 + f1);
+            var f2x2 = f2 + f2;
+            var f3x2 = f3 + f3;
+            var f3x4 = (f3 + f3) + (f3 + f3);
+            var f4x2 = f4 + f4;
+            var f5x2 = f5 + f5;
+            var f5x4 = (f5 + f5) + (f5 + f5);
+            var f5x19 = M(f5, nineteen);
+            var f6x2 = f6 + f6;
+            var f6x19 = M(f6, nineteen);
+            var f7x2 = f7 + f7;
+            var f7x4 = (f7 + f7) + (f7 + f7);
+            var f7x19 = M(f7, nineteen);
+            var f8x2 = f8 + f8;
+            var f8x19 = M(f8, nineteen);
+            var f9x2 = f9 + f9;
+            var f9x19 = M(f9, nineteen);
+            var h0 = M(f0, f0) + M(f1x4, f9x19) + M(f2x2, f8x19) + M(f3x4, f7x19) + M(f4x2, f6x19) + M(f5x2, f5x19);
+            var h1 = M(f0x2, f1) + M(f2x2, f9x19) + M(f3x2, f8x19) + M(f4x2, f7x19) + M(f5x2, f6x19);
+            var h2 = M(f0x2, f2) + M(f1x2, f1) + M(f3x4, f9x19) + M(f4x2, f8x19) + M(f5x4, f7x19) + M(f6, f6x19);
+            var h3 = M(f0x2, f3) + M(f1x2, f2) + M(f4x2, f9x19) + M(f5x2, f8x19) + M(f6x2, f7x19);
+            var h4 = M(f0x2, f4) + M(f1x4, f3) + M(f2, f2) + M(f5x4, f9x19) + M(f6x2, f8x19) + M(f7x2, f7x19);
+            var h5 = M(f0x2, f5) + M(f1x2, f4) + M(f2x2, f3) + M(f6x2, f9x19) + M(f7x2, f8x19);
+            var h6 = M(f0x2, f6) + M(f1x4, f5) + M(f2x2, f4) + M(f3x2, f3) + M(f7x4, f9x19) + M(f8, f8x19);
+            var h7 = M(f0x2, f7) + M(f1x2, f6) + M(f2x2, f5) + M(f3x2, f4) + M(f8x2, f9x19);
+            var h8 = M(f0x2, f8) + M(f1x4, f7) + M(f2x2, f6) + M(f3x4, f5) + M(f4, f4) + M(f9x2, f9x19);
+            var h9 = M(f0x2, f9) + M(f1x2, f8) + M(f2x2, f7) + M(f3x2, f6) + M(f4x2, f5);
+            return Carry(new Fe(h0, h1, h2, h3, h4, h5, h6, h7, h8, h9));
+        }
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public static Fe Mul(in Fe f, in Fe g)

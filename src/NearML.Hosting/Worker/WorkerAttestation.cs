@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using NearML.Core.Protocol;
 using NearML.Enclave;
 using CoreEvidence = NearML.Core.Protocol.AttestationEvidence;
@@ -7,10 +8,9 @@ namespace NearML.Hosting.Worker;
 
 /// <summary>
 /// How TEE evidence from NearML.Enclave travels in the handshake's <c>Evidence</c> message: the format is
-/// <c>tdx</c>, <c>sev-snp</c> or <c>simulated</c>, and the bytes are the vendor evidence itself (TDX quote, SEV-SNP report,
-/// simulated blob), as the coordinator's attestation policy reads them. The configfs-tsm auxiliary blob (for SEV-SNP, the
-/// host-provided certificate table) is not sent: the coordinator resolves VCEK/ASK/ARK itself (for example from AMD KDS by
-/// chip id and reported TCB).
+/// <c>tdx</c>, <c>sev-snp</c> or <c>simulated</c>, and the bytes are a 4-byte little-endian length of the vendor evidence
+/// (TDX quote, SEV-SNP report, simulated blob), the vendor evidence, then the auxiliary bytes (configfs-tsm
+/// <c>auxblob</c>, such as the SEV-SNP certificate table; possibly empty).
 /// </summary>
 public static class WorkerAttestation
 {
@@ -40,14 +40,18 @@ public static class WorkerAttestation
     public static CoreEvidence EncodeEvidence(EnclaveEvidence evidence)
     {
         ArgumentNullException.ThrowIfNull(evidence);
-        return new CoreEvidence(GetFormat(evidence.Vendor), evidence.Evidence.ToArray());
+        var bytes = new byte[4 + evidence.Evidence.Length + evidence.Auxiliary.Length];
+        BinaryPrimitives.WriteInt32LittleEndian(bytes, evidence.Evidence.Length);
+        evidence.Evidence.Span.CopyTo(bytes.AsSpan(4));
+        evidence.Auxiliary.Span.CopyTo(bytes.AsSpan(4 + evidence.Evidence.Length));
+        return new CoreEvidence(GetFormat(evidence.Vendor), bytes);
     }
 
     /// <summary>Decodes evidence received in a handshake (the coordinator's side of <see cref="EncodeEvidence"/>).</summary>
     /// <param name="format">The format name.</param>
     /// <param name="bytes">The evidence bytes.</param>
-    /// <returns>The evidence (without auxiliary bytes), for <see cref="AttestationVerifier"/>.</returns>
-    /// <exception cref="FormatException">Unknown format or empty evidence; the message says which.</exception>
+    /// <returns>The evidence, for <see cref="AttestationVerifier"/>.</returns>
+    /// <exception cref="FormatException">Unknown format or malformed bytes; the message says which.</exception>
     public static EnclaveEvidence DecodeEvidence(string format, ReadOnlyMemory<byte> bytes)
     {
         ArgumentNullException.ThrowIfNull(format);
@@ -58,12 +62,18 @@ public static class WorkerAttestation
             SimulatedFormat => AttestationVendor.InsecureSimulated,
             _ => throw new FormatException($"evidence format '{format}' is not one of '{TdxFormat}', '{SevSnpFormat}', '{SimulatedFormat}'"),
         };
-        if (bytes.IsEmpty)
+        if (bytes.Length < 4)
         {
-            throw new FormatException($"{format} evidence is empty");
+            throw new FormatException($"{format} evidence has {bytes.Length} bytes; at least a 4-byte length is needed");
         }
 
-        return new EnclaveEvidence(vendor, bytes, ReadOnlyMemory<byte>.Empty, format);
+        var length = BinaryPrimitives.ReadInt32LittleEndian(bytes.Span);
+        if (length <= 0 || length > bytes.Length - 4)
+        {
+            throw new FormatException($"{format} evidence announces {length} bytes of vendor evidence but only {bytes.Length - 4} follow");
+        }
+
+        return new EnclaveEvidence(vendor, bytes.Slice(4, length), bytes[(4 + length)..], format);
     }
 
     /// <summary>Adapts an Enclave provider to the handshake's evidence seam.</summary>

@@ -119,16 +119,18 @@ public sealed class WorkerReceiptLogTests
     }
 
     [TestMethod]
-    public void Evidence_travels_as_the_raw_vendor_bytes_under_its_format_name()
+    public void Evidence_encoding_round_trips_with_auxiliary_bytes_and_rejects_bad_lengths()
     {
         var evidence = new NearML.Enclave.AttestationEvidence(NearML.Enclave.AttestationVendor.AmdSevSnp, new byte[] { 1, 2, 3 }, new byte[] { 9, 8 }, "sev_guest");
         var wire = WorkerAttestation.EncodeEvidence(evidence);
         Assert.AreEqual("sev-snp", wire.Format);
-        CollectionAssert.AreEqual(new byte[] { 1, 2, 3 }, wire.Data.ToArray());
+        CollectionAssert.AreEqual(new byte[] { 3, 0, 0, 0, 1, 2, 3, 9, 8 }, wire.Data.ToArray());
         var back = WorkerAttestation.DecodeEvidence(wire.Format, wire.Data);
         Assert.AreEqual(NearML.Enclave.AttestationVendor.AmdSevSnp, back.Vendor);
         CollectionAssert.AreEqual(new byte[] { 1, 2, 3 }, back.Evidence.ToArray());
+        CollectionAssert.AreEqual(new byte[] { 9, 8 }, back.Auxiliary.ToArray());
         Assert.ThrowsExactly<FormatException>(() => WorkerAttestation.DecodeEvidence("sgx", wire.Data));
-        Assert.ThrowsExactly<FormatException>(() => WorkerAttestation.DecodeEvidence("tdx", ReadOnlyMemory<byte>.Empty));
+        Assert.ThrowsExactly<FormatException>(() => WorkerAttestation.DecodeEvidence("tdx", new byte[] { 200, 0, 0, 0, 1 }));
+        Assert.ThrowsExactly<FormatException>(() => WorkerAttestation.DecodeEvidence("tdx", new byte[] { 1, 0 }));
     }
 }
