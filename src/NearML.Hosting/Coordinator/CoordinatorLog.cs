@@ -73,4 +73,10 @@ internal static partial class CoordinatorLog
 
     [LoggerMessage(EventId = 7022, EventName = "AlreadyCredited", Level = LogLevel.Information, Message = "Round {Round}: worker '{WorkerId}' was already credited by ledger entry {Sequence} (round redone after a restart); no second receipt")]
     public static partial void AlreadyCredited(ILogger logger, long round, string workerId, long sequence);
+
+    [LoggerMessage(EventId = 7023, EventName = "SecureRoundFailed", Level = LogLevel.Warning, Message = "Round {Round}: secure aggregation failed ({Reason}); no outer step")]
+    public static partial void SecureRoundFailed(ILogger logger, long round, string reason);
+
+    [LoggerMessage(EventId = 7024, EventName = "SecureRoundCompleted", Level = LogLevel.Information, Message = "Round {Round}: secure aggregation summed {Contributors}/{Cohort} masked inputs (total weight {TotalWeight}); individual updates stay hidden")]
+    public static partial void SecureRoundCompleted(ILogger logger, long round, int contributors, int cohort, long totalWeight);
 }
