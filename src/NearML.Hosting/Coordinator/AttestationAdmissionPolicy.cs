@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using NearML.Core.Contracts;
 using NearML.Core.Protocol;
 using NearML.Enclave;
+using NearML.Hosting.Worker;
 
 namespace NearML.Hosting.Coordinator;
 
@@ -53,7 +54,9 @@ public sealed class AttestationAdmissionPolicy : IAdmissionPolicy
 
         _allowUnattested = options.AllowUnattestedWorkers;
         _time = timeProvider;
-        AcceptedFormats = options.AllowSimulatedAttestation ? ["tdx", "sev-snp", "simulated", "insecure-simulated"] : ["tdx", "sev-snp"];
+        AcceptedFormats = options.AllowSimulatedAttestation
+            ? [WorkerAttestation.TdxFormat, WorkerAttestation.SevSnpFormat, WorkerAttestation.SimulatedFormat]
+            : [WorkerAttestation.TdxFormat, WorkerAttestation.SevSnpFormat];
     }
 
     /// <summary>Gets the evidence format names announced in the Challenge.</summary>
@@ -68,14 +71,14 @@ public sealed class AttestationAdmissionPolicy : IAdmissionPolicy
     /// <summary>Gets or sets how to find the VCEK/VLEK chain of an SNP report.</summary>
     public Func<SnpReport, SnpCertificates?>? SnpCertificateResolver { get; set; }
 
-    /// <summary>Maps an evidence format name to its vendor.</summary>
+    /// <summary>Maps an evidence format name (see <see cref="WorkerAttestation"/>) to its vendor.</summary>
     /// <param name="format">The format from the worker's <c>Evidence</c>.</param>
     /// <returns>The vendor, or <see langword="null"/> when unknown.</returns>
     public static AttestationVendor? VendorOf(string format) => format switch
     {
-        "tdx" => AttestationVendor.IntelTdx,
-        "sev-snp" or "snp" => AttestationVendor.AmdSevSnp,
-        "simulated" or "insecure-simulated" => AttestationVendor.InsecureSimulated,
+        WorkerAttestation.TdxFormat => AttestationVendor.IntelTdx,
+        WorkerAttestation.SevSnpFormat => AttestationVendor.AmdSevSnp,
+        WorkerAttestation.SimulatedFormat => AttestationVendor.InsecureSimulated,
         _ => null,
     };
 
@@ -101,7 +104,7 @@ public sealed class AttestationAdmissionPolicy : IAdmissionPolicy
                 : AdmissionDecision.Refuse(RefusalReason.AttestationRequired, $"worker '{workerId}' presented no attestation evidence; this coordinator requires TDX or SEV-SNP evidence{(_policy.AllowSimulated ? " (or simulated evidence, allowed for development)" : string.Empty)}.");
         }
 
-        if (VendorOf(format) is not { } vendor)
+        if (VendorOf(format) is null)
         {
             return AdmissionDecision.Refuse(RefusalReason.AttestationFailed, $"worker '{workerId}': unknown evidence format '{format}' (accepted: {string.Join(", ", AcceptedFormats)}).");
         }
@@ -109,14 +112,15 @@ public sealed class AttestationAdmissionPolicy : IAdmissionPolicy
         AttestationClaims claims;
         try
         {
-            claims = vendor switch
+            var decoded = WorkerAttestation.DecodeEvidence(format, evidence);
+            claims = decoded.Vendor switch
             {
-                AttestationVendor.IntelTdx => TdxClaims(evidence),
-                AttestationVendor.AmdSevSnp => SnpClaims(evidence),
-                _ => InsecureSimulatedEvidence.ToClaims(evidence),
+                AttestationVendor.IntelTdx => TdxClaims(decoded.Evidence),
+                AttestationVendor.AmdSevSnp => SnpClaims(decoded.Evidence),
+                _ => InsecureSimulatedEvidence.ToClaims(decoded.Evidence),
             };
         }
-        catch (AttestationFormatException ex)
+        catch (Exception ex) when (ex is AttestationFormatException or FormatException)
         {
             return AdmissionDecision.Refuse(RefusalReason.AttestationFailed, $"worker '{workerId}': {format} evidence does not parse: {ex.Message}");
         }

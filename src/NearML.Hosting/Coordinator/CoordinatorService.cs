@@ -27,7 +27,7 @@ namespace NearML.Hosting.Coordinator;
 /// background checkpoint, one signed ledger receipt per accepted update, and settlement per epoch (dry run by default).
 /// It resumes from the last checkpoint after a restart and stops gracefully (Goodbye to every worker, final checkpoint).
 /// </summary>
-public sealed class CoordinatorService : BackgroundService
+public sealed partial class CoordinatorService : BackgroundService
 {
     private const int EvaluationBatch = 500;
     private static readonly TimeSpan SendTimeout = TimeSpan.FromSeconds(30);
@@ -130,7 +130,7 @@ public sealed class CoordinatorService : BackgroundService
         var settlements = state.ReadSettlements();
         foreach (var s in settlements)
         {
-            _status.AddSettlement(s.Hash);
+            _status.AddSettlement(s.Hash, s.Receiver, UInt128.TryParse(s.Amount, CultureInfo.InvariantCulture, out var amount) ? amount : 0);
         }
 
         var nextNonce = settlements.Count == 0 ? 1UL : settlements.Max(s => s.Nonce) + 1;
@@ -199,7 +199,14 @@ public sealed class CoordinatorService : BackgroundService
                             _metrics.Accuracy(accuracy.Value);
                         }
 
+                        // Receipts of a round go to its epoch, never backwards, and never into an epoch already settled
+                        // (a job resumed with more rounds after its last, partial epoch was settled).
                         var epoch = Math.Max(round / o.SettleEveryRounds, ledger.Head.LastEpoch);
+                        if (settledEpochs.Count > 0 && epoch <= settledEpochs.Max())
+                        {
+                            epoch = settledEpochs.Max() + 1;
+                        }
+
                         var receipts = AppendReceipts(ledger, signer, round, epoch, outcome.Accepted);
                         state.RecordRound(new RoundRecord(round, version, outcome.Cohort, outcome.Accepted.Count, outcome.Rejected, outcome.MeanLoss, accuracy, outcome.UpdateBytes, outcome.StartedMs, NowMs()));
                         lastCompleted = round;
@@ -213,7 +220,7 @@ public sealed class CoordinatorService : BackgroundService
 
                         await SendReceiptsAsync(round, receipts, ct).ConfigureAwait(false);
                         ReportTraffic();
-                        var info = new CoordinatorRoundInfo(round, outcome.Cohort, outcome.Accepted.Count, outcome.Rejected, outcome.MeanLoss, accuracy, outcome.Duration, outcome.UpdateBytes);
+                        var info = new CoordinatorRoundInfo(round, outcome.Cohort, outcome.Accepted.Count, outcome.Rejected, outcome.MeanLoss, accuracy, outcome.Duration, outcome.UpdateBytes, [.. outcome.Accepted.Select(a => a.Session.Id)]);
                         _status.AddRound(info);
                         _metrics.RoundCompleted(round, outcome.Duration, outcome.Accepted.Count > 0);
                         CoordinatorLog.RoundCompleted(_logger, round, outcome.Duration, outcome.Accepted.Count, outcome.Cohort, outcome.MeanLoss, version,
@@ -266,7 +273,7 @@ public sealed class CoordinatorService : BackgroundService
         while (true)
         {
             cohort = [.. _sessions.Values.Where(s => !s.IsClosed).OrderBy(s => s.Id, StringComparer.Ordinal).Take(o.MaxWorkers)];
-            if (cohort.Count >= o.MinWorkers)
+            if (cohort.Count >= Math.Max(o.MinWorkers, o.SecureAggregation ? 3 : 1))
             {
                 break;
             }
@@ -283,6 +290,13 @@ public sealed class CoordinatorService : BackgroundService
         _metrics.RoundStarted(round);
         var startedMs = NowMs();
         var deadline = _time.GetUtcNow() + o.RoundTimeout;
+        if (o.SecureAggregation)
+        {
+            var ids = string.Join(", ", cohort.Select(s => s.Id));
+            CoordinatorLog.RoundStarted(_logger, round, cohort.Count, ids, version, o.RoundTimeout);
+            return await RunSecureRoundAsync(round, version, cohort, model, outer, started, startedMs, deadline, ct).ConfigureAwait(false);
+        }
+
         var assignment = _dataset!.Assign(cohort.Select(s => s.Id).ToList());
         var published = _published!;
         if (_logger.IsEnabled(LogLevel.Information))
@@ -551,7 +565,7 @@ public sealed class CoordinatorService : BackgroundService
             state.RecordSettlement(records);
             foreach (var r in records)
             {
-                _status.AddSettlement(r.Hash);
+                _status.AddSettlement(r.Hash, r.Receiver, UInt128.TryParse(r.Amount, CultureInfo.InvariantCulture, out var amount) ? amount : 0);
             }
 
             if (_logger.IsEnabled(LogLevel.Information))
@@ -678,7 +692,12 @@ public sealed class CoordinatorService : BackgroundService
                     _status.SetWorker(session.Info());
                     break;
                 case ParameterRequest request:
+                    // The idle timer must not fire while this loop is busy sending (a large set on a slow link).
+                    idle.CancelAfter(Timeout.InfiniteTimeSpan);
                     await SendParametersAsync(session, request).ConfigureAwait(false);
+                    break;
+                case AggregationEnvelope envelope:
+                    OnEnvelope(session, envelope);
                     break;
                 case Update update:
                     var ignored = session.Receive(update, _options.Compression, _published!.Parameters.Length, _time.GetTimestamp(), _time);
@@ -710,14 +729,23 @@ public sealed class CoordinatorService : BackgroundService
 
         session.State = "downloading";
         _status.SetWorker(session.Info());
-        await session.SendLock.WaitAsync(session.Closing).ConfigureAwait(false);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(session.Closing);
+        timeout.CancelAfter(_options.RoundTimeout);
         try
         {
-            await ParameterTransfer.SendAsync(session.Connection, published.Parameters, (ulong)published.Version, published.Manifest, session.Closing).ConfigureAwait(false);
+            await session.SendLock.WaitAsync(timeout.Token).ConfigureAwait(false);
+            try
+            {
+                await ParameterTransfer.SendAsync(session.Connection, published.Parameters, (ulong)published.Version, published.Manifest, timeout.Token).ConfigureAwait(false);
+            }
+            finally
+            {
+                session.SendLock.Release();
+            }
         }
-        finally
+        catch (OperationCanceledException) when (!session.Closing.IsCancellationRequested)
         {
-            session.SendLock.Release();
+            throw new ProtocolException(ErrorCode.Timeout, $"sending parameter version {published.Version} did not finish within RoundTimeout {_options.RoundTimeout}");
         }
     }
 
@@ -775,7 +803,7 @@ public sealed class CoordinatorService : BackgroundService
         _published = new Published(version, copy, ParameterManifest.Compute(copy));
     }
 
-    private HyperParameters HyperParameters()
+    private HyperParameters HyperParameters(bool secure = false)
     {
         var o = _options;
         var h = new HyperParameters
@@ -794,7 +822,7 @@ public sealed class CoordinatorService : BackgroundService
         h.Extra["shard_count"] = _dataset.ShardCount.ToString(CultureInfo.InvariantCulture);
         h.Extra["requested_shard_count"] = o.ShardCount.ToString(CultureInfo.InvariantCulture);
         h.Extra["manifest_root"] = _dataset.ManifestRootHex;
-        h.Extra["secure"] = "false";
+        h.Extra["secure"] = secure ? "true" : "false";
         return h;
     }
 

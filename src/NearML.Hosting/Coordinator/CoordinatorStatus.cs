@@ -19,7 +19,8 @@ public sealed record CoordinatorWorkerInfo(string Id, string State, long Round, 
 /// <param name="Accuracy">Test accuracy after the round, when evaluated.</param>
 /// <param name="Duration">Wall time from assignment to outer step.</param>
 /// <param name="UpdateBytes">Payload bytes of the accepted updates.</param>
-public sealed record CoordinatorRoundInfo(long Round, int Cohort, int Accepted, int Rejected, double MeanLoss, double? Accuracy, TimeSpan Duration, long UpdateBytes);
+/// <param name="AcceptedWorkers">The ids (as in their Hello) of the workers whose updates were averaged in.</param>
+public sealed record CoordinatorRoundInfo(long Round, int Cohort, int Accepted, int Rejected, double MeanLoss, double? Accuracy, TimeSpan Duration, long UpdateBytes, IReadOnlyList<string> AcceptedWorkers);
 
 /// <summary>
 /// Live state of the coordinator, registered as a singleton by <c>AddNearMLCoordinator</c>: read it from a dashboard or a
@@ -31,6 +32,7 @@ public sealed class CoordinatorStatus
     private readonly Dictionary<string, CoordinatorWorkerInfo> _workers = new(StringComparer.Ordinal);
     private readonly List<CoordinatorRoundInfo> _rounds = [];
     private readonly List<string> _settlements = [];
+    private readonly Dictionary<string, UInt128> _payouts = new(StringComparer.Ordinal);
     private readonly TaskCompletionSource _listening = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _completed = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -81,6 +83,18 @@ public sealed class CoordinatorStatus
             lock (_gate)
             {
                 return [.. _settlements];
+            }
+        }
+    }
+
+    /// <summary>Gets the cumulative settled payout per receiving account (yoctoNEAR as decimal text), dry runs included.</summary>
+    public IReadOnlyDictionary<string, string> Payouts
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _payouts.ToDictionary(p => p.Key, p => p.Value.ToString(System.Globalization.CultureInfo.InvariantCulture), StringComparer.Ordinal);
             }
         }
     }
@@ -193,11 +207,12 @@ public sealed class CoordinatorStatus
         Raise();
     }
 
-    internal void AddSettlement(string hash)
+    internal void AddSettlement(string hash, string receiver, UInt128 amount)
     {
         lock (_gate)
         {
             _settlements.Add(hash);
+            _payouts[receiver] = (_payouts.TryGetValue(receiver, out var v) ? v : 0) + amount;
         }
 
         Raise();

@@ -176,9 +176,20 @@ public sealed class NearMLCoordinatorOptions
     /// <value>The default value is 4 MiB.</value>
     public int MaxFrameSize { get; set; } = 4 << 20;
 
-    /// <summary>Gets or sets a value indicating whether rounds use secure aggregation (SecAgg+).</summary>
+    /// <summary>
+    /// Gets or sets a value indicating whether rounds use secure aggregation (SecAgg+ over <c>AggregationEnvelope</c> frames):
+    /// the coordinator learns only the sum of the weighted fixed-point updates. Needs at least 3 workers per round.
+    /// </summary>
     /// <value>The default value is <see langword="false"/>.</value>
     public bool SecureAggregation { get; set; }
+
+    /// <summary>Gets or sets the clip bound of pseudo-gradient entries in secure rounds.</summary>
+    /// <value>The default value is 0.5.</value>
+    public float SecureClipRange { get; set; } = 0.5f;
+
+    /// <summary>Gets or sets the fixed-point bits per entry in secure rounds.</summary>
+    /// <value>The default value is 16.</value>
+    public int SecureValueBits { get; set; } = 16;
 
     internal UInt128 RewardPool => UInt128.Parse(RewardPerEpoch, CultureInfo.InvariantCulture);
 }
@@ -252,9 +263,14 @@ internal sealed class NearMLCoordinatorOptionsValidator : IValidateOptions<NearM
         Check(options.MaxUpdateNormToMedianRatio is null || options.MaxUpdateNormToMedianRatio > 1, $"MaxUpdateNormToMedianRatio {options.MaxUpdateNormToMedianRatio} must be above 1.");
         Check(options.MaxFrameSize >= (1 << 20) + 4096, $"MaxFrameSize {options.MaxFrameSize} must be at least 1 MiB + 4 KiB (updates travel in parts of up to 1 MiB).");
         Check(options.Attestation is null || options.Attestation.Validate() is null, $"Attestation: {options.Attestation?.Validate()}");
-        Check(
-            !options.SecureAggregation,
-            "SecureAggregation=true is not available yet: this coordinator runs plain DiLoCo aggregation only. Set SecureAggregation=false.");
+        if (options.SecureAggregation)
+        {
+            Check(float.IsFinite(options.SecureClipRange) && options.SecureClipRange > 0, $"SecureClipRange {options.SecureClipRange} must be positive.");
+            Check(options.SecureValueBits is >= 2 and <= 24, $"SecureValueBits {options.SecureValueBits} must be in [2, 24].");
+            Check(
+                options.SecureValueBits + Math.Ceiling(Math.Log2((double)options.MaxWorkers * Math.Max(1, options.InnerSteps))) <= 32,
+                $"SecureValueBits {options.SecureValueBits} + log2(MaxWorkers {options.MaxWorkers} × InnerSteps {options.InnerSteps}) exceeds the 32-bit ring; lower one of them.");
+        }
         return f.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(f);
     }
 }

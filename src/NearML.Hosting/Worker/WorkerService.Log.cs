@@ -34,6 +34,10 @@ public sealed partial class WorkerService
         Message = "AttestationProvider 'simulated': this worker sends INSECURE simulated attestation evidence that proves nothing. DEVELOPMENT ONLY: never use it in production")]
     private static partial void LogSimulatedAttestation(ILogger logger);
 
+    [LoggerMessage(EventId = 7308, EventName = "CoordinatorFinished", Level = LogLevel.Information,
+        Message = "The coordinator ended the job ('{Reason}'); the worker stops and does not reconnect")]
+    private static partial void LogCoordinatorFinished(ILogger logger, string reason);
+
     [LoggerMessage(EventId = 7310, EventName = "RoundAssigned", Level = LogLevel.Information,
         Message = "Job '{JobId}' round {Round}: parameters v{Version}, {Steps} inner steps on {Shards} shards")]
     private static partial void LogAssignment(ILogger logger, string jobId, ulong round, ulong version, int steps, int shards);

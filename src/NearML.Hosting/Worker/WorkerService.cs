@@ -129,6 +129,12 @@ public sealed partial class WorkerService : BackgroundService
             {
                 break;
             }
+            catch (CoordinatorFinishedException ex)
+            {
+                _status.SetState(WorkerState.Completed);
+                LogCoordinatorFinished(_logger, ex.Message);
+                return;
+            }
             catch (Exception ex) when (IsPermanent(ex))
             {
                 var message = Describe(ex);
@@ -357,6 +363,8 @@ public sealed partial class WorkerService : BackgroundService
                     case Receipt receipt:
                         HandleReceipt(receipt);
                         break;
+                    case Goodbye { RejoinLater: false } goodbye:
+                        throw new CoordinatorFinishedException(goodbye.Message);
                     case Goodbye goodbye:
                         throw new ProtocolException(ErrorCode.ConnectionClosed, $"the coordinator said goodbye: {goodbye.Message}") { IsRemote = true };
                     case Error error:
@@ -503,14 +511,21 @@ public sealed partial class WorkerService : BackgroundService
             using var progressStop = CancellationTokenSource.CreateLinkedTokenSource(stopping);
             var progress = SendProgressAsync(assignment.Round, run, progressStop.Token);
             InnerResult result;
+
+            // Training stops at the next step on shutdown, or when the connection dies (nothing could be sent anyway).
+            using var trainingStop = CancellationTokenSource.CreateLinkedTokenSource(stopping, connection.Closed);
             try
             {
-                result = await Task.Run(() => Train(job, trainer, shards, (int)hp.BatchSize, seed, deadline, run, stopping), stopping).ConfigureAwait(false);
+                result = await Task.Run(() => Train(job, trainer, shards, (int)hp.BatchSize, seed, deadline, run, trainingStop.Token), trainingStop.Token).ConfigureAwait(false);
             }
             catch (NonFiniteValueException ex)
             {
                 LogNonFinite(Logger, assignment.Round, ex.Message);
                 return null;
+            }
+            catch (OperationCanceledException) when (!stopping.IsCancellationRequested)
+            {
+                throw new ProtocolException(ErrorCode.ConnectionClosed, $"the connection to the coordinator was lost during round {assignment.Round}");
             }
             finally
             {
@@ -690,6 +705,9 @@ public sealed partial class WorkerService : BackgroundService
             return capabilities;
         }
     }
+
+    /// <summary>The coordinator said goodbye without inviting the worker back (the job is complete).</summary>
+    private sealed class CoordinatorFinishedException(string message) : Exception(message);
 
     private sealed record PendingReceipt(string JobId, ulong Round, byte[] UpdateHash);
 

@@ -27,6 +27,9 @@ public enum WorkerState
     /// <summary>Stopped cleanly (host shutdown).</summary>
     Stopped,
 
+    /// <summary>The coordinator ended the job (a <c>Goodbye</c> without an invitation to rejoin); the worker does not reconnect.</summary>
+    Completed,
+
     /// <summary>Stopped because of a permanent failure; see <see cref="WorkerStatus.LastError"/>.</summary>
     Failed,
 }

@@ -303,6 +303,87 @@ public sealed class CoordinatorRoundTests
 }
 
 [TestClass]
+public sealed class CoordinatorSecureAggregationTests
+{
+    [TestMethod]
+    [Timeout(120_000, CooperativeCancellation = true)]
+    public async Task Secure_rounds_sum_masked_inputs_and_credit_the_contributors()
+    {
+        await using var c = await CoordinatorHarness.StartAsync(o =>
+        {
+            o.SecureAggregation = true;
+            o.MinWorkers = 3;
+            o.Rounds = 2;
+            o.OuterLearningRate = 0.5;
+            o.OuterMomentum = 0.9;
+        });
+        await using var a = await FakeWorker.StartAsync(c, "sa", FakeBehavior.Secure, deltaValue: 0.01f);
+        await using var b = await FakeWorker.StartAsync(c, "sb", FakeBehavior.Secure, deltaValue: 0.02f);
+        await using var d = await FakeWorker.StartAsync(c, "sc", FakeBehavior.Secure, deltaValue: 0.03f);
+        await c.Status.CompletedTask.WaitAsync(CoordinatorHarness.Timeout);
+        foreach (var w in new[] { a, b, d })
+        {
+            await w.WaitForReceiptsAsync(2);
+        }
+
+        // Equal weights (H steps each): the mean pseudo-gradient is 0.02; first outer step p -= lr·g·(1 + μ).
+        var step = 0.5f * 0.02f * 1.9f;
+        var v0 = a.Downloaded[0];
+        var v1 = a.Downloaded[1];
+        for (var i = 0; i < v0.Length; i += 991)
+        {
+            Assert.AreEqual(v0[i] - step, v1[i], 1e-4, $"v1[{i}]");
+        }
+
+        Assert.IsTrue(c.Status.Rounds.All(r => r.Accepted == 3));
+        Assert.IsTrue(c.Logs.Contains("secure aggregation summed 3/3 masked inputs"));
+        Assert.AreEqual(6L, c.Status.LedgerEntries);
+    }
+
+    [TestMethod]
+    [Timeout(120_000, CooperativeCancellation = true)]
+    public async Task A_worker_dropping_out_after_sharing_its_keys_is_recovered_and_not_credited()
+    {
+        await using var c = await CoordinatorHarness.StartAsync(o =>
+        {
+            o.SecureAggregation = true;
+            o.MinWorkers = 5;
+            o.Rounds = 1;
+            o.RoundTimeout = TimeSpan.FromSeconds(8);
+        });
+        var workers = new List<FakeWorker>();
+        try
+        {
+            foreach (var id in new[] { "s1", "s2", "s3", "s4" })
+            {
+                workers.Add(await FakeWorker.StartAsync(c, id, FakeBehavior.Secure, deltaValue: 0.02f));
+            }
+
+            var dropper = await FakeWorker.StartAsync(c, "s5", FakeBehavior.SecureDropAfterKeys, deltaValue: 5f);
+            workers.Add(dropper);
+            await c.Status.CompletedTask.WaitAsync(CoordinatorHarness.Timeout);
+            foreach (var w in workers.Take(4))
+            {
+                await w.WaitForReceiptsAsync(1);
+            }
+
+            Assert.IsEmpty(dropper.Receipts);
+            Assert.IsTrue(c.Logs.Contains("secure aggregation summed 4/5 masked inputs"), "s5's pairwise masks were reconstructed from the survivors' shares");
+            var round = c.Status.Rounds.Single();
+            Assert.AreEqual(4, round.Accepted);
+            CollectionAssert.DoesNotContain(round.AcceptedWorkers.ToList(), "s5");
+        }
+        finally
+        {
+            foreach (var w in workers)
+            {
+                await w.DisposeAsync();
+            }
+        }
+    }
+}
+
+[TestClass]
 public sealed class CoordinatorStateTests
 {
     [TestMethod]
@@ -344,9 +425,13 @@ public sealed class CoordinatorStateTests
 
         using var s = new CoordinatorStateStore(Path.Combine(data, "coordinator.db"));
         var settlements = s.ReadSettlements();
-        Assert.AreEqual(3, settlements.Count, "epochs 0, 1, 2 each pay w1 once");
-        CollectionAssert.AreEqual(new ulong[] { 1, 2, 3 }, settlements.Select(x => x.Nonce).ToArray());
-        Assert.AreEqual(3, settlements.Select(x => x.Hash).Distinct().Count());
+        // Epochs 0 (rounds 0-1) and 1 (round 2, the end of the first run) were settled by the first run; the resumed
+        // run never appends into a settled epoch, so round 3 opens epoch 2 and rounds 4-5 epoch 3. Each pays w1 once,
+        // with nonces continuing across epochs and the restart: every transaction hash differs.
+        CollectionAssert.AreEqual(new long[] { 0, 1, 2, 3 }, settlements.Select(x => x.Epoch).ToArray());
+        CollectionAssert.AreEqual(new ulong[] { 1, 2, 3, 4 }, settlements.Select(x => x.Nonce).ToArray());
+        Assert.AreEqual(4, settlements.Select(x => x.Hash).Distinct().Count());
+        Assert.IsTrue(settlements.All(x => x.DryRun && x.Receiver == "w1"));
         Assert.IsTrue(s.ReadMembership().Any(m => m.Event == "join" && m.WorkerId == "w1"));
         Assert.AreEqual(6, s.ReadRounds().Count);
     }

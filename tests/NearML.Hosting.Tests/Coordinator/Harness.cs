@@ -157,7 +157,7 @@ internal sealed class SimulatedEvidence(bool bindOtherReportData = false) : IAtt
     {
         var data = bindOtherReportData ? new byte[64] : reportData;
         var e = await _provider.GetEvidenceAsync(data, cancellationToken);
-        return new NearML.Core.Protocol.AttestationEvidence("simulated", e.Evidence);
+        return NearML.Hosting.Worker.WorkerAttestation.EncodeEvidence(e);
     }
 
     public void Dispose() => _provider.Dispose();
@@ -170,6 +170,8 @@ internal enum FakeBehavior
     Silent,
     MultiPart,
     BadHash,
+    Secure,
+    SecureDropAfterKeys,
 }
 
 /// <summary>
@@ -182,6 +184,9 @@ internal sealed class FakeWorker : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private Task? _loop;
     private Task? _heartbeats;
+    private NearML.Aggregation.SecureAggregationClient? _secure;
+    private JobAssignment? _secureJob;
+    private int _secureReplies;
 
     private FakeWorker(string id, FrameConnection connection, Admission admission, FakeBehavior behavior, float deltaValue, ulong samples)
     {
@@ -286,6 +291,15 @@ internal sealed class FakeWorker : IAsyncDisposable
                     case Receipt r:
                         Receipts.Enqueue(r);
                         break;
+                    case AggregationEnvelope env when _secure is not null && _secureJob is not null && env.Round == _secureJob.Round:
+                        if (Behavior == FakeBehavior.SecureDropAfterKeys && ++_secureReplies >= 2)
+                        {
+                            break;
+                        }
+
+                        var reply = _secure.Handle(NearML.Aggregation.AggregationRound.ParseServerMessage(env.Payload.Span));
+                        await Connection.SendAsync(new AggregationEnvelope { JobId = env.JobId, Round = env.Round, Payload = reply.ToByteString(), PartCount = 1 }, _stop.Token);
+                        break;
                     case JobAssignment a:
                         Assignments.Enqueue(a);
                         if (Behavior != FakeBehavior.Silent)
@@ -316,6 +330,22 @@ internal sealed class FakeWorker : IAsyncDisposable
         await Connection.SendAsync(new Progress { Round = a.Round, Step = 1, TotalSteps = a.HyperParameters.InnerSteps, Loss = 1.5f, SamplesPerSecond = 1000 }, _stop.Token);
         var delta = new float[parameters.Length];
         Array.Fill(delta, DeltaValue);
+        if (a.HyperParameters.Extra.TryGetValue("secure", out var secure) && secure == "true")
+        {
+            var config = NearML.Core.Contracts.Aggregation.AggregationConfig.Parser.ParseFrom(Convert.FromBase64String(a.HyperParameters.Extra["secagg_config"]));
+            var inv = System.Globalization.CultureInfo.InvariantCulture;
+            var encoder = new NearML.Aggregation.FixedPointEncoder(
+                float.Parse(a.HyperParameters.Extra["secagg_clip"], inv), int.Parse(a.HyperParameters.Extra["secagg_value_bits"], inv), (int)config.NumClients, int.Parse(a.HyperParameters.Extra["secagg_max_weight"], inv));
+            Assert.AreEqual(encoder.RingBits, (int)config.RingBits);
+            var input = new uint[NearML.Aggregation.FixedPointEncoder.EncodedLength(delta.Length)];
+            encoder.Encode(delta, (int)a.HyperParameters.InnerSteps, input);
+            _secureJob = a;
+            _secureReplies = 0;
+            _secure = new NearML.Aggregation.SecureAggregationClient(config, uint.Parse(a.HyperParameters.Extra["secagg_client_id"], inv), input);
+            await Connection.SendAsync(new AggregationEnvelope { JobId = a.JobId, Round = a.Round, Payload = _secure.Start().ToByteString(), PartCount = 1 }, _stop.Token);
+            return;
+        }
+
         if (Behavior == FakeBehavior.NaN)
         {
             delta[delta.Length / 2] = float.NaN;

@@ -22,16 +22,24 @@ internal sealed class FakeCoordinator : IAsyncDisposable
     private readonly X509Certificate2 _certificate;
     private readonly ProtocolListener _listener;
     private readonly Channel<FakeSession> _sessions = Channel.CreateUnbounded<FakeSession>();
+    private readonly bool _ownsCertificate;
+    private readonly bool _ownsReceiptKey;
     private int _connections;
 
-    public FakeCoordinator(IAdmissionPolicy? policy = null)
+    public FakeCoordinator(IAdmissionPolicy? policy = null, X509Certificate2? certificate = null, int port = 0, NearKeyPair? receiptKey = null)
     {
-        _certificate = CoordinatorCertificate.CreateDevelopment();
+        _certificate = certificate ?? CoordinatorCertificate.CreateDevelopment();
+        _ownsCertificate = certificate is null;
+        ReceiptKey = receiptKey ?? NearKeyPair.Generate();
+        _ownsReceiptKey = receiptKey is null;
         Fingerprint = CoordinatorCertificate.GetFingerprint(_certificate);
         Handshake = new CoordinatorHandshakeOptions { Policy = policy ?? AdmissionPolicies.AdmitAnyIdentity };
-        _listener = new ProtocolListener(new IPEndPoint(IPAddress.Loopback, 0), _certificate, ServeAsync);
+        _listener = new ProtocolListener(new IPEndPoint(IPAddress.Loopback, port), _certificate, ServeAsync);
         _listener.Start();
     }
+
+    /// <summary>Gets the TLS certificate (to restart a coordinator with the same identity).</summary>
+    public X509Certificate2 Certificate => _certificate;
 
     public CoordinatorHandshakeOptions Handshake { get; }
 
@@ -42,7 +50,7 @@ internal sealed class FakeCoordinator : IAsyncDisposable
     /// <summary>Gets the number of TCP connections whose handshake started (admitted or refused).</summary>
     public int Connections => Volatile.Read(ref _connections);
 
-    public NearKeyPair ReceiptKey { get; } = NearKeyPair.Generate();
+    public NearKeyPair ReceiptKey { get; }
 
     public async Task<FakeSession> NextSessionAsync()
     {
@@ -62,8 +70,15 @@ internal sealed class FakeCoordinator : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await _listener.DisposeAsync();
-        _certificate.Dispose();
-        ReceiptKey.Dispose();
+        if (_ownsCertificate)
+        {
+            _certificate.Dispose();
+        }
+
+        if (_ownsReceiptKey)
+        {
+            ReceiptKey.Dispose();
+        }
     }
 
     private async Task ServeAsync(FrameConnection connection, CancellationToken cancellationToken)

@@ -208,6 +208,70 @@ public sealed class WorkerRoundTests
 
     [TestMethod]
     [Timeout(300_000, CooperativeCancellation = true)]
+    public async Task Deadline_reached_mid_round_sends_the_update_of_the_steps_done()
+    {
+        // The worker's wall clock is the test's: no real-time margin decides anything.
+        var t0 = new DateTimeOffset(2030, 1, 1, 0, 0, 0, TimeSpan.Zero);
+        var clock = new SettableClock(t0);
+        var job = TestJob.Instance;
+        await using var coordinator = new FakeCoordinator();
+        await using var worker = new WorkerTestHost(coordinator, timeProvider: clock);
+        await worker.StartAsync();
+        var session = await coordinator.NextSessionAsync();
+        const uint planned = 1_000_000;
+        await session.SendAsync(job.Assignment(round: 1, steps: planned, deadlineUnixMs: t0.AddHours(1).ToUnixTimeMilliseconds()));
+        await session.ReceiveUntilAsync<ParameterRequest>();
+        await ParameterTransfer.SendAsync(session.Connection, job.Parameters, 1, job.Manifest);
+        var progress = await session.ReceiveUntilAsync<Progress>();
+        Assert.IsGreaterThanOrEqualTo(1U, progress.Step);
+
+        // Jump to 0.1 s before the deadline: too close for another step plus the upload reserve.
+        clock.Now = t0.AddHours(1).AddMilliseconds(-100);
+        var (update, payload) = await session.ReceiveUpdateAsync();
+        // Every step trains at least one sample, and fewer steps than planned were done.
+        Assert.IsTrue(update.SampleCount >= progress.Step && update.SampleCount < planned * 32UL, $"{update.SampleCount} samples trained; {planned} steps were planned");
+        var delta = new float[job.Parameters.Length];
+        UpdateEncoding.Decode(update.Encoding, payload, delta);
+        Assert.IsTrue(delta.All(float.IsFinite));
+        session.End();
+    }
+
+    [TestMethod]
+    [Timeout(300_000, CooperativeCancellation = true)]
+    public async Task Coordinator_restart_on_the_same_port_the_worker_reconnects_and_keeps_its_parameters()
+    {
+        var job = TestJob.Instance;
+        var first = new FakeCoordinator();
+        var port = first.Port;
+        using var certificate = System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadPkcs12(
+            first.Certificate.Export(System.Security.Cryptography.X509Certificates.X509ContentType.Pkcs12), null);
+        await using var worker = new WorkerTestHost(first);
+        await worker.StartAsync();
+        var session = await first.NextSessionAsync();
+        await session.SendAsync(job.Assignment(round: 1, steps: 2));
+        await session.ReceiveUntilAsync<ParameterRequest>();
+        await ParameterTransfer.SendAsync(session.Connection, job.Parameters, 1, job.Manifest);
+        await session.ReceiveUpdateAsync();
+
+        // The coordinator goes away (crash before the receipt) and comes back with the same certificate and port.
+        session.End();
+        await first.DisposeAsync();
+        await worker.WaitUntilAsync(static s => s.Reconnects >= 1, "the worker notices");
+        await using var second = new FakeCoordinator(certificate: certificate, port: port);
+        var resumed = await second.NextSessionAsync();
+        Assert.AreEqual("worker-a", resumed.Worker.WorkerId);
+
+        // It restarts from the same parameter version: the worker does not download it again.
+        await resumed.SendAsync(job.Assignment(round: 1, steps: 2));
+        var seen = new List<IMessage>();
+        var (update, _) = await resumed.ReceiveUpdateAsync(seen);
+        Assert.IsFalse(seen.OfType<ParameterRequest>().Any(), "parameters v1 are still held after reconnecting");
+        Assert.AreEqual(1UL, update.Round);
+        resumed.End();
+    }
+
+    [TestMethod]
+    [Timeout(300_000, CooperativeCancellation = true)]
     public async Task Dataset_manifest_mismatch_stops_the_worker_with_a_clear_error()
     {
         var job = TestJob.Instance;
@@ -220,6 +284,29 @@ public sealed class WorkerRoundTests
         StringAssert.Contains(worker.Status.LastError!, "manifest root mismatch");
         Assert.AreEqual(1, coordinator.Connections, "a permanent failure does not reconnect");
         session.End();
+    }
+
+    [TestMethod]
+    [Timeout(300_000, CooperativeCancellation = true)]
+    public async Task Connection_lost_mid_training_stops_the_round_and_the_worker_reconnects()
+    {
+        var job = TestJob.Instance;
+        await using var coordinator = new FakeCoordinator();
+        await using var worker = new WorkerTestHost(coordinator);
+        await worker.StartAsync();
+        var session = await coordinator.NextSessionAsync();
+
+        // A round far too long to finish: only noticing the lost connection gets the worker back.
+        await session.SendAsync(job.Assignment(round: 1, steps: 1_000_000));
+        await session.ReceiveUntilAsync<ParameterRequest>();
+        await ParameterTransfer.SendAsync(session.Connection, job.Parameters, 1, job.Manifest);
+        await session.ReceiveUntilAsync<Progress>();
+        session.End();
+
+        var second = await coordinator.NextSessionAsync();
+        Assert.AreEqual("worker-a", second.Worker.WorkerId);
+        Assert.IsLessThan(1_000_000, worker.Status.Step, "the round was abandoned");
+        second.End();
     }
 
     [TestMethod]

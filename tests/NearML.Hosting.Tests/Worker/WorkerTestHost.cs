@@ -10,7 +10,7 @@ internal sealed class WorkerTestHost : IAsyncDisposable
 {
     private bool _stopped;
 
-    public WorkerTestHost(FakeCoordinator coordinator, Action<NearMLWorkerOptions>? configure = null)
+    public WorkerTestHost(FakeCoordinator coordinator, Action<NearMLWorkerOptions>? configure = null, TimeProvider? timeProvider = null)
     {
         DataDirectory = Path.Combine(Path.GetTempPath(), "nearml-worker-test-" + Guid.NewGuid().ToString("n"));
         Options = new NearMLWorkerOptions
@@ -27,7 +27,7 @@ internal sealed class WorkerTestHost : IAsyncDisposable
         };
         configure?.Invoke(Options);
         Metrics = new NearMLMetrics(new TestMeterFactory());
-        Service = new WorkerService(Microsoft.Extensions.Options.Options.Create(Options), Status, NullLoggerFactory.Instance, TimeProvider.System, null, Metrics);
+        Service = new WorkerService(Microsoft.Extensions.Options.Options.Create(Options), Status, NullLoggerFactory.Instance, timeProvider ?? TimeProvider.System, null, Metrics);
     }
 
     public string DataDirectory { get; }
@@ -105,4 +105,18 @@ internal sealed class TestMeterFactory : IMeterFactory
             meter.Dispose();
         }
     }
+}
+
+/// <summary>A wall clock the test can move: timers and timestamps stay real, only <see cref="GetUtcNow"/> is controlled.</summary>
+internal sealed class SettableClock(DateTimeOffset now) : TimeProvider
+{
+    private long _ticks = now.UtcTicks;
+
+    public DateTimeOffset Now
+    {
+        get => new(Interlocked.Read(ref _ticks), TimeSpan.Zero);
+        set => Interlocked.Exchange(ref _ticks, value.UtcTicks);
+    }
+
+    public override DateTimeOffset GetUtcNow() => Now;
 }
