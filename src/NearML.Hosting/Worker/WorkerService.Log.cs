@@ -93,12 +93,25 @@ public sealed partial class WorkerService
         Message = "Round {Round} ended without a receipt for this worker (its update was not accepted or arrived late)")]
     private static partial void LogNoReceipt(ILogger logger, ulong round);
 
+    [LoggerMessage(EventId = 7324, EventName = "SecureRoundSkipped", Level = LogLevel.Warning,
+        Message = "Secure round {Round}: this worker does not contribute: {Reason}")]
+    private static partial void LogSecureSkipped(ILogger logger, ulong round, string reason);
+
+    [LoggerMessage(EventId = 7325, EventName = "SecureRoundLeft", Level = LogLevel.Information,
+        Message = "Secure round {Round}: the coordinator moved on while this worker was in phase {Phase}")]
+    private static partial void LogSecureLeft(ILogger logger, ulong round, NearML.Aggregation.AggregationPhase phase);
+
+    [LoggerMessage(EventId = 7326, EventName = "SecureRoundDone", Level = LogLevel.Information,
+        Message = "Secure round {Round}: aggregation client ended in {Phase} (weight {Weight}, {Bytes} bytes sent)")]
+    private static partial void LogSecureDone(ILogger logger, ulong round, NearML.Aggregation.AggregationPhase phase, int weight, long bytes);
+
+    [LoggerMessage(EventId = 7327, EventName = "StaleAggregationEnvelope", Level = LogLevel.Debug,
+        Message = "Ignored an aggregation message for round {Round}: this worker is not taking part in it")]
+    private static partial void LogStaleEnvelope(ILogger logger, ulong round);
+
     [LoggerMessage(EventId = 7330, EventName = "GoodbyeSent", Level = LogLevel.Information, Message = "Sent Goodbye to the coordinator (mid-round: {MidRound})")]
     private static partial void LogGoodbyeSent(ILogger logger, bool midRound);
 
     [LoggerMessage(EventId = 7331, EventName = "GoodbyeFailed", Level = LogLevel.Debug, Message = "Goodbye not delivered: {Reason}")]
     private static partial void LogGoodbyeFailed(ILogger logger, string reason);
-
-    [LoggerMessage(EventId = 7332, EventName = "UnexpectedFrame", Level = LogLevel.Warning, Message = "Ignored frame from the coordinator: {Detail}")]
-    private static partial void LogUnexpectedFrame(ILogger logger, string detail);
 }

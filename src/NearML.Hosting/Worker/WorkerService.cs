@@ -6,8 +6,11 @@ using Google.Protobuf;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using System.Globalization;
+using NearML.Aggregation;
 using NearML.Core;
 using NearML.Core.Contracts;
+using NearML.Core.Contracts.Aggregation;
 using NearML.Core.Protocol;
 using NearML.Enclave;
 using NearML.Hosting.Jobs;
@@ -259,6 +262,7 @@ public sealed partial class WorkerService : BackgroundService
         private long _syncedSent;
         private long _syncedReceived;
         private PendingReceipt? _pending;
+        private IMessage? _deferred;
         private TimeSpan _idleTimeout;
         private int _maxPart = MaxUpdatePartBytes;
 
@@ -371,8 +375,9 @@ public sealed partial class WorkerService : BackgroundService
                         throw new ProtocolException(error.Code, $"peer reported {error.Code}: {error.Message}") { IsRemote = true };
                     case Heartbeat:
                         break;
-                    case AggregationEnvelope:
-                        LogUnexpectedFrame(Logger, "AggregationEnvelope outside a secure round");
+                    case AggregationEnvelope envelope:
+                        // Late messages of a secure round this worker already finished or left.
+                        LogStaleEnvelope(Logger, envelope.Round);
                         break;
                     case null:
                         throw new ProtocolException(ErrorCode.ConnectionClosed, "the coordinator closed the connection");
@@ -384,6 +389,12 @@ public sealed partial class WorkerService : BackgroundService
 
         private async Task<IMessage?> ReceiveAsync(CancellationToken stopping)
         {
+            if (_deferred is { } deferred)
+            {
+                _deferred = null;
+                return deferred;
+            }
+
             using var idle = CancellationTokenSource.CreateLinkedTokenSource(stopping);
             idle.CancelAfter(_idleTimeout);
             try
@@ -433,10 +444,7 @@ public sealed partial class WorkerService : BackgroundService
                 throw new WorkerFatalException($"job '{assignment.JobId}' uses sync strategy {hp.SyncStrategy}; this worker implements DILOCO");
             }
 
-            if (hp.Extra.TryGetValue("secure", out var secure) && string.Equals(secure, "true", StringComparison.OrdinalIgnoreCase))
-            {
-                throw new WorkerFatalException($"job '{assignment.JobId}' runs secure aggregation, which this worker version does not implement yet");
-            }
+            var secure = hp.Extra.TryGetValue("secure", out var secureText) && string.Equals(secureText, "true", StringComparison.OrdinalIgnoreCase);
 
             var steps = (int)Math.Min(hp.InnerSteps, int.MaxValue);
             if (steps < 1 || hp.BatchSize < 1)
@@ -547,6 +555,12 @@ public sealed partial class WorkerService : BackgroundService
 
             Status.SetProgress(result.Steps, result.LastLoss);
             Status.SetState(WorkerState.Uploading);
+            if (secure)
+            {
+                var masked = await RunSecureAggregationAsync(job, assignment, hp, result, stopping).ConfigureAwait(false);
+                return masked is null ? null : new PendingReceipt(assignment.JobId, assignment.Round, masked);
+            }
+
             var hash = await SendUpdateAsync(job, assignment, hp, result, stopping).ConfigureAwait(false);
             return new PendingReceipt(assignment.JobId, assignment.Round, hash);
         }
@@ -626,6 +640,130 @@ public sealed partial class WorkerService : BackgroundService
                 // The connection is gone; the round's own sends will report it.
                 LogProgressFailed(Logger, ex.Message);
             }
+        }
+
+        /// <summary>
+        /// Secure aggregation (SecAgg+, contract §8): the fixed-point, step-weighted Δ is masked by NearML.Aggregation's client state
+        /// machine, whose messages travel in <see cref="AggregationEnvelope"/> frames. Returns the SHA-256 of the MaskedInput message
+        /// sent (what the receipt credits), or <see langword="null"/> when the worker did not send one.
+        /// </summary>
+        private async Task<byte[]?> RunSecureAggregationAsync(WorkerJob job, JobAssignment assignment, HyperParameters hp, InnerResult result, CancellationToken stopping)
+        {
+            var extra = hp.Extra;
+            AggregationConfig config;
+            uint clientId;
+            double clip;
+            int valueBits, maxWeight;
+            try
+            {
+                config = AggregationConfig.Parser.ParseFrom(Convert.FromBase64String(extra["secagg_config"]));
+                clientId = uint.Parse(extra["secagg_client_id"], NumberStyles.None, CultureInfo.InvariantCulture);
+                clip = double.Parse(extra["secagg_clip"], NumberStyles.Float, CultureInfo.InvariantCulture);
+                valueBits = int.Parse(extra["secagg_value_bits"], NumberStyles.None, CultureInfo.InvariantCulture);
+                maxWeight = int.Parse(extra["secagg_max_weight"], NumberStyles.None, CultureInfo.InvariantCulture);
+            }
+            catch (Exception ex) when (ex is KeyNotFoundException or FormatException or OverflowException or InvalidProtocolBufferException)
+            {
+                throw new ProtocolException(ErrorCode.MalformedFrame, $"secure round {assignment.Round}: the assignment's secagg_* settings are missing or malformed: {ex.Message}", ex);
+            }
+
+            job.Delta.SetDifference(job.Global, job.Model.Parameters);
+            if (owner._options.InjectNanUpdate)
+            {
+                job.Delta.Data.Fill(float.NaN);
+                LogNanInjected(Logger, assignment.Round);
+            }
+
+            if (!job.Delta.IsFinite)
+            {
+                LogSecureSkipped(Logger, assignment.Round, "the pseudo-gradient is not finite");
+                return null;
+            }
+
+            var weight = Math.Min(result.Steps, maxWeight);
+            FixedPointEncoder encoder;
+            try
+            {
+                encoder = new FixedPointEncoder((float)clip, valueBits, (int)config.NumClients, maxWeight);
+            }
+            catch (ArgumentException ex)
+            {
+                LogSecureSkipped(Logger, assignment.Round, $"the fixed-point settings are invalid: {ex.Message}");
+                return null;
+            }
+
+            if (encoder.RingBits != (int)config.RingBits || config.VectorLength != (uint)FixedPointEncoder.EncodedLength(job.Delta.Length))
+            {
+                LogSecureSkipped(Logger, assignment.Round,
+                    $"ring bits {encoder.RingBits} / vector length {FixedPointEncoder.EncodedLength(job.Delta.Length)} differ from the round's {config.RingBits} / {config.VectorLength}");
+                return null;
+            }
+
+            var input = new uint[FixedPointEncoder.EncodedLength(job.Delta.Length)];
+            encoder.Encode(job.Delta.Data, weight, input);
+            var client = new SecureAggregationClient(config, clientId, input);
+            byte[]? maskedHash = null;
+            var before = connection.BytesSent;
+            await SendEnvelopeAsync(assignment, client.Start(), stopping).ConfigureAwait(false);
+            while (client.Phase is not (AggregationPhase.Completed or AggregationPhase.Failed))
+            {
+                var message = await ReceiveAsync(stopping).ConfigureAwait(false);
+                SyncTraffic();
+                if (message is Heartbeat)
+                {
+                    continue;
+                }
+
+                if (message is not AggregationEnvelope envelope)
+                {
+                    // The coordinator moved on (next assignment, receipt, goodbye, close): leave the round, let the session handle it.
+                    _deferred = message;
+                    LogSecureLeft(Logger, assignment.Round, client.Phase);
+                    break;
+                }
+
+                if (envelope.Round != assignment.Round || envelope.JobId != assignment.JobId)
+                {
+                    LogStaleEnvelope(Logger, envelope.Round);
+                    continue;
+                }
+
+                ClientMessage reply;
+                try
+                {
+                    reply = client.Handle(AggregationRound.ParseServerMessage(envelope.Payload.Span));
+                }
+                catch (Exception ex) when (ex is AggregationProtocolException or InvalidDataFormatException or InvalidProtocolBufferException)
+                {
+                    LogSecureSkipped(Logger, assignment.Round, $"the coordinator's aggregation message was refused: {ex.Message}");
+                    break;
+                }
+
+                var payload = await SendEnvelopeAsync(assignment, reply, stopping).ConfigureAwait(false);
+                if (reply.BodyCase == ClientMessage.BodyOneofCase.MaskedInput)
+                {
+                    maskedHash = SHA256.HashData(payload);
+                }
+            }
+
+            if (client.Phase == AggregationPhase.Failed)
+            {
+                LogSecureSkipped(Logger, assignment.Round, $"the aggregation client refused the round: {client.RefusalReason}");
+            }
+
+            SyncTraffic();
+            var secureBytes = connection.BytesSent - before;
+            LogSecureDone(Logger, assignment.Round, client.Phase, weight, secureBytes);
+            return maskedHash;
+        }
+
+        private async Task<byte[]> SendEnvelopeAsync(JobAssignment assignment, ClientMessage message, CancellationToken stopping)
+        {
+            var payload = message.ToByteArray();
+            await connection.SendAsync(
+                new AggregationEnvelope { JobId = assignment.JobId, Round = assignment.Round, Payload = ByteString.CopyFrom(payload), PartIndex = 0, PartCount = 1 },
+                stopping).ConfigureAwait(false);
+            return payload;
         }
 
         private async Task<byte[]> SendUpdateAsync(WorkerJob job, JobAssignment assignment, HyperParameters hp, InnerResult result, CancellationToken stopping)

@@ -121,6 +121,43 @@ public sealed class CoordinatorAdmissionTests
 
     [TestMethod]
     [Timeout(120_000, CooperativeCancellation = true)]
+    public async Task A_second_key_for_a_connected_worker_id_is_refused_and_a_silent_worker_is_dropped_at_its_heartbeat_timeout()
+    {
+        await using var c = await CoordinatorHarness.StartAsync(o =>
+        {
+            o.MinWorkers = 5;
+            o.HeartbeatInterval = TimeSpan.FromMilliseconds(200);
+        });
+
+        // Admitted, then silent: no heartbeats, no frames at all.
+        var quiet = await FakeWorker.ConnectAsync(c.Port, c.Fingerprint);
+        await using (quiet)
+        {
+            using var id = NearML.Core.Protocol.Ed25519Identity.Generate();
+            using var evidence = new SimulatedEvidence();
+            await WorkerHandshake.RunAsync(quiet, id, new WorkerHandshakeOptions { WorkerId = "quiet", EvidenceProvider = evidence }).WaitAsync(CoordinatorHarness.Timeout);
+
+            var other = await FakeWorker.ConnectAsync(c.Port, c.Fingerprint);
+            await using (other)
+            {
+                using var otherKey = NearML.Core.Protocol.Ed25519Identity.Generate();
+                using var e2 = new SimulatedEvidence();
+                var ex = await Assert.ThrowsExactlyAsync<AdmissionRefusedException>(() => WorkerHandshake.RunAsync(other, otherKey, new WorkerHandshakeOptions { WorkerId = "quiet", EvidenceProvider = e2 }).WaitAsync(CoordinatorHarness.Timeout));
+                Assert.AreEqual(RefusalReason.DuplicateIdentity, ex.Reason);
+            }
+
+            using var cts = new CancellationTokenSource(CoordinatorHarness.Timeout);
+            while (c.Status.Workers.SingleOrDefault(w => w.Id == "quiet")?.State != "dropped")
+            {
+                await Task.Delay(20, cts.Token);
+            }
+
+            Assert.IsTrue(c.Logs.Contains("Worker 'quiet' left (dropped): no frame for 0.6 s (heartbeat timeout)"));
+        }
+    }
+
+    [TestMethod]
+    [Timeout(120_000, CooperativeCancellation = true)]
     public async Task Simulated_evidence_is_refused_unless_the_development_switch_is_set()
     {
         await using var c = await CoordinatorHarness.StartAsync(o => o.AllowSimulatedAttestation = false);

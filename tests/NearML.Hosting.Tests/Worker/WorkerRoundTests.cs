@@ -272,6 +272,25 @@ public sealed class WorkerRoundTests
 
     [TestMethod]
     [Timeout(300_000, CooperativeCancellation = true)]
+    public async Task InjectNanUpdate_sends_an_int8_update_that_decodes_to_non_finite_values()
+    {
+        var job = TestJob.Instance;
+        await using var coordinator = new FakeCoordinator();
+        await using var worker = new WorkerTestHost(coordinator, o => o.InjectNanUpdate = true);
+        await worker.StartAsync();
+        var session = await coordinator.NextSessionAsync();
+        await session.SendAsync(job.Assignment(round: 1, steps: 1, compression: "int8"));
+        await session.ReceiveUntilAsync<ParameterRequest>();
+        await ParameterTransfer.SendAsync(session.Connection, job.Parameters, 1, job.Manifest);
+        var (update, payload) = await session.ReceiveUpdateAsync();
+        var delta = new float[job.Parameters.Length];
+        UpdateEncoding.Decode(update.Encoding, payload, delta);
+        Assert.IsFalse(delta.All(float.IsFinite), "the coordinator sees a non-finite update to reject");
+        session.End();
+    }
+
+    [TestMethod]
+    [Timeout(300_000, CooperativeCancellation = true)]
     public async Task Dataset_manifest_mismatch_stops_the_worker_with_a_clear_error()
     {
         var job = TestJob.Instance;

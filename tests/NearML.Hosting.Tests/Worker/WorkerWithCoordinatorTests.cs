@@ -13,19 +13,27 @@ public sealed class WorkerWithCoordinatorTests
     [TestMethod]
     [TestCategory("Slow")]
     [Timeout(300_000, CooperativeCancellation = true)]
-    public async Task Two_workers_complete_a_three_round_job_and_each_logs_a_verified_receipt_per_round()
+    public Task Two_workers_complete_a_three_round_job_and_each_logs_a_verified_receipt_per_round() => RunJobAsync(["alice", "bob"], secure: false);
+
+    [TestMethod]
+    [TestCategory("Slow")]
+    [Timeout(300_000, CooperativeCancellation = true)]
+    public Task Three_workers_complete_a_secure_aggregation_job_and_each_logs_a_verified_receipt_per_round() => RunJobAsync(["alice", "bob", "carol"], secure: true);
+
+    private static async Task RunJobAsync(string[] workerIds, bool secure)
     {
         await using var coordinator = await CoordinatorHarness.StartAsync(o =>
         {
-            o.MinWorkers = 2;
+            o.MinWorkers = workerIds.Length;
             o.RoundTimeout = TimeSpan.FromSeconds(120);
+            o.SecureAggregation = secure;
         });
         var hosts = new List<IHost>();
         var directories = new List<string>();
         var workerLogs = new CapturingLoggerProvider();
         try
         {
-            foreach (var id in new[] { "alice", "bob" })
+            foreach (var id in workerIds)
             {
                 var data = TestAssembly.NewTempDirectory("worker-" + id);
                 directories.Add(data);
@@ -58,7 +66,7 @@ public sealed class WorkerWithCoordinatorTests
             }
 
             Assert.HasCount(3, coordinator.Status.Rounds);
-            Assert.IsTrue(coordinator.Status.Rounds.All(static r => r.Accepted == 2), "both workers' updates were accepted every round");
+            Assert.IsTrue(coordinator.Status.Rounds.All(r => r.Accepted == workerIds.Length), "every worker's update was accepted every round");
             foreach (var (host, data) in hosts.Zip(directories))
             {
                 var status = host.Services.GetRequiredService<WorkerStatus>();
