@@ -110,6 +110,20 @@ internal static class ClusterRunner
             w.Dispose();
         }
 
+        if (outcome == ProgressOutcome.Failed)
+        {
+            foreach (var error in workerStatus.Select(w => w.LastError).Where(e => e is not null).Distinct())
+            {
+                Console.Error.WriteLine($"worker failure: {error}");
+            }
+
+            if (settings.Secure)
+            {
+                Console.Error.WriteLine("--secure: secure aggregation is not available end to end in this build (see the failure above); run without --secure.");
+                return 2;
+            }
+        }
+
         if (outcome != ProgressOutcome.Completed)
         {
             AnsiConsole.MarkupLine(outcome == ProgressOutcome.Cancelled
@@ -121,7 +135,7 @@ internal static class ClusterRunner
         var pool = UInt128.Parse(coordinator.Services.GetRequiredService<IOptions<NearMLCoordinatorOptions>>().Value.RewardPerEpoch, System.Globalization.CultureInfo.InvariantCulture);
         if (status.Rounds.Count == 0)
         {
-            AnsiConsole.MarkupLine($"The job in {Markup.Escape(settings.StateDirectory)} was already complete (final accuracy {status.LastAccuracy:P2}, ledger root {Markup.Escape(status.LedgerRoot ?? "–")}). Add [bold]--fresh[/] to train again from scratch.");
+            AnsiConsole.MarkupLine($"The job in {Markup.Escape(settings.StateDirectory)} was already complete (final accuracy {(status.LastAccuracy is { } a ? a.ToString("P2", System.Globalization.CultureInfo.InvariantCulture) : "not re-evaluated")}, ledger root {Markup.Escape(status.LedgerRoot ?? "–")}). Add [bold]--fresh[/] to train again from scratch.");
             return 0;
         }
 
@@ -150,6 +164,7 @@ internal static class ClusterRunner
         builder.Logging.ClearProviders();
         builder.Logging.AddProvider(log.Provider("coordinator"));
         builder.Logging.SetMinimumLevel(LogLevel.Information);
+        builder.Services.AddSingleton<IHostLifetime, QuietLifetime>();
         builder.Services.AddNearMLCoordinator(o =>
         {
             o.ListenAddress = "127.0.0.1";
@@ -179,6 +194,7 @@ internal static class ClusterRunner
         builder.Logging.ClearProviders();
         builder.Logging.AddProvider(log.Provider(id));
         builder.Logging.SetMinimumLevel(LogLevel.Information);
+        builder.Services.AddSingleton<IHostLifetime, QuietLifetime>();
         builder.Services.AddNearMLWorker(o =>
         {
             o.CoordinatorHost = "127.0.0.1";

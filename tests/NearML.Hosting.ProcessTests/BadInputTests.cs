@@ -54,6 +54,7 @@ public sealed class BadInputTests
 
     [TestMethod]
     [TestCategory("Process")]
+    [TestCategory("Slow")]
     [Timeout(90_000, CooperativeCancellation = true)]
     public async Task Garbage_bytes_before_TLS_are_dropped()
     {
@@ -85,6 +86,7 @@ public sealed class BadInputTests
 
     [TestMethod]
     [TestCategory("Process")]
+    [TestCategory("Slow")]
     [Timeout(90_000, CooperativeCancellation = true)]
     public async Task Garbage_frame_inside_TLS_gets_an_error_and_is_closed()
     {
@@ -105,6 +107,7 @@ public sealed class BadInputTests
 
     [TestMethod]
     [TestCategory("Process")]
+    [TestCategory("Slow")]
     [Timeout(90_000, CooperativeCancellation = true)]
     public async Task Oversized_frame_is_refused_before_its_payload_is_read()
     {
@@ -124,6 +127,7 @@ public sealed class BadInputTests
 
     [TestMethod]
     [TestCategory("Process")]
+    [TestCategory("Slow")]
     [Timeout(90_000, CooperativeCancellation = true)]
     public async Task Truncated_frame_closes_only_that_connection()
     {
@@ -142,6 +146,7 @@ public sealed class BadInputTests
 
     [TestMethod]
     [TestCategory("Process")]
+    [TestCategory("Slow")]
     [Timeout(90_000, CooperativeCancellation = true)]
     public async Task Replayed_handshake_is_refused_with_bad_signature()
     {
@@ -198,6 +203,7 @@ public sealed class BadInputTests
 
     [TestMethod]
     [TestCategory("Process")]
+    [TestCategory("Slow")]
     [Timeout(90_000, CooperativeCancellation = true)]
     public async Task Unattested_worker_is_refused_and_stops_with_a_clear_error()
     {
@@ -212,6 +218,7 @@ public sealed class BadInputTests
 
     [TestMethod]
     [TestCategory("Process")]
+    [TestCategory("Slow")]
     [Timeout(120_000, CooperativeCancellation = true)]
     public async Task NaN_update_is_rejected_and_earns_no_receipt()
     {

@@ -9,6 +9,7 @@ public sealed class CoordinatorCrashTests
 
     [TestMethod]
     [TestCategory("Process")]
+    [TestCategory("Slow")]
     [Timeout(150_000, CooperativeCancellation = true)]
     public async Task Coordinator_killed_mid_round_resumes_from_the_last_completed_round_without_ledger_gap_or_duplicate()
     {

@@ -14,6 +14,7 @@ public sealed class LoadTests
     /// </summary>
     [TestMethod]
     [TestCategory("Process")]
+    [TestCategory("Slow")]
     [Timeout(170_000, CooperativeCancellation = true)]
     public async Task Fifty_workers_join_within_a_second_and_leave_at_random_and_no_round_hangs()
     {

@@ -9,6 +9,7 @@ public sealed class WorkerCrashTests
 
     [TestMethod]
     [TestCategory("Process")]
+    [TestCategory("Slow")]
     [Timeout(150_000, CooperativeCancellation = true)]
     public async Task Worker_killed_mid_round_gets_no_receipt_for_it_and_rejoins_later()
     {
