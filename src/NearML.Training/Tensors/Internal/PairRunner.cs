@@ -12,8 +12,8 @@ internal abstract class RangeJob
 /// <summary>
 /// Splits a job in two halves: the caller runs the first, one persistent background thread the second. Used for
 /// many small independent pieces (attention heads) whose GEMMs are too small for the GEMM's own threading.
-/// Allocation-free per call; when the helper is busy (another tape) or the machine has one core, the caller runs
-/// everything.
+/// Allocation-free per call; when the helper is busy (another tape), the machine has one core or the engine is limited
+/// to one thread (<see cref="NearML.Training.Kernels.KernelThreads.Count"/>), the caller runs everything.
 /// </summary>
 internal static class PairRunner
 {
@@ -28,7 +28,7 @@ internal static class PairRunner
 
     public static void Run(RangeJob job, int count)
     {
-        if (count < 2 || Environment.ProcessorCount < 2 || !Gate.TryEnter())
+        if (count < 2 || Environment.ProcessorCount < 2 || NearML.Training.Kernels.KernelThreads.Count < 2 || !Gate.TryEnter())
         {
             job.Run(0, count, 0);
             return;
