@@ -61,7 +61,7 @@ internal sealed class ProgressView(ClusterSettings settings, CoordinatorStatus c
                 var perWorker = string.Join("  ", workers.Select((w, i) => string.Create(CultureInfo.InvariantCulture, $"{ClusterSettings.WorkerId(i)} loss {w.Loss:0.000} sent {Bytes(w.BytesSent)}")));
                 Console.WriteLine(string.Create(
                     CultureInfo.InvariantCulture,
-                    $"[{_clock.Elapsed:mm\\:ss}] round {r.Round + 1}/{settings.Rounds} done in {r.Duration.TotalSeconds:0.0} s: accuracy {accuracy}, {r.Accepted}/{r.Cohort} updates accepted, mean loss {r.MeanLoss:0.0000}   {perWorker}"));
+                    $"[{_clock.Elapsed:mm\\:ss}] round {r.Round + 1}/{settings.Rounds} done in {r.Duration.TotalSeconds:0.0} s: accuracy {accuracy}, {r.Accepted}/{r.Cohort} updates accepted, mean loss {(double.IsNaN(r.MeanLoss) ? "n/a (secure)" : r.MeanLoss.ToString("0.0000", CultureInfo.InvariantCulture))}   {perWorker}"));
             }
 
             if (Finished(cancellationToken) is { } done)
