@@ -58,7 +58,11 @@ public sealed partial class CoordinatorService
         AggregationConfig config;
         try
         {
-            config = AggregationRound.CreateConfig(o.JobId, (ulong)round, AggregationProtocol.SecaggPlus, n, FixedPointEncoder.EncodedLength(parameterCount), encoder.RingBits);
+            // Plan for at least one dropout: the finder counts ⌊δ·n⌋ dropouts, which is 0 for cohorts under 20 at δ = 0.05 and
+            // would give a graph that cannot survive a single worker leaving mid-round.
+            var dropoutFraction = Math.Max(0.05, 1.0 / n);
+            config = AggregationRound.CreateConfig(o.JobId, (ulong)round, AggregationProtocol.SecaggPlus, n, FixedPointEncoder.EncodedLength(parameterCount), encoder.RingBits,
+                corruptFraction: 0.05, dropoutFraction: dropoutFraction);
         }
         catch (ArgumentException)
         {
