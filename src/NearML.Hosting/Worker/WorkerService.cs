@@ -257,7 +257,7 @@ public sealed partial class WorkerService : BackgroundService
     };
 
     /// <summary>One admitted connection: the receive loop and the rounds run on it.</summary>
-    private sealed class Session(WorkerService owner, FrameConnection connection)
+    private sealed partial class Session(WorkerService owner, FrameConnection connection)
     {
         private long _syncedSent;
         private long _syncedReceived;
@@ -439,9 +439,9 @@ public sealed partial class WorkerService : BackgroundService
                 throw new ProtocolException(ErrorCode.MalformedFrame, $"JobAssignment for round {assignment.Round} has no model");
             }
 
-            if (hp.SyncStrategy != SyncStrategy.Diloco)
+            if (hp.SyncStrategy is not (SyncStrategy.Diloco or SyncStrategy.Ddp or SyncStrategy.Demo))
             {
-                throw new WorkerFatalException($"job '{assignment.JobId}' uses sync strategy {hp.SyncStrategy}; this worker implements DILOCO");
+                throw new WorkerFatalException($"job '{assignment.JobId}' uses sync strategy {hp.SyncStrategy}; this worker implements DILOCO, DDP and DEMO");
             }
 
             var secure = hp.Extra.TryGetValue("secure", out var secureText) && string.Equals(secureText, "true", StringComparison.OrdinalIgnoreCase);
@@ -511,6 +511,11 @@ public sealed partial class WorkerService : BackgroundService
             }
 
             job.Model.Parameters.CopyFrom(job.Global);
+            if (hp.SyncStrategy != SyncStrategy.Diloco)
+            {
+                return await RunRelayRoundAsync(job, assignment, hp, steps, deadline, stopping).ConfigureAwait(false);
+            }
+
             var trainer = job.EnsureTrainer(hp.InnerLearningRate, hp.WeightDecay);
             Status.SetState(WorkerState.Training);
             var shards = assignment.ShardIds.Select(static s => (int)s).ToArray();
@@ -766,9 +771,9 @@ public sealed partial class WorkerService : BackgroundService
             return payload;
         }
 
-        private async Task<byte[]> SendUpdateAsync(WorkerJob job, JobAssignment assignment, HyperParameters hp, InnerResult result, CancellationToken stopping)
+        private async Task<byte[]> SendUpdateAsync(WorkerJob job, JobAssignment assignment, HyperParameters hp, InnerResult result, CancellationToken stopping, string? encodingOverride = null)
         {
-            var encoding = string.IsNullOrEmpty(hp.Compression) ? "int8" : hp.Compression;
+            var encoding = encodingOverride ?? (string.IsNullOrEmpty(hp.Compression) ? "int8" : hp.Compression);
             job.Delta.SetDifference(job.Global, job.Model.Parameters);
             if (owner._options.InjectNanUpdate)
             {
