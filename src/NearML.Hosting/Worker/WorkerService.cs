@@ -21,7 +21,8 @@ namespace NearML.Hosting.Worker;
 
 /// <summary>
 /// The NearML worker as a hosted service: connects to the coordinator over TLS, proves its ed25519 identity (with attestation
-/// evidence when configured), then takes part in DiLoCo rounds — download and verify the global parameters when their version
+/// evidence when configured), then takes part in DiLoCo rounds (or DDP / DeMo rounds whose per-step exchanges the coordinator
+/// relays) — download and verify the global parameters when their version
 /// changed, run the inner AdamW steps on its shards, send the compressed pseudo-gradient, verify and log the receipt — until the
 /// host stops. Faults reconnect with exponential backoff and jitter; a permanent refusal stops the worker with
 /// <see cref="WorkerStatus.LastError"/> set. Register with <c>services.AddNearMLWorker(...)</c>.
@@ -830,6 +831,8 @@ public sealed partial class WorkerService : BackgroundService
                 MemoryBytes = (ulong)Math.Max(0, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes),
             };
             capabilities.Features.Add("diloco");
+            capabilities.Features.Add("ddp");
+            capabilities.Features.Add("demo");
             capabilities.Features.Add("fp32");
             capabilities.Features.Add("fp16");
             capabilities.Features.Add("int8");
