@@ -76,6 +76,11 @@ public sealed class RelayTests
                 TestContext.WriteLine($"{strategy} round {r.Round}: {r.Accepted}/{r.Cohort} accepted, loss {r.MeanLoss:F4}, accuracy {r.Accuracy:P2}, update bytes {r.UpdateBytes}");
             }
 
+            foreach (var line in workerLogs.Lines.Where(l => l.Contains("relay bytes sent", StringComparison.Ordinal)))
+            {
+                TestContext.WriteLine(line);
+            }
+
             Assert.HasCount(3, rounds);
             Assert.IsTrue(rounds.All(r => r.Accepted == 2), "both workers' round updates were accepted every round");
             Assert.IsTrue(rounds[^1].MeanLoss < rounds[0].MeanLoss, $"mean training loss fell: {rounds[0].MeanLoss} -> {rounds[^1].MeanLoss}");
