@@ -31,6 +31,8 @@ public sealed partial class CoordinatorService : BackgroundService
 {
     private const int EvaluationBatch = 500;
     private static readonly TimeSpan SendTimeout = TimeSpan.FromSeconds(30);
+
+    private static readonly TimeSpan RelaySweepInterval = TimeSpan.FromMilliseconds(100);
     private readonly NearMLCoordinatorOptions _options;
     private readonly CoordinatorStatus _status;
     private readonly NearMLMetrics _metrics;
@@ -307,6 +309,11 @@ public sealed partial class CoordinatorService : BackgroundService
 
         var waits = new List<Task>(cohort.Count);
         var sends = new List<Task>(cohort.Count);
+        if (IsRelay)
+        {
+            BeginRelayRound(round, cohort);
+        }
+
         foreach (var s in cohort)
         {
             waits.Add(s.BeginRound(round, version, _time.GetTimestamp()));
@@ -330,8 +337,27 @@ public sealed partial class CoordinatorService : BackgroundService
         {
             var remaining = deadline - _time.GetUtcNow();
             var delay = Task.Delay(remaining > TimeSpan.Zero ? remaining : TimeSpan.Zero, _time, timeout.Token);
-            await Task.WhenAny(Task.WhenAll(waits), delay).ConfigureAwait(false);
+            var all = Task.WhenAll(waits);
+            if (IsRelay)
+            {
+                // Relay rounds: exchanges whose missing members have left are completed with the others.
+                while (!all.IsCompleted && !delay.IsCompleted)
+                {
+                    await Task.WhenAny(all, delay, Task.Delay(RelaySweepInterval, _time, timeout.Token)).ConfigureAwait(false);
+                    SweepRelay();
+                }
+            }
+            else
+            {
+                await Task.WhenAny(all, delay).ConfigureAwait(false);
+            }
+
             await timeout.CancelAsync().ConfigureAwait(false);
+            if (IsRelay)
+            {
+                EndRelayRound(round);
+            }
+
             ct.ThrowIfCancellationRequested();
         }
 
@@ -374,7 +400,16 @@ public sealed partial class CoordinatorService : BackgroundService
                 _metrics.UpdateAccepted();
             }
 
-            outer.Step(model.Parameters, mean);
+            if (IsRelay)
+            {
+                // Relay rounds: every worker applied the same steps, so the mean change is the new state (no outer optimizer).
+                System.Numerics.Tensors.TensorPrimitives.Subtract(model.Parameters.Buffer, mean.Buffer, model.Parameters.Buffer);
+            }
+            else
+            {
+                outer.Step(model.Parameters, mean);
+            }
+
             version++;
             meanLoss = loss;
             Publish(model.Parameters, version);
@@ -699,8 +734,11 @@ public sealed partial class CoordinatorService : BackgroundService
                 case AggregationEnvelope envelope:
                     OnEnvelope(session, envelope);
                     break;
+                case RelayContribution contribution:
+                    OnRelayContribution(session, contribution);
+                    break;
                 case Update update:
-                    var ignored = session.Receive(update, _options.Compression, _published!.Parameters.Length, _time.GetTimestamp(), _time);
+                    var ignored = session.Receive(update, IsRelay ? "fp32" : _options.Compression, _published!.Parameters.Length, _time.GetTimestamp(), _time);
                     if (ignored is not null)
                     {
                         CoordinatorLog.Ignored(_logger, session.Id, ignored);
@@ -808,14 +846,14 @@ public sealed partial class CoordinatorService : BackgroundService
         var o = _options;
         var h = new HyperParameters
         {
-            SyncStrategy = NearML.Core.Contracts.SyncStrategy.Diloco,
+            SyncStrategy = o.SyncStrategyKind,
             InnerSteps = (uint)o.InnerSteps,
             BatchSize = (uint)o.BatchSize,
             InnerLearningRate = o.InnerLearningRate,
             WeightDecay = o.WeightDecay,
             OuterLearningRate = o.OuterLearningRate,
             OuterMomentum = o.OuterMomentum,
-            Compression = o.Compression,
+            Compression = IsRelay ? "fp32" : o.Compression,
             Seed = (ulong)o.Seed,
         };
         h.Extra["dataset"] = _dataset!.Manifest.Name;

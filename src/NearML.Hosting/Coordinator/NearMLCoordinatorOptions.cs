@@ -89,9 +89,20 @@ public sealed class NearMLCoordinatorOptions
     /// <value>The default value is 1.</value>
     public int Seed { get; set; } = 1;
 
-    /// <summary>Gets or sets the sync strategy. Only <c>diloco</c> is served; <c>ddp</c> and <c>demo</c> are refused at start.</summary>
+    /// <summary>
+    /// Gets or sets the sync strategy: <c>diloco</c> (rounds of H local steps, one compressed pseudo-gradient each), or <c>ddp</c> /
+    /// <c>demo</c>, whose per-step exchanges the coordinator relays (see docs/hosting.md, "DDP and DeMo via the relay").
+    /// </summary>
     /// <value>The default value is <c>diloco</c>.</value>
     public string SyncStrategy { get; set; } = "diloco";
+
+    /// <summary>Gets the wire value of <see cref="SyncStrategy"/> (DILOCO for anything but <c>ddp</c> and <c>demo</c>).</summary>
+    internal NearML.Core.Contracts.SyncStrategy SyncStrategyKind => SyncStrategy?.Trim().ToLowerInvariant() switch
+    {
+        "ddp" => NearML.Core.Contracts.SyncStrategy.Ddp,
+        "demo" => NearML.Core.Contracts.SyncStrategy.Demo,
+        _ => NearML.Core.Contracts.SyncStrategy.Diloco,
+    };
 
     /// <summary>Gets or sets how many admitted workers must be connected before a round starts.</summary>
     /// <value>The default value is 1.</value>
@@ -233,11 +244,10 @@ internal sealed class NearMLCoordinatorOptionsValidator : IValidateOptions<NearM
         Check(Finite(options.OuterMomentum) && options.OuterMomentum > 0 && options.OuterMomentum < 1, $"OuterMomentum {options.OuterMomentum} must be in (0, 1) (Nesterov needs momentum).");
         Check(UpdateEncoding.IsKnown(options.Compression), $"Compression '{options.Compression}' is unknown (known: {string.Join(", ", UpdateEncoding.Names)}).");
         var strategy = options.SyncStrategy?.Trim().ToLowerInvariant();
+        Check(strategy is "diloco" or "ddp" or "demo", $"SyncStrategy '{options.SyncStrategy}' is unknown; use 'diloco', 'ddp' or 'demo'.");
         Check(
-            strategy == "diloco",
-            strategy is "ddp" or "demo"
-                ? $"SyncStrategy '{options.SyncStrategy}' is not served by this coordinator yet: only 'diloco' runs over the network (DDP and DeMo need a per-step coordinator relay, which is not implemented). Use SyncStrategy=diloco."
-                : $"SyncStrategy '{options.SyncStrategy}' is unknown; use 'diloco'.");
+            strategy is not ("ddp" or "demo") || !options.SecureAggregation,
+            $"SyncStrategy '{options.SyncStrategy}' runs over the coordinator relay, which sees every contribution; SecureAggregation needs SyncStrategy=diloco.");
         Check(options.MinWorkers >= 1, $"MinWorkers {options.MinWorkers} must be at least 1.");
         Check(options.MaxWorkers >= options.MinWorkers, $"MaxWorkers {options.MaxWorkers} must be at least MinWorkers {options.MinWorkers}.");
         Check(options.RoundTimeout > TimeSpan.Zero, $"RoundTimeout {options.RoundTimeout} must be positive.");

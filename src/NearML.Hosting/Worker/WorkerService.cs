@@ -21,7 +21,8 @@ namespace NearML.Hosting.Worker;
 
 /// <summary>
 /// The NearML worker as a hosted service: connects to the coordinator over TLS, proves its ed25519 identity (with attestation
-/// evidence when configured), then takes part in DiLoCo rounds — download and verify the global parameters when their version
+/// evidence when configured), then takes part in DiLoCo rounds (or DDP / DeMo rounds whose per-step exchanges the coordinator
+/// relays) — download and verify the global parameters when their version
 /// changed, run the inner AdamW steps on its shards, send the compressed pseudo-gradient, verify and log the receipt — until the
 /// host stops. Faults reconnect with exponential backoff and jitter; a permanent refusal stops the worker with
 /// <see cref="WorkerStatus.LastError"/> set. Register with <c>services.AddNearMLWorker(...)</c>.
@@ -257,7 +258,7 @@ public sealed partial class WorkerService : BackgroundService
     };
 
     /// <summary>One admitted connection: the receive loop and the rounds run on it.</summary>
-    private sealed class Session(WorkerService owner, FrameConnection connection)
+    private sealed partial class Session(WorkerService owner, FrameConnection connection)
     {
         private long _syncedSent;
         private long _syncedReceived;
@@ -439,9 +440,9 @@ public sealed partial class WorkerService : BackgroundService
                 throw new ProtocolException(ErrorCode.MalformedFrame, $"JobAssignment for round {assignment.Round} has no model");
             }
 
-            if (hp.SyncStrategy != SyncStrategy.Diloco)
+            if (hp.SyncStrategy is not (SyncStrategy.Diloco or SyncStrategy.Ddp or SyncStrategy.Demo))
             {
-                throw new WorkerFatalException($"job '{assignment.JobId}' uses sync strategy {hp.SyncStrategy}; this worker implements DILOCO");
+                throw new WorkerFatalException($"job '{assignment.JobId}' uses sync strategy {hp.SyncStrategy}; this worker implements DILOCO, DDP and DEMO");
             }
 
             var secure = hp.Extra.TryGetValue("secure", out var secureText) && string.Equals(secureText, "true", StringComparison.OrdinalIgnoreCase);
@@ -511,6 +512,11 @@ public sealed partial class WorkerService : BackgroundService
             }
 
             job.Model.Parameters.CopyFrom(job.Global);
+            if (hp.SyncStrategy != SyncStrategy.Diloco)
+            {
+                return await RunRelayRoundAsync(job, assignment, hp, steps, deadline, stopping).ConfigureAwait(false);
+            }
+
             var trainer = job.EnsureTrainer(hp.InnerLearningRate, hp.WeightDecay);
             Status.SetState(WorkerState.Training);
             var shards = assignment.ShardIds.Select(static s => (int)s).ToArray();
@@ -766,9 +772,9 @@ public sealed partial class WorkerService : BackgroundService
             return payload;
         }
 
-        private async Task<byte[]> SendUpdateAsync(WorkerJob job, JobAssignment assignment, HyperParameters hp, InnerResult result, CancellationToken stopping)
+        private async Task<byte[]> SendUpdateAsync(WorkerJob job, JobAssignment assignment, HyperParameters hp, InnerResult result, CancellationToken stopping, string? encodingOverride = null)
         {
-            var encoding = string.IsNullOrEmpty(hp.Compression) ? "int8" : hp.Compression;
+            var encoding = encodingOverride ?? (string.IsNullOrEmpty(hp.Compression) ? "int8" : hp.Compression);
             job.Delta.SetDifference(job.Global, job.Model.Parameters);
             if (owner._options.InjectNanUpdate)
             {
@@ -825,6 +831,8 @@ public sealed partial class WorkerService : BackgroundService
                 MemoryBytes = (ulong)Math.Max(0, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes),
             };
             capabilities.Features.Add("diloco");
+            capabilities.Features.Add("ddp");
+            capabilities.Features.Add("demo");
             capabilities.Features.Add("fp32");
             capabilities.Features.Add("fp16");
             capabilities.Features.Add("int8");

@@ -27,7 +27,7 @@ public sealed class CoordinatorOptionsTests
                 o.Rounds = 0;
                 o.Compression = "int3";
                 o.OuterMomentum = 1.5;
-                o.SyncStrategy = "ddp";
+                o.SyncStrategy = "allreduce";
                 o.Model = "resnet";
             },
             logs);
@@ -36,7 +36,7 @@ public sealed class CoordinatorOptionsTests
         StringAssert.Contains(ex.Message, "Rounds 0");
         StringAssert.Contains(ex.Message, "Compression 'int3'");
         StringAssert.Contains(ex.Message, "OuterMomentum 1.5");
-        StringAssert.Contains(ex.Message, "DDP and DeMo need a per-step coordinator relay");
+        StringAssert.Contains(ex.Message, "SyncStrategy 'allreduce' is unknown; use 'diloco', 'ddp' or 'demo'");
         StringAssert.Contains(ex.Message, "resnet");
     }
 

@@ -214,6 +214,8 @@ internal sealed class FakeWorker : IAsyncDisposable
 
     public ConcurrentQueue<Receipt> Receipts { get; } = new();
 
+    public ConcurrentQueue<RelayResult> RelayResults { get; } = new();
+
     public ConcurrentDictionary<ulong, float[]> Downloaded { get; } = new();
 
     public Goodbye? Goodbye { get; private set; }
@@ -290,6 +292,9 @@ internal sealed class FakeWorker : IAsyncDisposable
                         return;
                     case Receipt r:
                         Receipts.Enqueue(r);
+                        break;
+                    case RelayResult relay:
+                        RelayResults.Enqueue(relay);
                         break;
                     case AggregationEnvelope env when _secure is not null && _secureJob is not null && env.Round == _secureJob.Round:
                         if (Behavior == FakeBehavior.SecureDropAfterKeys && ++_secureReplies >= 2)
