@@ -15,7 +15,7 @@ public sealed class CoordinatorCrashTests
     {
         await using var cluster = new TestCluster(TestContext, "coordinator-kill");
         var port = TestCluster.FreePort();
-        string[] coordinatorArgs = ["--rounds", "6", "--steps", "60", "--min-workers", "2", "--round-timeout", "00:00:40"];
+        string[] coordinatorArgs = ["--rounds", "6", "--steps", "120", "--min-workers", "2", "--round-timeout", "00:00:40"];
         var first = await cluster.StartCoordinatorAsync(port, coordinatorArgs);
         var w0 = cluster.StartWorker("w0");
         var w1 = cluster.StartWorker("w1");
@@ -26,7 +26,7 @@ public sealed class CoordinatorCrashTests
         var r1 = long.Parse(firstDone.Groups[1].Value, CultureInfo.InvariantCulture);
         await first.WaitForStdoutAsync($@"^ROUND {r1 + 1} COMPLETE", timeout, 0, cluster.Token);
         var lastCompleted = r1 + 1;
-        await w0.WaitForStdoutAsync($@"^PROGRESS id=w0 round={lastCompleted + 1} step=[1-9]", timeout, 0, cluster.Token);
+        await w0.WaitForTrainingAsync("w0", lastCompleted + 1, timeout, cluster.Token);
         first.Kill();
         await first.WaitForExitAsync(TimeSpan.FromSeconds(10), cluster.Token);
         Assert.IsFalse(TestCluster.CompletedRounds(first).Any(r => r.Round > lastCompleted), "a round completed after the kill point");

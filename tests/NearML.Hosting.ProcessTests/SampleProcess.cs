@@ -152,6 +152,34 @@ internal sealed partial class SampleProcess : IAsyncDisposable
     public Task<Match> WaitForStdoutAsync(string pattern, TimeSpan timeout, int fromLine = 0, CancellationToken cancellationToken = default) =>
         WaitForAsync(stdout: true, new Regex(pattern, RegexOptions.CultureInvariant), timeout, fromLine, cancellationToken);
 
+    /// <summary>
+    /// Waits until worker <paramref name="workerId"/> has received round <paramref name="round"/>'s assignment and started
+    /// its inner steps (<c>ROUND</c> then <c>STATE … Training</c> lines). Unlike a <c>PROGRESS</c> line this does not depend
+    /// on the round lasting longer than the worker's 1 s progress interval, which a quiet machine does not guarantee.
+    /// </summary>
+    /// <param name="workerId">The worker id.</param>
+    /// <param name="round">The round.</param>
+    /// <param name="timeout">The deadline for each of the two lines.</param>
+    /// <param name="cancellationToken">Test cancellation.</param>
+    /// <returns>A task that completes once the worker is training that round.</returns>
+    public async Task WaitForTrainingAsync(string workerId, long round, TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        var roundLine = $"ROUND id={workerId} round={round}";
+        await WaitForStdoutAsync("^" + Regex.Escape(roundLine) + "$", timeout, 0, cancellationToken).ConfigureAwait(false);
+        var lines = StdoutLines;
+        var from = 0;
+        for (var i = lines.Count - 1; i >= 0; i--)
+        {
+            if (lines[i] == roundLine)
+            {
+                from = i;
+                break;
+            }
+        }
+
+        await WaitForStdoutAsync("^" + Regex.Escape($"STATE id={workerId} state=Training"), timeout, from, cancellationToken).ConfigureAwait(false);
+    }
+
     /// <summary>Waits for a stderr (log) line matching <paramref name="pattern"/>, at index ≥ <paramref name="fromLine"/>.</summary>
     /// <param name="pattern">The regular expression.</param>
     /// <param name="timeout">The deadline.</param>

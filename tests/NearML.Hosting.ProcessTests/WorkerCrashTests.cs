@@ -14,7 +14,7 @@ public sealed class WorkerCrashTests
     public async Task Worker_killed_mid_round_gets_no_receipt_for_it_and_rejoins_later()
     {
         await using var cluster = new TestCluster(TestContext, "worker-kill");
-        var coordinator = await cluster.StartCoordinatorAsync(0, "--rounds", "6", "--steps", "60", "--min-workers", "3", "--round-timeout", "00:00:40");
+        var coordinator = await cluster.StartCoordinatorAsync(0, "--rounds", "6", "--steps", "120", "--min-workers", "3", "--round-timeout", "00:00:40");
         var w0 = cluster.StartWorker("w0");
         var w1 = cluster.StartWorker("w1");
         var victim = cluster.StartWorker("w2");
@@ -24,9 +24,9 @@ public sealed class WorkerCrashTests
         var first = await coordinator.WaitForStdoutAsync(@"^ROUND (\d+) COMPLETE", timeout, 0, cluster.Token);
         var firstRound = long.Parse(first.Groups[1].Value, CultureInfo.InvariantCulture);
         var killedRound = firstRound + 1;
-        var training = await victim.WaitForStdoutAsync($@"^PROGRESS id=w2 round={killedRound} step=([1-9]\d*)", timeout, 0, cluster.Token);
+        await victim.WaitForTrainingAsync("w2", killedRound, timeout, cluster.Token);
         victim.Kill();
-        TestContext.WriteLine($"SIGKILLed w2 at step {training.Groups[1].Value} of round {killedRound}");
+        TestContext.WriteLine($"SIGKILLed w2 while it trained round {killedRound}");
 
         // The round completes without it (dropout: the deadline is not needed, the connection reset says it left).
         var done = await coordinator.WaitForStdoutAsync($@"^ROUND {killedRound} COMPLETE acc=\S+ accepted=(\d+) cohort=(\d+)", timeout, 0, cluster.Token);
