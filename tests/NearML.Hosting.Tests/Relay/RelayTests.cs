@@ -42,23 +42,7 @@ public sealed class RelayTests
             {
                 var data = TestAssembly.NewTempDirectory("relay-" + id);
                 directories.Add(data);
-                var builder = new HostApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-                builder.Logging.AddProvider(workerLogs);
-                builder.Services.AddNearMLWorker(o =>
-                {
-                    o.WorkerId = id;
-                    o.CoordinatorPort = coordinator.Port;
-                    o.CoordinatorFingerprint = coordinator.Fingerprint;
-                    o.DataDirectory = data;
-                    o.DatasetDirectory = TestAssembly.DatasetDirectory;
-                    o.AttestationProvider = "simulated";
-                    o.InitialReconnectDelay = TimeSpan.FromMilliseconds(50);
-                    o.MaxReconnectDelay = TimeSpan.FromMilliseconds(500);
-                });
-                var host = builder.Build();
-                hosts.Add(host);
-                using var start = new CancellationTokenSource(FakeCoordinator.WaitTimeout);
-                await host.StartAsync(start.Token);
+                hosts.Add(await RealWorkerHost.StartAsync(coordinator, id, data, workerLogs));
             }
 
             try
