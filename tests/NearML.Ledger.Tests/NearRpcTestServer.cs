@@ -20,6 +20,9 @@ public enum NearFault
     /// <summary>Accept the transaction and wait for the requested level, then drop the connection without an answer.</summary>
     DropAfterExecute,
 
+    /// <summary>Answer INVALID_TRANSACTION / NotEnoughBalance, accepting nothing (a refusal that names no nonce or expiry).</summary>
+    NotEnoughBalance,
+
     /// <summary>Answer HTTP 503 with an HTML body, accepting nothing.</summary>
     ServiceUnavailable,
 
@@ -119,6 +122,9 @@ public sealed class NearRpcTestServer : IDisposable
 
     /// <summary>Gets or sets a value indicating whether no blocks are produced at all.</summary>
     public bool Frozen { get; set; }
+
+    /// <summary>Gets or sets a value indicating whether a wait that times out answers with the level reached so far (as some RPC providers do) instead of TIMEOUT_ERROR.</summary>
+    public bool AnswerCurrentLevelOnTimeout { get; set; }
 
     /// <summary>Gets or sets how many blocks a waiting call lets pass before it answers TIMEOUT_ERROR.</summary>
     public int NodeTimeoutBlocks { get; set; } = 20;
@@ -584,7 +590,8 @@ public sealed class NearRpcTestServer : IDisposable
 
             if (i >= NodeTimeoutBlocks || Frozen)
             {
-                return Timeout(id);
+                // nearcore answers TIMEOUT_ERROR; some RPC providers answer with the level reached so far instead.
+                return AnswerCurrentLevelOnTimeout && _chain.TryGetValue(hash, out ChainTx? reached) ? Ok(id, Outcome(reached, Level(reached))) : Timeout(id);
             }
 
             ProduceBlock();
@@ -610,6 +617,8 @@ public sealed class NearRpcTestServer : IDisposable
                 return Error(id, 200, "HANDLER_ERROR", "DOES_NOT_TRACK_SHARD", "{}", "\"Node does not track the shard\"");
             case NearFault.Drop:
                 return (0, null);
+            case NearFault.NotEnoughBalance:
+                return InvalidTx(id, string.Concat("{\"NotEnoughBalance\":{\"signer_id\":\"", tx.SignerId, "\",\"balance\":\"0\",\"cost\":\"", Convert.ToString(Cost(tx), CultureInfo.InvariantCulture), "\"}}"));
             case NearFault.InvalidNonce:
                 {
                     ulong ak = _accessKeys.TryGetValue((tx.SignerId, tx.PublicKey.ToString()), out var history) ? history[^1].Nonce : 0;
