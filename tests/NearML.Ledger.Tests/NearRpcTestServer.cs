@@ -236,6 +236,25 @@ public sealed class NearRpcTestServer : IDisposable
         }
     }
 
+    /// <summary>Forgets every queued fault and raw answer.</summary>
+    public void ClearFaults()
+    {
+        lock (_gate)
+        {
+            _faults.Clear();
+            _raw.Clear();
+        }
+    }
+
+    /// <summary>Gets the key's nonce in the head state.</summary>
+    public ulong AccessKeyNonce(string account, NearPublicKey key)
+    {
+        lock (_gate)
+        {
+            return CurrentNonce(account, key);
+        }
+    }
+
     /// <summary>Answers the next call of <paramref name="method"/> with exactly these bytes ("{id}" is replaced by the request id), after an optional delay.</summary>
     public void InjectRaw(string method, int status, string body, TimeSpan delay = default)
     {
@@ -532,6 +551,7 @@ public sealed class NearRpcTestServer : IDisposable
 
         if (!recent)
         {
+
             return "\"Expired\"";
         }
 
