@@ -96,10 +96,22 @@ public sealed class NearRpcTestServer : IDisposable
         TokenContract = tokenContract;
         AnchorContract = anchorContract;
         ValidityPeriod = validityPeriod;
-        int port = FreePort();
-        Endpoint = new Uri($"http://127.0.0.1:{port}/");
-        _listener.Prefixes.Add(Endpoint.ToString());
-        _listener.Start();
+        for (int attempt = 0; ; attempt++)
+        {
+            // The port is free when picked but may be taken before Start (tests run in parallel): pick another.
+            Endpoint = new Uri($"http://127.0.0.1:{FreePort()}/");
+            _listener.Prefixes.Add(Endpoint.ToString());
+            try
+            {
+                _listener.Start();
+                break;
+            }
+            catch (HttpListenerException) when (attempt < 10)
+            {
+                _listener.Prefixes.Clear();
+            }
+        }
+
         _loop = Task.Run(LoopAsync);
     }
 
@@ -283,8 +295,14 @@ public sealed class NearRpcTestServer : IDisposable
 
     public void Dispose()
     {
-        _listener.Stop();
-        _listener.Close();
+        try
+        {
+            _listener.Close(); // stops and releases the prefix (Stop then Close can re-bind and fail with "address in use")
+        }
+        catch (HttpListenerException)
+        {
+        }
+
         try
         {
             _loop.GetAwaiter().GetResult();
