@@ -280,6 +280,13 @@ public sealed partial class NearSettler
                 int attempt = current is null ? 0 : current.Attempt + 1;
                 if (attempt >= _options.MaxAttemptsPerSlot)
                 {
+                    // A replaced attempt may still have landed: look before giving up.
+                    List<SettlementTransaction> stillLive = attempts.Where(t => t.State is SettlementTxState.Signed or SettlementTxState.Replaced).ToList();
+                    if (current is not null && await ResolveKnownAsync(current, stillLive, ct).ConfigureAwait(false))
+                    {
+                        return;
+                    }
+
                     throw new SettlementException($"epoch {intent.Epoch} slot {slot}: {attempt} attempts could not land; see the stored outcomes.", false);
                 }
 
