@@ -40,8 +40,10 @@ internal sealed class Crl
         {
             var reader = new AsnReader(der, AsnEncodingRules.DER);
             AsnReader outer = reader.ReadSequence();
+            reader.ThrowIfNotEmpty();
             byte[] tbsBytes = outer.PeekEncodedValue().ToArray();
             AsnReader tbs = outer.ReadSequence();
+            ReadOnlyMemory<byte> outerAlg = outer.PeekEncodedValue();
             (string alg, HashAlgorithmName pss) = Cert.ReadAlgorithm(outer);
             byte[] sig = outer.ReadBitString(out _);
             outer.ThrowIfNotEmpty();
@@ -51,7 +53,12 @@ internal sealed class Crl
                 tbs.ReadInteger();
             }
 
-            tbs.ReadSequence(); // inner signature algorithm
+            // RFC 5280 §5.1.1.2: signatureAlgorithm MUST equal the signature field inside the signed TBSCertList.
+            if (!tbs.ReadEncodedValue().Span.SequenceEqual(outerAlg.Span))
+            {
+                throw new AttestationFormatException(what, "signatureAlgorithm", -1, "the CRL's signatureAlgorithm differs from the one inside the signed TBSCertList (RFC 5280 §5.1.1.2)");
+            }
+
             byte[] issuer = tbs.ReadEncodedValue().ToArray();
             DateTimeOffset thisUpdate = ReadTime(tbs);
             DateTimeOffset? nextUpdate = null;
@@ -74,7 +81,7 @@ internal sealed class Crl
 
             return new Crl(tbsBytes, alg, pss, sig, issuer, thisUpdate, nextUpdate, revoked);
         }
-        catch (AsnContentException e)
+        catch (Exception e) when (e is AsnContentException or ArgumentException or OverflowException)
         {
             throw new AttestationFormatException(what, "crl", -1, $"not a valid DER CRL: {e.Message}", e);
         }
@@ -96,7 +103,7 @@ internal sealed class Crl
             }
         }
 
-        bool ok = IssuerName.AsSpan().SequenceEqual(issuer.X509.SubjectName.RawData)
+        bool ok = IssuerName.AsSpan().SequenceEqual(issuer.SubjectRaw)
             && issuer.VerifySignature(Tbs, SignatureValue, SignatureAlgorithm, PssHash);
         lock (_signedBy)
         {
