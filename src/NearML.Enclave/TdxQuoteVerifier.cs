@@ -552,30 +552,18 @@ public sealed class TdxQuoteVerifier
 
     private sealed record PckChainEntry(List<Cert> Chain, PckExtensions? Extensions, string? Error)
     {
-        private readonly Dictionary<string, bool> _qeReports = new(StringComparer.Ordinal);
-
         /// <summary>The QE report (and its PCK signature) is the same in every quote of a platform: the outcome is memoised.</summary>
         public bool VerifyQeReport(ReadOnlySpan<byte> report, ReadOnlySpan<byte> signature)
         {
-            Span<byte> id = stackalloc byte[32];
-            using (var h = IncrementalHash.CreateHash(HashAlgorithmName.SHA256))
+            Cert leaf = Chain[0];
+            UInt128 key = VerificationMemo.Key(leaf.Fingerprint, "qe-report-p256-p1363", report, signature);
+            if (VerificationMemo.TryGet(key, out bool known))
             {
-                h.AppendData(report);
-                h.AppendData(signature);
-                h.GetHashAndReset(id);
-            }
-
-            string k = Convert.ToHexString(id);
-            lock (_qeReports)
-            {
-                if (_qeReports.TryGetValue(k, out bool known))
-                {
-                    return known;
-                }
+                return known;
             }
 
             bool ok;
-            ECDsa? pckKey = Chain[0].Ec;
+            ECDsa? pckKey = leaf.Ec;
             if (pckKey is null)
             {
                 ok = false;
@@ -588,17 +576,7 @@ public sealed class TdxQuoteVerifier
                 }
             }
 
-            lock (_qeReports)
-            {
-                if (_qeReports.Count >= 64)
-                {
-                    _qeReports.Clear();
-                }
-
-                _qeReports[k] = ok;
-            }
-
-            return ok;
+            return VerificationMemo.Remember(key, ok);
         }
     }
 }

@@ -112,10 +112,23 @@ public sealed class MutationConformanceTests
         new(new AttestationPolicy(), new AttestationNonceStore(new FixedTime(at), TimeSpan.FromMinutes(5)), new FixedTime(at));
 
     private static AttestationVerdict VerifyTdx(AttestationVerifier v, ReadOnlyMemory<byte> quote) =>
-        v.Verify(new AttestationEvidence(AttestationVendor.IntelTdx, quote, ReadOnlyMemory<byte>.Empty, "mutation"), new byte[32], new byte[32], "mutation");
+        v.Verify(Evidence(AttestationVendor.IntelTdx, quote), new byte[32], new byte[32], "mutation");
 
     private static AttestationVerdict VerifySnp(AttestationVerifier v, ReadOnlyMemory<byte> report) =>
-        v.Verify(new AttestationEvidence(AttestationVendor.AmdSevSnp, report, ReadOnlyMemory<byte>.Empty, "mutation"), new byte[32], new byte[32], "mutation");
+        v.Verify(Evidence(AttestationVendor.AmdSevSnp, report), new byte[32], new byte[32], "mutation");
+
+    /// <summary>Empty evidence cannot be constructed (documented <see cref="ArgumentException"/>): that is a rejection by format too.</summary>
+    private static AttestationEvidence Evidence(AttestationVendor vendor, ReadOnlyMemory<byte> bytes)
+    {
+        try
+        {
+            return new AttestationEvidence(vendor, bytes, ReadOnlyMemory<byte>.Empty, "mutation");
+        }
+        catch (ArgumentException e) when (bytes.IsEmpty)
+        {
+            throw new AttestationFormatException("evidence", "evidence", 0, e.Message, e);
+        }
+    }
 
     private static TdxCollateral GoTdxCollateral(string tcbInfo, byte[]? tcbInfoBytes = null, byte[]? chain = null, byte[]? qe = null, byte[]? pckCrl = null, byte[]? rootCrl = null) =>
         TdxCollateral.FromPcsResponses(
@@ -358,7 +371,8 @@ public sealed class MutationConformanceTests
         }
 
         unsigned.Add((pos, log.Length, "TCG PFP: event types and event data of the last event and the log area's padding after it"));
-        var events = parsed.Events;
+        // Copies: the log is mutated in place, and the parsed events are slices of it.
+        var events = parsed.Events.Select(e => (e.MrIndex, e.Offset, Digest: e.Sha384Digest.ToArray())).ToArray();
         return new Subject
         {
             Name = "tdx/ccel/go-tdx-guest_ccel_data.dat",
@@ -366,8 +380,8 @@ public sealed class MutationConformanceTests
             Judge = m =>
             {
                 TdxEventLog v = TdxEventLog.Parse(m);
-                bool same = v.Events.Count == events.Count && v.Events.Zip(events).All(p => p.First.MrIndex == p.Second.MrIndex && p.First.Offset == p.Second.Offset
-                    && p.First.Sha384Digest.Span.SequenceEqual(p.Second.Sha384Digest.Span));
+                bool same = v.Events.Count == events.Length && v.Events.Zip(events).All(p => p.First.MrIndex == p.Second.MrIndex && p.First.Offset == p.Second.Offset
+                    && p.First.Sha384Digest.Span.SequenceEqual(p.Second.Digest));
                 return same ? null : Compare(baseline, v.CompareWithQuote(quote)) ?? "events differ but replay to the same RTMRs";
             },
             Unsigned = unsigned,
@@ -464,9 +478,10 @@ public sealed class MutationConformanceTests
             flips++;
         }
 
+        // Truncations: every length of a small fixture; of a large one, the first and last 64 lengths and about 1000 between.
         int truncations = 0;
-        int stride = b.Length > 32 * 1024 ? 97 : 1;
-        for (int len = 0; len < b.Length; len += len < 20000 ? 1 : stride)
+        int stride = Math.Max(1, b.Length / 1024);
+        for (int len = 0; len < b.Length; len += len < 64 || len >= b.Length - 64 ? 1 : Math.Min(stride, Math.Max(1, b.Length - 64 - len)))
         {
             One(b.AsMemory(0, len), $"truncated to {len}", s.TruncationMayPass(len));
             truncations++;

@@ -28,7 +28,6 @@ internal sealed class Cert
     private static readonly Dictionary<string, Cert> Cache = new(StringComparer.Ordinal);
     private static readonly Lock CacheLock = new();
 
-    private readonly Dictionary<Cert, bool> _signedBy = new(ReferenceEqualityComparer.Instance);
     private readonly X509Extension[] _extensions;
 
     private Cert(byte[] der, byte[] fingerprint, X509Certificate2 x509, byte[] tbs, string sigAlg, HashAlgorithmName pssHash, byte[] sig)
@@ -215,6 +214,16 @@ internal sealed class Cert
     /// <summary>Verifies a signature made by this certificate's key over <paramref name="data"/> with the given algorithm.</summary>
     public bool VerifySignature(ReadOnlySpan<byte> data, ReadOnlySpan<byte> signature, string algorithm, HashAlgorithmName pssHash)
     {
+        // Certificates are shared between threads through the cache; every user of a key locks on it.
+        object gate = (object?)Ec ?? (object?)Rsa ?? this;
+        lock (gate)
+        {
+            return VerifySignatureLocked(data, signature, algorithm, pssHash);
+        }
+    }
+
+    private bool VerifySignatureLocked(ReadOnlySpan<byte> data, ReadOnlySpan<byte> signature, string algorithm, HashAlgorithmName pssHash)
+    {
         try
         {
             switch (algorithm)
@@ -241,31 +250,19 @@ internal sealed class Cert
 
     /// <summary>
     /// Whether <paramref name="issuer"/>'s key signed this certificate and the names chain. Both certificates are immutable,
-    /// so the answer is memoised per issuer: with warm caches a chain check costs no public-key operation.
+    /// so the answer is memoised (<see cref="VerificationMemo"/>): with warm caches a chain check costs no public-key operation.
     /// </summary>
     public bool IsSignedBy(Cert issuer)
     {
-        lock (_signedBy)
+        if (!IssuerRaw.AsSpan().SequenceEqual(issuer.SubjectRaw))
         {
-            if (_signedBy.TryGetValue(issuer, out bool known))
-            {
-                return known;
-            }
+            return false;
         }
 
-        bool ok = IssuerRaw.AsSpan().SequenceEqual(issuer.SubjectRaw)
-            && issuer.VerifySignature(Tbs, SignatureValue, SignatureAlgorithm, PssHash);
-        lock (_signedBy)
-        {
-            if (_signedBy.Count >= 64)
-            {
-                _signedBy.Clear();
-            }
-
-            _signedBy[issuer] = ok;
-        }
-
-        return ok;
+        UInt128 key = VerificationMemo.Key(issuer.Fingerprint, SignatureAlgorithm + PssHash.Name, Tbs, SignatureValue);
+        return VerificationMemo.TryGet(key, out bool known)
+            ? known
+            : VerificationMemo.Remember(key, issuer.VerifySignature(Tbs, SignatureValue, SignatureAlgorithm, PssHash));
     }
 
     public bool IsValidAt(DateTimeOffset at) => at >= NotBefore && at <= NotAfter;

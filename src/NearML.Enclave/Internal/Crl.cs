@@ -45,7 +45,12 @@ internal sealed class Crl
             AsnReader tbs = outer.ReadSequence();
             ReadOnlyMemory<byte> outerAlg = outer.PeekEncodedValue();
             (string alg, HashAlgorithmName pss) = Cert.ReadAlgorithm(outer);
-            byte[] sig = outer.ReadBitString(out _);
+            byte[] sig = outer.ReadBitString(out int unused);
+            if (unused != 0)
+            {
+                throw new AsnContentException("signature bit string has unused bits");
+            }
+
             outer.ThrowIfNotEmpty();
 
             if (tbs.PeekTag().HasSameClassAndValue(Asn1Tag.Integer))
@@ -90,27 +95,18 @@ internal sealed class Crl
     private static DateTimeOffset ReadTime(AsnReader r) =>
         r.PeekTag().HasSameClassAndValue(Asn1Tag.UtcTime) ? r.ReadUtcTime() : r.ReadGeneralizedTime();
 
-    private readonly Dictionary<Cert, bool> _signedBy = new(ReferenceEqualityComparer.Instance);
-
-    /// <summary>Whether <paramref name="issuer"/> signed this CRL; memoised per issuer (both are immutable).</summary>
+    /// <summary>Whether <paramref name="issuer"/> signed this CRL; memoised (<see cref="VerificationMemo"/>: both are immutable).</summary>
     public bool IsSignedBy(Cert issuer)
     {
-        lock (_signedBy)
+        if (!IssuerName.AsSpan().SequenceEqual(issuer.SubjectRaw))
         {
-            if (_signedBy.TryGetValue(issuer, out bool known))
-            {
-                return known;
-            }
+            return false;
         }
 
-        bool ok = IssuerName.AsSpan().SequenceEqual(issuer.SubjectRaw)
-            && issuer.VerifySignature(Tbs, SignatureValue, SignatureAlgorithm, PssHash);
-        lock (_signedBy)
-        {
-            _signedBy[issuer] = ok;
-        }
-
-        return ok;
+        UInt128 key = VerificationMemo.Key(issuer.Fingerprint, SignatureAlgorithm + PssHash.Name, Tbs, SignatureValue);
+        return VerificationMemo.TryGet(key, out bool known)
+            ? known
+            : VerificationMemo.Remember(key, issuer.VerifySignature(Tbs, SignatureValue, SignatureAlgorithm, PssHash));
     }
 
     public bool IsFreshAt(DateTimeOffset at) => at >= ThisUpdate && (NextUpdate is null || at <= NextUpdate);

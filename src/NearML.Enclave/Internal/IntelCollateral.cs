@@ -38,8 +38,24 @@ internal abstract class SignedIntelDocument
 
     /// <summary>Checks the ECDSA P-256 signature with the first issuer certificate (cached: the inputs are immutable).</summary>
     public bool SignatureValid => _signatureValid ??= Signature.Length == 64
-        && IssuerChain.Count > 0 && IssuerChain[0].Ec is { } ec
-        && ec.VerifyData(SignedBytes.Span, Signature, System.Security.Cryptography.HashAlgorithmName.SHA256);
+        && IssuerChain.Count > 0 && IssuerChain[0].Ec is not null && VerifyMemoised(IssuerChain[0]);
+
+    private bool VerifyMemoised(Cert signer)
+    {
+        UInt128 key = VerificationMemo.Key(signer.Fingerprint, "ecdsa-p256-sha256-p1363", SignedBytes.Span, Signature);
+        if (VerificationMemo.TryGet(key, out bool known))
+        {
+            return known;
+        }
+
+        bool ok;
+        lock (signer.Ec!)
+        {
+            ok = signer.Ec.VerifyData(SignedBytes.Span, Signature, System.Security.Cryptography.HashAlgorithmName.SHA256);
+        }
+
+        return VerificationMemo.Remember(key, ok);
+    }
 }
 
 internal sealed class TcbInfo : SignedIntelDocument
