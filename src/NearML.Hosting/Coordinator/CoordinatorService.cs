@@ -41,6 +41,9 @@ public sealed partial class CoordinatorService : BackgroundService
     private readonly AttestationAdmissionPolicy _attestation;
     private readonly ConcurrentDictionary<string, WorkerSession> _sessions = new(StringComparer.Ordinal);
     private readonly Dictionary<(long Round, string Account), long> _credited = [];
+    private const int NormHistory = 32;
+    private readonly Queue<double> _acceptedNorms = new();
+    private double? _normBound;
     private volatile Published? _published;
     private volatile bool _stopping;
     private long _currentRound;
@@ -99,6 +102,8 @@ public sealed partial class CoordinatorService : BackgroundService
         var modelConfig = ModelCatalog.Describe(o.Model, o.ModelConfigJson, model);
         _modelConfig = modelConfig;
         var layout = model.Parameters.Layout;
+        _normBound = o.MaxUpdateNorm ?? DefaultMaxUpdateNorm(o.InnerSteps, o.InnerLearningRate, model.Parameters.Length);
+        CoordinatorLog.UpdateScreen(_logger, _normBound.Value, o.MaxUpdateNorm is null ? "derived: InnerSteps × InnerLearningRate × √parameters" : "MaxUpdateNorm", o.MaxUpdateNormToMedianRatio ?? double.NaN, NormHistory);
         CoordinatorLog.JobLoaded(_logger, o.JobId, modelConfig.Architecture, model.Parameters.Length, dataset.Manifest.Name, dataset.ShardCount, dataset.ManifestRootHex, o.Rounds, o.InnerSteps);
         if (o.AllowSimulatedAttestation || o.AllowUnattestedWorkers)
         {
@@ -379,6 +384,21 @@ public sealed partial class CoordinatorService : BackgroundService
                 continue;
             }
 
+            var assigned = assignment.ShardsOf(s.Id).Sum(i => (long)_dataset.Manifest.Shards[i].Count);
+            var credited = CreditedSamples(u.SampleCount, o.InnerSteps, o.BatchSize, assigned);
+            if (credited == 0)
+            {
+                Reject(round, s, "NoAssignedWork", $"no shard records were assigned to it this round (claimed {u.SampleCount} samples)");
+                rejected++;
+                continue;
+            }
+
+            if (credited < u.SampleCount)
+            {
+                CoordinatorLog.SamplesCapped(_logger, round, s.Id, u.SampleCount, credited, o.InnerSteps, o.BatchSize, assigned);
+                u = u with { SampleCount = credited };
+            }
+
             contributions.Add((s, u));
         }
 
@@ -390,12 +410,18 @@ public sealed partial class CoordinatorService : BackgroundService
         {
             var mean = model.Parameters.CreateZeros();
             var total = accepted.Sum(a => (double)a.Update.SampleCount);
-            double loss = 0;
+            var lossTotal = accepted.Where(a => float.IsFinite(a.Update.Loss)).Sum(a => (double)a.Update.SampleCount);
+            double loss = lossTotal > 0 ? 0 : double.NaN;
             foreach (var (_, u) in accepted)
             {
                 var w = (float)(u.SampleCount / total);
                 System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(u.Values!, w, mean.Buffer, mean.Buffer);
-                loss += u.SampleCount / total * u.Loss;
+                if (float.IsFinite(u.Loss))
+                {
+                    // The reported loss is the worker's word: weighted by the credited samples, non-finite values left out.
+                    loss += u.SampleCount / lossTotal * u.Loss;
+                }
+
                 updateBytes += u.PayloadBytes;
                 _metrics.UpdateAccepted();
             }
@@ -424,67 +450,48 @@ public sealed partial class CoordinatorService : BackgroundService
 
     private (List<(WorkerSession Session, SubmittedUpdate Update)> Accepted, int Rejected) Filter(long round, List<(WorkerSession Session, SubmittedUpdate Update)> contributions)
     {
-        var o = _options;
-        var finite = new List<(WorkerSession Session, SubmittedUpdate Update, double Norm)>();
-        var rejected = 0;
-        foreach (var (s, u) in contributions)
+        // The one screen (NearML.Core's ContributionScreen): non-finite, all-zero, above the absolute bound, or far above the
+        // median of this round's and the recent rounds' accepted norms (so a cohort of one or two is screened too).
+        var policy = new NearML.Core.Collectives.ContributionPolicy
         {
-            var values = u.Values!;
-            var bad = -1;
-            double sumSq = 0;
-            for (var i = 0; i < values.Length; i++)
-            {
-                var v = values[i];
-                if (!float.IsFinite(v))
-                {
-                    bad = i;
-                    break;
-                }
-
-                sumSq += (double)v * v;
-            }
-
-            if (bad >= 0)
-            {
-                Reject(round, s, "NonFinite", $"value {values[bad]} at index {bad} of {values.Length}");
-                rejected++;
-                continue;
-            }
-
-            var norm = Math.Sqrt(sumSq);
-            if (o.MaxUpdateNorm is { } max && norm > max)
-            {
-                Reject(round, s, "NormAboveLimit", $"norm {norm:G6} exceeds the limit {max:G6}");
-                rejected++;
-                continue;
-            }
-
-            finite.Add((s, u, norm));
+            RejectNonFinite = true,
+            RejectZero = true,
+            MaxNorm = _normBound,
+            MaxNormToMedianRatio = _options.MaxUpdateNormToMedianRatio,
+        };
+        var candidates = contributions.Select(c => new NearML.Core.Collectives.ScreenCandidate(c.Session.Id, c.Update.Values, c.Update.SampleCount)).ToList();
+        var result = NearML.Core.Collectives.ContributionScreen.Screen(round, candidates, policy, _acceptedNorms.ToArray());
+        foreach (var r in result.Rejections)
+        {
+            Reject(round, contributions.First(c => c.Session.Id == r.WorkerId).Session, r.Reason.ToString(), r.Detail);
         }
 
-        if (o.MaxUpdateNormToMedianRatio is { } k && finite.Count >= 3)
+        foreach (var a in result.Accepted)
         {
-            var norms = finite.Select(f => f.Norm).Order().ToList();
-            var median = norms[(norms.Count - 1) / 2];
-            var kept = new List<(WorkerSession, SubmittedUpdate, double)>();
-            foreach (var f in finite)
+            _acceptedNorms.Enqueue(a.Norm);
+            while (_acceptedNorms.Count > NormHistory)
             {
-                if (f.Norm > k * median)
-                {
-                    Reject(round, f.Session, "NormFarAboveMedian", $"norm {f.Norm:G6} exceeds {k:G4} × the cohort median {median:G6}");
-                    rejected++;
-                }
-                else
-                {
-                    kept.Add(f);
-                }
+                _acceptedNorms.Dequeue();
             }
-
-            finite = kept;
         }
 
-        return ([.. finite.Select(f => (f.Session, f.Update))], rejected);
+        return ([.. result.Accepted.Select(a => contributions[a.Index])], result.Rejections.Count);
     }
+
+    /// <summary>
+    /// The weight (and the work a receipt pays for) of an update: what the worker claims, capped by what its assignment
+    /// allows — InnerSteps × BatchSize samples, and no more than the records of the shards it was assigned.
+    /// </summary>
+    internal static ulong CreditedSamples(ulong claimed, int innerSteps, int batchSize, long assignedRecords) =>
+        Math.Min(claimed, Math.Min((ulong)innerSteps * (ulong)batchSize, (ulong)Math.Max(0, assignedRecords)));
+
+    /// <summary>
+    /// The default absolute bound on an update's Euclidean norm: H inner AdamW steps of learning rate η move each of the
+    /// P parameters by at most about η per step, so ‖Δ‖ ≤ H · η · √P (every coordinate moving a full step the same way
+    /// every step, which honest training never reaches).
+    /// </summary>
+    internal static double DefaultMaxUpdateNorm(int innerSteps, double innerLearningRate, int parameterCount) =>
+        innerSteps * innerLearningRate * Math.Sqrt(parameterCount);
 
     private void Reject(long round, WorkerSession s, string reason, string detail)
     {

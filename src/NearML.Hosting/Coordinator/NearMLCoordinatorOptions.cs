@@ -175,11 +175,19 @@ public sealed class NearMLCoordinatorOptions
     /// <value>The default value is 1 NEAR.</value>
     public string RewardPerEpoch { get; set; } = "1000000000000000000000000";
 
-    /// <summary>Gets or sets the largest accepted Euclidean norm of an update; <see langword="null"/> for no absolute limit.</summary>
-    /// <value>The default value is <see langword="null"/>.</value>
+    /// <summary>
+    /// Gets or sets the largest accepted Euclidean norm of an update. <see langword="null"/> derives it from the job:
+    /// InnerSteps × InnerLearningRate × √(parameter count), the norm H AdamW steps reach only if every parameter moved a
+    /// full learning rate the same way on every step (see docs/hosting.md, "Hostile workers").
+    /// </summary>
+    /// <value>The default value is <see langword="null"/> (derived).</value>
     public double? MaxUpdateNorm { get; set; }
 
-    /// <summary>Gets or sets k: an update whose norm exceeds k × the cohort's median norm is rejected (with ≥ 3 updates); <see langword="null"/> disables.</summary>
+    /// <summary>
+    /// Gets or sets k: an update whose norm exceeds k × the reference median is rejected. The reference is the lower median
+    /// of this round's finite norms together with the last 32 accepted norms of earlier rounds, so a cohort of one or two
+    /// workers is screened too; <see langword="null"/> disables.
+    /// </summary>
     /// <value>The default value is 10.</value>
     public double? MaxUpdateNormToMedianRatio { get; set; } = 10;
 
