@@ -11,6 +11,9 @@ internal static partial class CoordinatorLog
     [LoggerMessage(EventId = 7061, EventName = "SamplesCapped", Level = LogLevel.Warning, Message = "Round {Round}: worker '{WorkerId}' claimed {Claimed} samples; credited {Credited} (InnerSteps {InnerSteps} × BatchSize {BatchSize}, {Assigned} records assigned)")]
     public static partial void SamplesCapped(ILogger logger, long round, string workerId, ulong claimed, ulong credited, int innerSteps, int batchSize, long assigned);
 
+    [LoggerMessage(EventId = 7065, EventName = "RoundScreened", Level = LogLevel.Information, Message = "Round {Round}: update norms accepted [{Accepted}], rejected [{Rejected}]; reference median {Median}, absolute bound {Bound:G6}")]
+    public static partial void RoundScreened(ILogger logger, long round, string accepted, string rejected, string median, double bound);
+
     [LoggerMessage(EventId = 7062, EventName = "KeyBound", Level = LogLevel.Information, Message = "Worker id '{WorkerId}' is now bound to key {KeyFingerprint}")]
     public static partial void KeyBound(ILogger logger, string workerId, string keyFingerprint);
 

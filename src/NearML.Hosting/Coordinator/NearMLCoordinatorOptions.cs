@@ -125,6 +125,36 @@ public sealed class NearMLCoordinatorOptions
     public TimeSpan HandshakeTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>
+    /// Gets or sets the most connections still in their TLS or NearML handshake served at once: unauthenticated clients
+    /// get this budget of their own, apart from the admitted workers' (see docs/operator-guide.md, "Connection limits").
+    /// </summary>
+    /// <value>The default value is 64.</value>
+    public int MaxPendingHandshakes { get; set; } = 64;
+
+    /// <summary>Gets or sets the most connections in their handshake from one IP address at once.</summary>
+    /// <value>The default value is 16.</value>
+    public int MaxPendingHandshakesPerAddress { get; set; } = 16;
+
+    /// <summary>Gets or sets the sustained rate of new connections accepted from one IP address, per second.</summary>
+    /// <value>The default value is 10.</value>
+    public double HandshakeRatePerAddress { get; set; } = 10;
+
+    /// <summary>Gets or sets the burst of new connections accepted from one IP address.</summary>
+    /// <value>The default value is 32.</value>
+    public int HandshakeBurstPerAddress { get; set; } = 32;
+
+    /// <summary>
+    /// Gets or sets the interval of the refused-connection log: at most <see cref="RefusalLogBurst"/> refusals and
+    /// connection faults are logged one by one per interval; the rest are counted into one summary line at its end.
+    /// </summary>
+    /// <value>The default value is 10 seconds.</value>
+    public TimeSpan RefusalLogInterval { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Gets or sets the refusals and connection faults logged one by one per <see cref="RefusalLogInterval"/>.</summary>
+    /// <value>The default value is 10.</value>
+    public int RefusalLogBurst { get; set; } = 10;
+
+    /// <summary>
     /// Gets or sets a value indicating whether NearML.Enclave's INSECURE simulated evidence is accepted (development only:
     /// it proves nothing about the worker's machine; the evidence must still bind the handshake).
     /// </summary>
@@ -261,6 +291,14 @@ internal sealed class NearMLCoordinatorOptionsValidator : IValidateOptions<NearM
         Check(options.RoundTimeout > TimeSpan.Zero, $"RoundTimeout {options.RoundTimeout} must be positive.");
         Check(options.HeartbeatInterval >= TimeSpan.FromMilliseconds(50), $"HeartbeatInterval {options.HeartbeatInterval} must be at least 50 ms.");
         Check(options.HandshakeTimeout > TimeSpan.Zero, $"HandshakeTimeout {options.HandshakeTimeout} must be positive.");
+        Check(options.MaxPendingHandshakes >= 1, $"MaxPendingHandshakes {options.MaxPendingHandshakes} must be at least 1.");
+        Check(
+            options.MaxPendingHandshakesPerAddress >= 1 && options.MaxPendingHandshakesPerAddress <= options.MaxPendingHandshakes,
+            $"MaxPendingHandshakesPerAddress {options.MaxPendingHandshakesPerAddress} must be in [1, MaxPendingHandshakes {options.MaxPendingHandshakes}].");
+        Check(Finite(options.HandshakeRatePerAddress) && options.HandshakeRatePerAddress > 0, $"HandshakeRatePerAddress {options.HandshakeRatePerAddress} must be positive and finite.");
+        Check(options.HandshakeBurstPerAddress >= 1, $"HandshakeBurstPerAddress {options.HandshakeBurstPerAddress} must be at least 1.");
+        Check(options.RefusalLogInterval >= TimeSpan.FromMilliseconds(100), $"RefusalLogInterval {options.RefusalLogInterval} must be at least 100 ms.");
+        Check(options.RefusalLogBurst >= 0, $"RefusalLogBurst {options.RefusalLogBurst} must be non-negative.");
         Check(options.EvaluateEveryRounds >= 0, $"EvaluateEveryRounds {options.EvaluateEveryRounds} must be non-negative.");
         Check(options.EvaluationSamples >= 0, $"EvaluationSamples {options.EvaluationSamples} must be non-negative.");
         Check(options.CheckpointEveryRounds >= 1, $"CheckpointEveryRounds {options.CheckpointEveryRounds} must be at least 1.");
