@@ -50,7 +50,7 @@ public sealed record SettlementRecord(long Epoch, int Slot, ulong Nonce, string 
 /// The coordinator's durable state in SQLite (<c>coordinator.db</c>, WAL, synchronous=FULL): the job, completed rounds,
 /// membership events, the checkpoint index and settlement transactions. Thread-safe (one connection behind a lock).
 /// </summary>
-public sealed class CoordinatorStateStore : IDisposable
+public sealed partial class CoordinatorStateStore : IDisposable
 {
     private readonly SqliteConnection _connection;
     private readonly Lock _gate = new();
