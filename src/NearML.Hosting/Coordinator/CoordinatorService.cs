@@ -112,7 +112,11 @@ public sealed partial class CoordinatorService : BackgroundService
             CoordinatorLog.InsecureAdmission(_logger, o.AllowSimulatedAttestation, o.AllowUnattestedWorkers);
         }
 
-        using var state = new CoordinatorStateStore(Path.Combine(data, "coordinator.db"));
+        // Cross-checks coordinator.db, ledger.db, checkpoints, settlements and ledger-signer.key, or refuses to start.
+        using var folder = CoordinatorStateFolder.Open(data, o.JobId, _logger, ct);
+        var state = folder.State;
+        var ledger = folder.Ledger;
+        var signer = folder.Signer;
         state.EnsureJob(o.JobId, modelConfig.Architecture, modelConfig.ConfigJson, dataset.ManifestRootHex, Describe(o), NowMs());
         var outer = new Sgd(layout, new SgdOptions { LearningRate = o.OuterLearningRate, Momentum = o.OuterMomentum, Nesterov = true });
         long nextRound = 0;
@@ -126,14 +130,12 @@ public sealed partial class CoordinatorService : BackgroundService
             version = checkpoint.ParameterVersion;
             if (_logger.IsEnabled(LogLevel.Information))
             {
-                var resumedFrom = Path.Combine(data, "checkpoints", CheckpointStore.FileName(checkpoint.Round));
+                var resumedFrom = state.LatestCheckpoint()?.Path ?? CheckpointStore.FileName(checkpoint.Round);
                 CoordinatorLog.Resumed(_logger, o.JobId, checkpoint.Round, version, resumedFrom);
             }
 
         }
 
-        using var ledger = ContributionLedger.OpenSqlite(Path.Combine(data, "ledger.db"));
-        using var signer = LoadOrCreateSigner(Path.Combine(data, "ledger-signer.key"));
         LoadCredited(ledger, o.JobId);
         UpdateLedgerStatus(ledger);
         var settlements = state.ReadSettlements();
@@ -184,7 +186,7 @@ public sealed partial class CoordinatorService : BackgroundService
             listenerOptions);
         await using (listener.ConfigureAwait(false))
         {
-            var checkpoints = new CheckpointStore(Path.Combine(data, "checkpoints"), state, o.JobId, o.CheckpointsToKeep, _time, ex => CoordinatorLog.CheckpointFailed(_logger, ex));
+            var checkpoints = new CheckpointStore(Path.Combine(data, CheckpointStore.FolderName), state, o.JobId, o.CheckpointsToKeep, _time, ex => CoordinatorLog.CheckpointFailed(_logger, ex));
             await using (checkpoints.ConfigureAwait(false))
             {
                 listener.Start();
@@ -223,7 +225,8 @@ public sealed partial class CoordinatorService : BackgroundService
                         }
 
                         var receipts = AppendReceipts(ledger, signer, round, epoch, outcome.Accepted);
-                        state.RecordRound(new RoundRecord(round, version, outcome.Cohort, outcome.Accepted.Count, outcome.Rejected, outcome.MeanLoss, accuracy, outcome.UpdateBytes, outcome.StartedMs, NowMs()));
+                        var anchor = ledger.Head;
+                        state.RecordRound(new RoundRecord(round, version, outcome.Cohort, outcome.Accepted.Count, outcome.Rejected, outcome.MeanLoss, accuracy, outcome.UpdateBytes, outcome.StartedMs, NowMs()), anchor.Count, anchor.LastHash);
                         lastCompleted = round;
                         var epochEnds = (round + 1) % o.SettleEveryRounds == 0 || round == o.Rounds - 1;
                         if ((round + 1) % o.CheckpointEveryRounds == 0 || epochEnds)
@@ -964,9 +967,9 @@ public sealed partial class CoordinatorService : BackgroundService
         {
             state.RecordMembership(NowMs(), workerId, key, kind, Interlocked.Read(ref _currentRound), detail);
         }
-        catch (Exception ex) when (ex is Microsoft.Data.Sqlite.SqliteException or ObjectDisposedException or InvalidOperationException)
+        catch (Exception ex) when (ex is CoordinatorStateException or ObjectDisposedException or InvalidOperationException)
         {
-            // The store is closing (shutdown): membership events after that are not recorded.
+            // The store is closing (shutdown), or the disk is full: membership events are then not recorded.
         }
     }
 
@@ -976,30 +979,6 @@ public sealed partial class CoordinatorService : BackgroundService
         _options.CertificatePath is { } path
             ? X509CertificateLoader.LoadPkcs12FromFile(path, _options.CertificatePassword)
             : CoordinatorCertificate.LoadOrCreateDevelopment(Path.Combine(data, "coordinator-dev.pfx"), [_options.ListenAddress, "localhost"], _time);
-
-    private static NearKeyPair LoadOrCreateSigner(string path)
-    {
-        if (File.Exists(path))
-        {
-            return NearKeyPair.Parse(File.ReadAllText(path).Trim());
-        }
-
-        var key = NearKeyPair.Generate();
-        var temp = path + ".tmp";
-        using (var fs = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
-        {
-            if (!OperatingSystem.IsWindows())
-            {
-                File.SetUnixFileMode(temp, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-            }
-
-            fs.Write(System.Text.Encoding.ASCII.GetBytes(key.ExportSecretKey()));
-            fs.Flush(flushToDisk: true);
-        }
-
-        File.Move(temp, path);
-        return key;
-    }
 
     private static string Describe(NearMLCoordinatorOptions o) => string.Create(
         CultureInfo.InvariantCulture,
