@@ -254,7 +254,7 @@ public sealed class StateFolderTests
         var dir = Simulate(rounds: 4);
         Sql(dir, CoordinatorStateFolder.StateFileName, "DELETE FROM rounds WHERE round >= 2;");
         var ex = Refused(dir, StateProblem.OutOfStep, CoordinatorStateFolder.StateFileName);
-        StringAssert.Contains(ex.Message, "credits round 2");
+        StringAssert.Contains(ex.Message, "credits round 3");
 
         // Without receipts the checkpoint index gives it away.
         var quiet = Simulate(rounds: 4, receipts: false);
