@@ -317,7 +317,7 @@ public sealed class StateFolderTests
             new Random(5).NextBytes(bytes);
             File.WriteAllBytes(Path.Combine(dir, file), bytes);
             var ex = Refused(dir, StateProblem.Storage, file);
-            Assert.IsInstanceOfType<SqliteException>(ex.InnerException);
+            Assert.IsInstanceOfType<SqliteException>(ex.InnerException is LedgerStorageException l ? l.InnerException : ex.InnerException);
         }
     }
 
