@@ -123,7 +123,7 @@ public sealed record SettlementRecord(long Epoch, int Slot, ulong Nonce, string 
 /// transactions. Thread-safe (one connection behind a lock). Every SQLite error surfaces as a
 /// <see cref="CoordinatorStateException"/> whose message names this file.
 /// </summary>
-public sealed class CoordinatorStateStore : IDisposable
+public sealed partial class CoordinatorStateStore : IDisposable
 {
     private readonly SqliteConnection _connection;
     private readonly Lock _gate = new();
