@@ -705,9 +705,19 @@ public sealed partial class WorkerService : BackgroundService
                 return null;
             }
 
+            // The worker's local floor: the signed (malicious-server) variant, its own identity at its id, and a (k, t) no
+            // weaker than NearMLWorkerOptions.SecureAggregationMinimum. A weaker proposal is refused, with the reason sent back.
+            var identity = owner._identity!;
+            if (owner._options.SecureAggregationMinimum.Check(config, clientId, identity.PublicKey.Span) is { } refusal)
+            {
+                LogSecureSkipped(Logger, assignment.Round, $"the coordinator's aggregation configuration was refused: {refusal}");
+                await SendEnvelopeAsync(assignment, new ClientMessage { JobId = config.JobId, Round = config.Round, Sender = clientId, Refusal = new NearML.Core.Contracts.Aggregation.Refusal { Reason = refusal } }, stopping).ConfigureAwait(false);
+                return null;
+            }
+
             var input = new uint[FixedPointEncoder.EncodedLength(job.Delta.Length)];
             encoder.Encode(job.Delta.Data, weight, input);
-            var client = new SecureAggregationClient(config, clientId, input);
+            var client = new SecureAggregationClient(config, clientId, input, identity);
             byte[]? maskedHash = null;
             var before = connection.BytesSent;
             await SendEnvelopeAsync(assignment, client.Start(), stopping).ConfigureAwait(false);
