@@ -32,7 +32,11 @@ public sealed class AdmissionRequest
         Evidence = evidence.Evidence_.Memory;
         ReportData = reportData;
         RemoteEndPoint = remoteEndPoint;
+        LayoutFingerprint = evidence.LayoutFingerprint;
     }
+
+    /// <summary>Gets the layout fingerprint of the worker's build of the announced job's model (empty when it has none).</summary>
+    public string LayoutFingerprint { get; }
 
     /// <summary>Gets the worker's self-chosen name.</summary>
     public string WorkerId { get; }
