@@ -59,7 +59,7 @@ public sealed class MixedEngineInProcessTests
         for (var w = 0; w < Workers; w++)
         {
             models[w] = w < Workers - torchWorkers
-                ? new ManagedTrainable(new Mlp(hidden: Hidden, seed: 100 + w), Inner)
+                ? new ManagedTrainableModel(new Mlp(hidden: Hidden, seed: 100 + w), Inner)
                 : new TorchSharpTrainableModel(TorchModels.Mlp(hidden: Hidden), Inner);
             models[w].Parameters.CopyFrom(initial);
             models[w].PushParameters();
@@ -108,7 +108,7 @@ public sealed class MixedEngineInProcessTests
 
         var evaluator = new Mlp(hidden: Hidden, seed: 0);
         evaluator.Parameters.CopyFrom(strategies[0].GlobalParameters);
-        var result = new ManagedTrainable(evaluator, Inner).Evaluate(new ClassificationBatchSource(data.Test, 1000, 0, shuffle: false));
+        var result = new ManagedTrainableModel(evaluator, Inner).Evaluate(new ClassificationBatchSource(data.Test, 1000, 0, shuffle: false));
         foreach (var m in models)
         {
             m.Dispose();
