@@ -46,6 +46,15 @@ public sealed record CheckpointRecord(long Round, long ParameterVersion, string 
 /// <param name="DryRun">Whether it was only signed.</param>
 public sealed record SettlementRecord(long Epoch, int Slot, ulong Nonce, string Hash, string Receiver, string Amount, bool DryRun);
 
+/// <summary>The job a coordinator data folder belongs to.</summary>
+/// <param name="JobId">The job id.</param>
+/// <param name="Model">The architecture.</param>
+/// <param name="ModelConfig">The model configuration JSON.</param>
+/// <param name="DatasetRoot">The dataset manifest root (hex).</param>
+/// <param name="Settings">The hyper-parameters as recorded at first start (informational, <c>rounds=10 H=100 …</c>).</param>
+/// <param name="CreatedUnixMs">When the job was first started.</param>
+public sealed record JobRecord(string JobId, string Model, string ModelConfig, string DatasetRoot, string Settings, long CreatedUnixMs);
+
 /// <summary>
 /// The coordinator's durable state in SQLite (<c>coordinator.db</c>, WAL, synchronous=FULL): the job, completed rounds,
 /// membership events, the checkpoint index and settlement transactions. Thread-safe (one connection behind a lock).
@@ -125,6 +134,18 @@ public sealed class CoordinatorStateStore : IDisposable
             insert.Parameters.AddWithValue("$s", settings);
             insert.Parameters.AddWithValue("$t", nowMs);
             insert.ExecuteNonQuery();
+        }
+    }
+
+    /// <summary>Reads the job this folder belongs to (recorded by <see cref="EnsureJob"/>), for status tools.</summary>
+    /// <returns>The job, or <see langword="null"/> before the coordinator first started.</returns>
+    public JobRecord? ReadJob()
+    {
+        lock (_gate)
+        {
+            using var c = Command("SELECT id, model, model_config, dataset_root, settings, created_ms FROM job LIMIT 1");
+            using var r = c.ExecuteReader();
+            return r.Read() ? new JobRecord(r.GetString(0), r.GetString(1), r.GetString(2), r.GetString(3), r.GetString(4), r.GetInt64(5)) : null;
         }
     }
 
