@@ -57,7 +57,7 @@ public sealed partial class WorkerService : BackgroundService
     /// <param name="status">The shared status object.</param>
     /// <param name="loggerFactory">Logging.</param>
     /// <param name="timeProvider">The clock (deadlines, receipts); <see langword="null"/> for the system clock.</param>
-    /// <param name="lifetime">The host lifetime, used only when <see cref="NearMLWorkerOptions.StopApplicationOnFatalError"/> is set.</param>
+    /// <param name="lifetime">The host lifetime, used only when <see cref="NearMLWorkerOptions.StopApplicationOnFatalError"/> or <see cref="NearMLWorkerOptions.StopApplicationOnCompletion"/> is set.</param>
     /// <param name="metrics">The <c>NearML</c> meter's instruments, or <see langword="null"/> for no metrics.</param>
     /// <param name="registry">The models and datasets this worker can train (<see langword="null"/>: the built-ins only).</param>
     public WorkerService(
@@ -142,6 +142,11 @@ public sealed partial class WorkerService : BackgroundService
             {
                 _status.SetState(WorkerState.Completed);
                 LogCoordinatorFinished(_logger, ex.Message);
+                if (_options.StopApplicationOnCompletion)
+                {
+                    _lifetime?.StopApplication();
+                }
+
                 return;
             }
             catch (Exception ex) when (IsPermanent(ex))
