@@ -255,7 +255,6 @@ public sealed class TorchSharpTrainableModel : ITrainableModel
     public void PushParameters()
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        using var _ = no_grad();
         for (var i = 0; i < _params.Length; i++)
         {
             CopyFromHost(Parameters.GetSpan(i), i, _params[i]);
@@ -276,7 +275,6 @@ public sealed class TorchSharpTrainableModel : ITrainableModel
     public void PushGradients()
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        using var _ = no_grad();
         for (var i = 0; i < _grads.Length; i++)
         {
             CopyFromHost(Gradients.GetSpan(i), i, _grads[i]);
@@ -299,12 +297,10 @@ public sealed class TorchSharpTrainableModel : ITrainableModel
             _training = true;
         }
 
-        using (no_grad())
+        // gradient tensors do not require grad: zeroing them in place needs no no_grad() guard (and allocates nothing)
+        for (var i = 0; i < _grads.Length; i++)
         {
-            for (var i = 0; i < _grads.Length; i++)
-            {
-                _grads[i].zero_();
-            }
+            _grads[i].zero_();
         }
 
         float value;
@@ -680,8 +676,10 @@ public sealed class TorchSharpTrainableModel : ITrainableModel
             return;
         }
 
+        // writing raw memory (the CPU path above) bypasses autograd; copy_ into a leaf that requires grad needs no_grad
         var staging = _staging![index];
         source.CopyTo(new Span<float>(Ptr(staging), source.Length));
+        using var _ = no_grad();
         destination.copy_(staging);
     }
 

@@ -32,7 +32,7 @@ public sealed class CrossEngineTests
     public void Same_Parameters_And_Batch_Give_The_Same_Loss_And_Gradients()
     {
         var managed = new Mlp(seed: 7);
-        var runner = new ManagedRunner(managed);
+        using var runner = new ManagedRunner(managed);
         using var torch = new TorchSharpTrainableModel(TorchModels.Mlp(), AdamW);
         torch.Parameters.CopyFrom(managed.Parameters);
         torch.PushParameters();
@@ -56,7 +56,7 @@ public sealed class CrossEngineTests
     public void AdamW_Step_With_Weight_Decay_Matches_The_Managed_AdamW()
     {
         var managed = new Mlp(seed: 3);
-        var runner = new ManagedRunner(managed);
+        using var runner = new ManagedRunner(managed);
         var opt = new AdamW(managed.Parameters.Layout, new AdamWOptions { LearningRate = AdamW.LearningRate, WeightDecay = AdamW.WeightDecay, Beta1 = AdamW.Beta1, Beta2 = AdamW.Beta2, Epsilon = AdamW.Epsilon });
         using var torch = new TorchSharpTrainableModel(TorchModels.Mlp(), AdamW);
         torch.Parameters.CopyFrom(managed.Parameters);
@@ -101,7 +101,7 @@ public sealed class CrossEngineTests
     public void Several_Local_Steps_Track_The_Managed_Engine()
     {
         var managed = new Mlp(seed: 11);
-        var runner = new ManagedRunner(managed);
+        using var runner = new ManagedRunner(managed);
         var opt = new AdamW(managed.Parameters.Layout, new AdamWOptions { LearningRate = AdamW.LearningRate, WeightDecay = AdamW.WeightDecay });
         using var torch = new TorchSharpTrainableModel(TorchModels.Mlp(), AdamW);
         torch.Parameters.CopyFrom(managed.Parameters);
@@ -187,7 +187,7 @@ public sealed class CrossEngineTests
     {
         var settings = new InnerOptimizerSettings("sgd", LearningRate: 0.05, WeightDecay: 0.01, Momentum: 0.9);
         var managed = new Mlp(seed: 5);
-        var runner = new ManagedRunner(managed);
+        using var runner = new ManagedRunner(managed);
         var opt = new Sgd(managed.Parameters.Layout, new SgdOptions { LearningRate = settings.LearningRate, Momentum = settings.Momentum, WeightDecay = settings.WeightDecay });
         using var torch = new TorchSharpTrainableModel(TorchModels.Mlp(), settings);
         torch.Parameters.CopyFrom(managed.Parameters);

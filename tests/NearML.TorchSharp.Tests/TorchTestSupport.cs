@@ -39,26 +39,16 @@ internal static class TorchModels
         nn.Sequential(nn.Flatten(), nn.Linear(inputs, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, classes));
 }
 
-/// <summary>The managed engine driven the way a strategy drives it (gradients, then an optimizer step).</summary>
-internal sealed class ManagedRunner
+/// <summary>The managed engine through the contract, with its gradients computed but not applied.</summary>
+internal sealed class ManagedRunner : IDisposable
 {
-    private readonly Tape _tape = new();
+    private readonly NearML.Training.Engines.ManagedTrainableModel _trainable;
 
-    public ManagedRunner(Model model) => Model = model;
+    public ManagedRunner(Model model) => _trainable = new(model, new NearML.Training.Engines.InnerOptimizerSettings());
 
-    public Model Model { get; }
+    public float ComputeGradients(Batch batch) => _trainable.ComputeGradients(batch);
 
-    public float ComputeGradients(Batch batch)
-    {
-        _tape.Reset();
-        _tape.GradEnabled = true;
-        _tape.Training = true;
-        Model.ZeroGrad();
-        var loss = Model.Loss(_tape, batch);
-        var v = loss.Data[0];
-        _tape.Backward(loss);
-        return v;
-    }
+    public void Dispose() => _trainable.Dispose();
 }
 
 internal static class Batches
