@@ -49,7 +49,7 @@ public sealed partial class CoordinatorService
         secure.Inbox.Enqueue((id, message, envelope.Payload.ToByteArray()));
     }
 
-    private async Task<RoundOutcome> RunSecureRoundAsync(long round, long version, List<WorkerSession> cohort, Model model, Sgd outer, long started, long startedMs, DateTimeOffset deadline, CancellationToken ct)
+    private async Task<RoundOutcome> RunSecureRoundAsync(long round, long version, List<WorkerSession> cohort, NearML.Training.Engines.ITrainableModel model, Sgd outer, long started, long startedMs, DateTimeOffset deadline, CancellationToken ct)
     {
         var o = _options;
         var n = cohort.Count;
@@ -114,6 +114,7 @@ public sealed partial class CoordinatorService
                     DeadlineUnixMs = deadline.ToUnixTimeMilliseconds(),
                 };
                 job.ShardIds.AddRange(assignment.ShardsOf(s.Id).Select(x => (uint)x));
+                _job!.Stamp(job);
                 sends.Add(SendAsync(s, job, ct));
                 _status.SetWorker(s.Info());
             }

@@ -96,6 +96,14 @@ public sealed class NearMLWorkerOptions
     public bool StopApplicationOnFatalError { get; set; }
 
     /// <summary>
+    /// Gets or sets a value indicating whether the worker stops the host application when the coordinator says the job is
+    /// complete (<see cref="WorkerState.Completed"/>), so a console worker exits (code 0) instead of idling; integrators that
+    /// host the worker inside a longer-lived service leave it off and watch <see cref="WorkerStatus"/> instead.
+    /// </summary>
+    /// <value>The default value is <see langword="false"/>.</value>
+    public bool StopApplicationOnCompletion { get; set; }
+
+    /// <summary>
     /// Gets or sets a value indicating whether to replace every pseudo-gradient by NaN before encoding. TEST ONLY: it exists so
     /// the coordinator's rejection of bad updates can be exercised end to end; never set it on a real worker.
     /// </summary>

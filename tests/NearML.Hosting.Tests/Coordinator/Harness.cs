@@ -99,6 +99,7 @@ internal sealed class CoordinatorHarness : IAsyncDisposable
         o.InnerSteps = 5;
         o.BatchSize = 16;
         o.Compression = "fp32";
+        o.InnerLearningRate = 0.01; // the default norm bound H·η·√P (0.05·√P) then admits the fake workers' constant deltas (≤ 0.04)
         o.MinWorkers = 1;
         o.RoundTimeout = TimeSpan.FromSeconds(20);
         o.HeartbeatInterval = TimeSpan.FromSeconds(1);
@@ -231,8 +232,9 @@ internal sealed class FakeWorker : IAsyncDisposable
     public static async Task<FakeWorker> StartAsync(CoordinatorHarness coordinator, string id, FakeBehavior behavior = FakeBehavior.Normal, float deltaValue = 0.01f, ulong samples = 100, IAttestationEvidenceProvider? evidence = null)
     {
         var connection = await ConnectAsync(coordinator.Port, coordinator.Fingerprint);
-        // Kept for signing in secure rounds (the coordinator's configurations are the signed variant).
-        var identitySeed = System.Security.Cryptography.RandomNumberGenerator.GetBytes(32);
+        // One key per worker id (the coordinator binds an id to its first key for good): a fake worker that rejoins is the same
+        // worker. The seed is kept for signing in secure rounds (the coordinator's configurations are the signed variant).
+        var identitySeed = System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes("fake-worker:" + id));
         using var identity = Ed25519Identity.FromSeed(identitySeed);
         using var simulated = new SimulatedEvidence();
         var admission = await WorkerHandshake.RunAsync(
