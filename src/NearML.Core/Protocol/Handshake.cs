@@ -13,6 +13,13 @@ public sealed class WorkerHandshakeOptions
     /// <value>The default value is empty, which is invalid.</value>
     public string WorkerId { get; set; } = string.Empty;
 
+    /// <summary>
+    /// Gets or sets the proof, signed by the key the coordinator bound <see cref="WorkerId"/> to, that the id moves to this
+    /// worker's key (<see cref="KeyRotationProof.Create"/>); <see langword="null"/> on an ordinary join.
+    /// </summary>
+    /// <value>The default value is <see langword="null"/>.</value>
+    public KeyRotation? KeyRotation { get; set; }
+
     /// <summary>Gets or sets the capabilities announced in <see cref="Hello"/>.</summary>
     /// <value>The default value is <see langword="null"/> (none announced).</value>
     public WorkerCapabilities? Capabilities { get; set; }
@@ -112,6 +119,7 @@ public static class WorkerHandshake
                 IdentityPublicKey = ByteString.CopyFrom(identity.PublicKey.Span),
                 Capabilities = options.Capabilities ?? new WorkerCapabilities(),
                 WorkerNonce = ByteString.CopyFrom(RandomNumberGenerator.GetBytes(32)),
+                KeyRotation = options.KeyRotation,
             };
             var helloBytes = hello.ToByteArray();
             await connection.SendSerializedAsync(FrameType.Hello, helloBytes, token).ConfigureAwait(false);
@@ -290,6 +298,7 @@ public static class CoordinatorHandshake
                     MaxFrameSize = (uint)connection.Options.MaxFrameSize,
                 },
                 token).ConfigureAwait(false);
+            connection.MarkAdmitted();
             return new AdmittedWorker(request.WorkerId, request.PublicKey, request.Capabilities, sessionId, request.EvidenceFormat, hello.Version);
         }
         catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)

@@ -57,7 +57,7 @@ public sealed partial class WorkerService : BackgroundService
     /// <param name="status">The shared status object.</param>
     /// <param name="loggerFactory">Logging.</param>
     /// <param name="timeProvider">The clock (deadlines, receipts); <see langword="null"/> for the system clock.</param>
-    /// <param name="lifetime">The host lifetime, used only when <see cref="NearMLWorkerOptions.StopApplicationOnFatalError"/> is set.</param>
+    /// <param name="lifetime">The host lifetime, used only when <see cref="NearMLWorkerOptions.StopApplicationOnFatalError"/> or <see cref="NearMLWorkerOptions.StopApplicationOnCompletion"/> is set.</param>
     /// <param name="metrics">The <c>NearML</c> meter's instruments, or <see langword="null"/> for no metrics.</param>
     /// <param name="registry">The models and datasets this worker can train (<see langword="null"/>: the built-ins only).</param>
     public WorkerService(
@@ -142,6 +142,11 @@ public sealed partial class WorkerService : BackgroundService
             {
                 _status.SetState(WorkerState.Completed);
                 LogCoordinatorFinished(_logger, ex.Message);
+                if (_options.StopApplicationOnCompletion)
+                {
+                    _lifetime?.StopApplication();
+                }
+
                 return;
             }
             catch (Exception ex) when (IsPermanent(ex))
@@ -713,9 +718,19 @@ public sealed partial class WorkerService : BackgroundService
                 return null;
             }
 
+            // The worker's local floor: the signed (malicious-server) variant, its own identity at its id, and a (k, t) no
+            // weaker than NearMLWorkerOptions.SecureAggregationMinimum. A weaker proposal is refused, with the reason sent back.
+            var identity = owner._identity!;
+            if (owner._options.SecureAggregationMinimum.Check(config, clientId, identity.PublicKey.Span) is { } refusal)
+            {
+                LogSecureSkipped(Logger, assignment.Round, $"the coordinator's aggregation configuration was refused: {refusal}");
+                await SendEnvelopeAsync(assignment, new ClientMessage { JobId = config.JobId, Round = config.Round, Sender = clientId, Refusal = new NearML.Core.Contracts.Aggregation.Refusal { Reason = refusal } }, stopping).ConfigureAwait(false);
+                return null;
+            }
+
             var input = new uint[FixedPointEncoder.EncodedLength(job.Delta.Length)];
             encoder.Encode(job.Delta.Data, weight, input);
-            var client = new SecureAggregationClient(config, clientId, input);
+            var client = new SecureAggregationClient(config, clientId, input, identity);
             byte[]? maskedHash = null;
             var before = connection.BytesSent;
             await SendEnvelopeAsync(assignment, client.Start(), stopping).ConfigureAwait(false);
