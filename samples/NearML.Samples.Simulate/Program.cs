@@ -12,6 +12,9 @@ using NearML.Training.Optim;
 using NearML.Training.Sync;
 using NearML.Training.Tensors;
 using Spectre.Console;
+using NearML.Samples;
+
+PlainConsole.Configure();
 
 // Multi-worker simulator: N in-process workers train one model with a chosen sync strategy and the exact bytes each
 // worker sends and receives are counted by the in-process collective.
@@ -38,6 +41,10 @@ var parallel = new Option<int>("--parallel") { Description = "Workers computing 
 var output = new Option<string?>("--out") { Description = "Append the result as one JSON line to this file" };
 var benchDemo = new Option<bool>("--bench-demo") { Description = "Micro-benchmark: time DeMo steps (DCT, top-k, all-gather, inverse) on --model's layout with --workers workers and random gradients; --steps timed steps" };
 
+model.AcceptOnlyFromAmong("mlp", "cnn", "gpt");
+strategy.AcceptOnlyFromAmong("ddp", "diloco", "streaming", "demo");
+encoding.AcceptOnlyFromAmong("fp32", "fp16", "int8", "int4");
+scenario.AcceptOnlyFromAmong("iid", "skew", "slow", "dropout");
 var root = new RootCommand("NearML multi-worker simulator: DDP, DiLoCo, Streaming DiLoCo and DeMo with exact byte counts");
 foreach (var o in new Option[] { model, strategy, workers, steps, batch, h, encoding, fragments, overlap, mixing, lr, outerLr, outerMomentum, demoLr, topk, scenario, hidden, text, seed, parallel, output, benchDemo })
 {
@@ -89,7 +96,7 @@ root.SetAction(async (parse, ct) =>
         return 2;
     }
 });
-return await root.Parse(args).InvokeAsync();
+return await SampleCommandLine.RunAsync(root, args);
 
 internal sealed record SimConfig(string Model, string Strategy, int Workers, int Steps, int Batch, int H, string Encoding, int Fragments, int Overlap,
     double Mixing, double Lr, double OuterLr, double OuterMomentum, double DemoLr, int TopK, string Scenario, int Hidden, string? Text, int Seed, int Parallel);

@@ -252,7 +252,7 @@ public static class AggregationRound
         {
             // Split view: two disjoint groups of ⌊k/2⌋ honest neighbours could each be shown another survivor set and
             // together reveal t shares of both of one client's secrets.
-            throw new ArgumentException($"threshold = {config.Threshold} is not above degree/2 = {config.Degree}/2; a malicious server could unmask an input by showing its neighbours different survivor sets", nameof(config));
+            throw new ArgumentException($"threshold = {config.Threshold} is not above degree/2 = {config.Degree}/2 (split view): a malicious server could unmask an input by showing its neighbours different survivor sets", nameof(config));
         }
 
         var seen = new HashSet<string>(StringComparer.Ordinal);

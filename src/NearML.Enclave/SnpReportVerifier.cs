@@ -105,6 +105,9 @@ public sealed class SnpVerificationResult
 /// Verifies SEV-SNP reports offline: the ECDSA P-384 signature by the VCEK/VLEK, VCEK → ASK → ARK under RSA-PSS, the ARK
 /// pinned per product (Milan, Genoa, Turin), the reported TCB against the VCEK's extensions and the VCEK's hwID against CHIP_ID.
 /// Guest policy bits (debug, migration agent, SMT) are exposed on <see cref="SnpReport"/> and judged by <c>AttestationPolicy</c>.
+/// Checks run cheapest first and a public-key operation runs only under a trusted key: the ARK is judged by its fingerprint,
+/// the links top-down, and the report's P-384 signature only when the chain is trusted and the report's product, signing
+/// key, REPORTED_TCB and CHIP_ID agree with the VCEK. A check not reached is reported as failed ("not checked: …").
 /// </summary>
 public sealed class SnpReportVerifier
 {
@@ -143,7 +146,7 @@ public sealed class SnpReportVerifier
         Cert vcek = chain[0], ask = chain[1], ark = chain[2];
         string keyName = report.SigningKey == SnpSigningKey.Vlek ? "vlek" : "vcek";
 
-        // Cheapest first; a public-key operation only under a trusted key (see the class remarks). The ARK is judged by its
+        // Cheapest first; a public-key operation only under a trusted key (see the class summary). The ARK is judged by its
         // fingerprint before any signature, the links top-down, and the report signature (one P-384 verification, the
         // costly part) only when the chain is trusted and the report's cheap fields agree with the VCEK.
         string fp = Convert.ToHexString(ark.Fingerprint);

@@ -59,6 +59,14 @@ public sealed class TdxVerificationResult
 /// the attestation key's binding in the QE report, the PCK chain to a pinned Intel SGX Root CA, CRLs, TCB Info and QE Identity
 /// (signatures, issuer chains, freshness at the caller's evaluation time) and TCB level matching. Thread-safe; keep one instance
 /// so parsed PCK chains are cached.
+/// <para>
+/// The quote comes from an untrusted peer, so the work it can cause is bounded: the quote is at most
+/// <see cref="TdxQuote.MaxLength"/> bytes, its PEM chain at most 16 KiB and 4 certificates of at most 8 KiB each; checks run
+/// cheapest first, and a public-key operation runs only when everything it depends on holds (links top-down from the pinned
+/// root, the QE report under a trusted PCK key, the quote under an attestation key the QE report vouches for). A
+/// tampered quote therefore costs at most one new certificate parse and one signature verification; a check not reached
+/// is reported as failed ("not checked: …"). Parsed certificates and signature outcomes are cached across quotes.
+/// </para>
 /// </summary>
 public sealed class TdxQuoteVerifier
 {

@@ -172,7 +172,7 @@ internal sealed class HostileWorker : IAsyncDisposable
     {
         private readonly InsecureSimulatedAttestationProvider _provider = new(NullLogger<InsecureSimulatedAttestationProvider>.Instance);
 
-        public async ValueTask<AttestationEvidence?> GetEvidenceAsync(ReadOnlyMemory<byte> reportData, IReadOnlyList<string> acceptedFormats, CancellationToken cancellationToken) =>
+        public async ValueTask<NearML.Core.Protocol.AttestationEvidence?> GetEvidenceAsync(ReadOnlyMemory<byte> reportData, IReadOnlyList<string> acceptedFormats, CancellationToken cancellationToken) =>
             WorkerAttestation.EncodeEvidence(await _provider.GetEvidenceAsync(reportData, cancellationToken).ConfigureAwait(false));
 
         public void Dispose() => _provider.Dispose();

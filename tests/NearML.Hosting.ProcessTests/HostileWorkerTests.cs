@@ -34,7 +34,7 @@ public sealed class HostileWorkerTests
     [TestMethod]
     [TestCategory("Process")]
     [TestCategory("Slow")]
-    [Timeout(300_000, CooperativeCancellation = true)]
+    [Timeout(480_000, CooperativeCancellation = true)]
     public async Task Hostile_worker_gets_no_outsized_pay_cannot_poison_the_model_and_cannot_take_an_offline_workers_id()
     {
         await using var cluster = new TestCluster(TestContext, "hostile");
@@ -74,7 +74,7 @@ public sealed class HostileWorkerTests
         var h0 = cluster.StartWorker("h0");
         await coordinator.WaitForStderrAsync(@"Admitted worker 'h0'", Wait, 0, cluster.Token);
         await using var hostile = await HostileWorker.JoinAsync(cluster.Port, cluster.Fingerprint, "mallory", mallory, PlanOf, cluster.Token);
-        Assert.AreEqual(0, await coordinator.WaitForExitAsync(TimeSpan.FromSeconds(240), cluster.Token), cluster.Transcripts());
+        Assert.AreEqual(0, await coordinator.WaitForExitAsync(TimeSpan.FromSeconds(300), cluster.Token), cluster.Transcripts());
 
         var rounds = TestCluster.CompletedRounds(coordinator);
         Assert.HasCount(Rounds, rounds, cluster.Transcripts());

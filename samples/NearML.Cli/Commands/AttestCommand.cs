@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using NearML.Enclave;
+using NearML.Samples;
 using Spectre.Console;
 
 namespace NearML.Cli.Commands;
@@ -50,8 +51,7 @@ internal static class AttestCommand
             }
             catch (Exception e) when (e is NearML.Core.NearMLException or IOException or FormatException or UnauthorizedAccessException)
             {
-                AnsiConsole.MarkupLineInterpolated($"[red]error:[/] {e.Message}");
-                return 2;
+                return SampleCommandLine.Fail(SampleCommandLine.BadInput, e.Message);
             }
         });
         return verify;
@@ -137,8 +137,7 @@ internal static class AttestCommand
 
         if (candidates.Count == 0)
         {
-            AnsiConsole.MarkupLine("[red]error:[/] SNP verification needs --vcek and --chain, or --collateral <dir> holding them");
-            return 2;
+            return SampleCommandLine.Fail(SampleCommandLine.BadInput, "SNP verification needs --vcek and --chain, or --collateral <dir> holding them");
         }
 
         var verifier = new SnpReportVerifier();
@@ -164,8 +163,7 @@ internal static class AttestCommand
 
         if (best is null)
         {
-            AnsiConsole.MarkupLine("[red]error:[/] no usable VCEK/VLEK and ASK/ARK pair found");
-            return 2;
+            return SampleCommandLine.Fail(SampleCommandLine.BadInput, "no usable VCEK/VLEK and ASK/ARK pair found");
         }
 
         PrintChecks($"Verification at {at:O} with {bestName}", best.Checks);

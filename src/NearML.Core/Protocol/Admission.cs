@@ -33,7 +33,11 @@ public sealed class AdmissionRequest
         ReportData = reportData;
         RemoteEndPoint = remoteEndPoint;
         KeyRotation = hello.KeyRotation;
+        LayoutFingerprint = evidence.LayoutFingerprint;
     }
+
+    /// <summary>Gets the layout fingerprint of the worker's build of the announced job's model (empty when it has none).</summary>
+    public string LayoutFingerprint { get; }
 
     /// <summary>Gets the worker's self-chosen name.</summary>
     public string WorkerId { get; }

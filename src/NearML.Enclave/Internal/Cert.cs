@@ -29,6 +29,7 @@ internal sealed class Cert
     private static readonly Lock CacheLock = new();
 
     private readonly X509Extension[] _extensions;
+    private readonly Lazy<(ECDsa? Ec, RSA? Rsa)> _keys;
 
     private Cert(byte[] der, byte[] fingerprint, X509Certificate2 x509, byte[] tbs, string sigAlg, HashAlgorithmName pssHash, byte[] sig)
     {
@@ -61,8 +62,22 @@ internal sealed class Cert
         }
 
         _extensions = [.. extensions];
-        Ec = x509.GetECDsaPublicKey();
-        Rsa = Ec is null ? x509.GetRSAPublicKey() : null;
+
+        // Importing the public key validates it (for EC, that the point is on the curve) and costs about as much as a
+        // signature verification: it is done on first use, so a certificate under an untrusted issuer (a tampered chain)
+        // never pays for it. A key that does not import is no key: every signature check with it fails.
+        _keys = new Lazy<(ECDsa? Ec, RSA? Rsa)>(() =>
+        {
+            try
+            {
+                ECDsa? ec = x509.GetECDsaPublicKey();
+                return (ec, ec is null ? x509.GetRSAPublicKey() : null);
+            }
+            catch (CryptographicException)
+            {
+                return (null, null);
+            }
+        }, LazyThreadSafetyMode.ExecutionAndPublication);
     }
 
     public byte[] Der { get; }
@@ -79,9 +94,9 @@ internal sealed class Cert
 
     public byte[] Fingerprint { get; }
 
-    public ECDsa? Ec { get; }
+    public ECDsa? Ec => _keys.Value.Ec;
 
-    public RSA? Rsa { get; }
+    public RSA? Rsa => _keys.Value.Rsa;
 
     public DateTimeOffset NotBefore { get; }
 

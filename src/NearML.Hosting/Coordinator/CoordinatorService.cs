@@ -11,6 +11,7 @@ using NearML.Core;
 using NearML.Core.Contracts;
 using NearML.Core.Protocol;
 using NearML.Hosting.Jobs;
+using NearML.Training.Engines;
 using NearML.Hosting.State;
 using NearML.Ledger;
 using NearML.Training;
@@ -48,8 +49,10 @@ public sealed partial class CoordinatorService : BackgroundService
     private volatile Published? _published;
     private volatile bool _stopping;
     private long _currentRound;
+    private readonly JobRegistry _registry;
     private JobDataset? _dataset;
     private ModelConfig? _modelConfig;
+    private CoordinatorJob? _job;
 
     /// <summary>Initializes the service (use <c>AddNearMLCoordinator</c>).</summary>
     /// <param name="options">The validated options.</param>
@@ -58,14 +61,17 @@ public sealed partial class CoordinatorService : BackgroundService
     /// <param name="attestation">The admission policy.</param>
     /// <param name="logger">The logger.</param>
     /// <param name="timeProvider">The clock.</param>
+    /// <param name="registry">The models and datasets jobs can name (<see langword="null"/>: the built-ins only).</param>
     public CoordinatorService(
         IOptions<NearMLCoordinatorOptions> options,
         CoordinatorStatus status,
         NearMLMetrics metrics,
         AttestationAdmissionPolicy attestation,
         ILogger<CoordinatorService> logger,
-        TimeProvider timeProvider)
+        TimeProvider timeProvider,
+        JobRegistry? registry = null)
     {
+        _registry = registry ?? JobRegistry.BuiltIn;
         ArgumentNullException.ThrowIfNull(options);
         _options = options.Value;
         _status = status ?? throw new ArgumentNullException(nameof(status));
@@ -98,12 +104,14 @@ public sealed partial class CoordinatorService : BackgroundService
     {
         var o = _options;
         var data = Directory.CreateDirectory(o.DataDirectory).FullName;
-        var dataset = await Task.Run(() => JobDataset.LoadFashionMnist(o.DatasetDirectory, o.ShardCount, (ulong)o.Seed), ct).ConfigureAwait(false);
+        using var job = await Task.Run(() => CoordinatorJob.Load(o, _registry), ct).ConfigureAwait(false);
+        _job = job;
+        var dataset = job.Dataset;
         _dataset = dataset;
-        var model = ModelCatalog.Create(o.Model, o.ModelConfigJson, o.Seed);
-        var modelConfig = ModelCatalog.Describe(o.Model, o.ModelConfigJson, model);
+        var model = job.Model;
+        var modelConfig = job.ModelConfig;
         _modelConfig = modelConfig;
-        var layout = model.Parameters.Layout;
+        var layout = model.Layout;
         _normBound = o.MaxUpdateNorm ?? DefaultMaxUpdateNorm(o.InnerSteps, o.InnerLearningRate, model.Parameters.Length);
         CoordinatorLog.UpdateScreen(_logger, _normBound.Value, o.MaxUpdateNorm is null ? "derived: InnerSteps × InnerLearningRate × √parameters" : "MaxUpdateNorm", o.MaxUpdateNormToMedianRatio ?? double.NaN, NormHistory);
         CoordinatorLog.JobLoaded(_logger, o.JobId, modelConfig.Architecture, model.Parameters.Length, dataset.Manifest.Name, dataset.ShardCount, dataset.ManifestRootHex, o.Rounds, o.InnerSteps);
@@ -156,6 +164,7 @@ public sealed partial class CoordinatorService : BackgroundService
             HeartbeatInterval = o.HeartbeatInterval,
             HeartbeatTimeout = o.HeartbeatInterval * 3,
             Timeout = o.HandshakeTimeout,
+            Job = job.Spec.ToDescriptor(),
         };
         foreach (var f in _attestation.AcceptedFormats)
         {
@@ -197,8 +206,6 @@ public sealed partial class CoordinatorService : BackgroundService
                 }
 
                 _status.SetListening(o.JobId, listener.LocalEndPoint.Port, fingerprint);
-                var evalModel = ModelCatalog.Create(o.Model, o.ModelConfigJson, o.Seed);
-                var evaluator = new LocalTrainer(evalModel, new Sgd(layout, new SgdOptions()));
                 var lastCompleted = nextRound - 1;
                 var lastCheckpointed = nextRound - 1;
                 try
@@ -211,8 +218,7 @@ public sealed partial class CoordinatorService : BackgroundService
                         var evaluate = o.EvaluateEveryRounds > 0 && ((round + 1) % o.EvaluateEveryRounds == 0 || round == o.Rounds - 1);
                         if (evaluate)
                         {
-                            evalModel.Parameters.CopyFrom(model.Parameters);
-                            accuracy = await Task.Run(() => Evaluate(evaluator, dataset, o), ct).ConfigureAwait(false);
+                            accuracy = await Task.Run(() => job.Evaluate(EvaluationBatch, o.EvaluationSamples, ct).Accuracy, ct).ConfigureAwait(false);
                             _metrics.Accuracy(accuracy.Value);
                         }
 
@@ -282,7 +288,7 @@ public sealed partial class CoordinatorService : BackgroundService
         }
     }
 
-    private async Task<RoundOutcome> RunRoundAsync(long round, long version, Model model, Sgd outer, CancellationToken ct)
+    private async Task<RoundOutcome> RunRoundAsync(long round, long version, ITrainableModel model, Sgd outer, CancellationToken ct)
     {
         var o = _options;
         var started = _time.GetTimestamp();
@@ -344,6 +350,7 @@ public sealed partial class CoordinatorService : BackgroundService
                 DeadlineUnixMs = deadline.ToUnixTimeMilliseconds(),
             };
             job.ShardIds.AddRange(assignment.ShardsOf(s.Id).Select(i => (uint)i));
+            _job!.Stamp(job);
             sends.Add(SendAsync(s, job, ct));
             _status.SetWorker(s.Info());
         }
@@ -920,14 +927,6 @@ public sealed partial class CoordinatorService : BackgroundService
         return h;
     }
 
-    private static double Evaluate(LocalTrainer evaluator, JobDataset dataset, NearMLCoordinatorOptions o)
-    {
-        var test = dataset.Test;
-        IReadOnlyList<int>? subset = o.EvaluationSamples > 0 && o.EvaluationSamples < test.Count ? Enumerable.Range(0, o.EvaluationSamples).ToArray() : null;
-        var source = new ClassificationBatchSource(test, subset, EvaluationBatch, 0, shuffle: false);
-        return evaluator.Evaluate(source).Accuracy;
-    }
-
     private void LoadCredited(ContributionLedger ledger, string jobId)
     {
         foreach (var entry in ledger.Store.Read(0))
@@ -1042,6 +1041,11 @@ public sealed partial class CoordinatorService : BackgroundService
             else if (owner._sessions.Count >= owner._options.MaxWorkers)
             {
                 return AdmissionDecision.Refuse(RefusalReason.CohortFull, $"{owner._sessions.Count} workers are connected (MaxWorkers = {owner._options.MaxWorkers}); try again later");
+            }
+
+            if (owner._job?.Spec.Check(request) is { } refusal)
+            {
+                return refusal;
             }
 
             var decision = await owner._attestation.EvaluateAsync(request, cancellationToken).ConfigureAwait(false);

@@ -37,15 +37,27 @@ public sealed class NearMLCoordinatorOptions
     /// <value>The default value is <see langword="null"/>.</value>
     public string? CertificatePassword { get; set; }
 
-    /// <summary>Gets or sets the model architecture (<c>mlp</c>, <c>cnn</c>, <c>gpt</c>; see <see cref="ModelCatalog"/>).</summary>
+    /// <summary>Gets or sets the registered model key: a built-in (<c>mlp</c>, <c>cnn</c>, <c>gpt</c>; see <see cref="BuiltInJobs"/>) or one
+    /// added with <c>AddModel</c>.</summary>
     /// <value>The default value is <c>mlp</c>.</value>
     public string Model { get; set; } = "mlp";
 
-    /// <summary>Gets or sets the model configuration JSON; <see langword="null"/> for the architecture's default.</summary>
+    /// <summary>Gets or sets the model configuration JSON; <see langword="null"/> for the registration's default.</summary>
     /// <value>The default value is <see langword="null"/>.</value>
     public string? ModelConfigJson { get; set; }
 
-    /// <summary>Gets or sets the Fashion-MNIST folder; <see langword="null"/> for <c>$FASHION_MNIST_DIR</c> or the Debian package's folder.</summary>
+    /// <summary>Gets or sets the registered dataset key: a built-in (<c>fashion-mnist</c>, <c>text</c>, <c>npz</c>; see
+    /// <see cref="BuiltInJobs"/>) or one added with <c>AddDataset</c>.</summary>
+    /// <value>The default value is <c>fashion-mnist</c>.</value>
+    public string Dataset { get; set; } = JobDataset.FashionMnistName;
+
+    /// <summary>Gets or sets the dataset configuration JSON (sent to workers); <see langword="null"/> for <c>{}</c>.</summary>
+    /// <value>The default value is <see langword="null"/>.</value>
+    public string? DatasetConfigJson { get; set; }
+
+    /// <summary>Gets or sets this host's data folder, passed to dataset providers (Fashion-MNIST's IDX files; the folder
+    /// that <c>text</c>/<c>npz</c> file names are relative to); <see langword="null"/> for each provider's default
+    /// (<c>$FASHION_MNIST_DIR</c> or the Debian package's folder for Fashion-MNIST).</summary>
     /// <value>The default value is <see langword="null"/>.</value>
     public string? DatasetDirectory { get; set; }
 
@@ -246,6 +258,15 @@ public sealed class NearMLCoordinatorOptions
 /// <summary>Validates <see cref="NearMLCoordinatorOptions"/> (every failure is listed, naming the setting).</summary>
 internal sealed class NearMLCoordinatorOptionsValidator : IValidateOptions<NearMLCoordinatorOptions>
 {
+    private readonly JobRegistry _registry;
+
+    public NearMLCoordinatorOptionsValidator()
+        : this(JobRegistry.BuiltIn)
+    {
+    }
+
+    public NearMLCoordinatorOptionsValidator(JobRegistry registry) => _registry = registry;
+
     public ValidateOptionsResult Validate(string? name, NearMLCoordinatorOptions options)
     {
         var f = new List<string>();
@@ -265,12 +286,14 @@ internal sealed class NearMLCoordinatorOptionsValidator : IValidateOptions<NearM
         Check(options.CertificatePath is null || File.Exists(options.CertificatePath), $"CertificatePath '{options.CertificatePath}' does not exist.");
         try
         {
-            _ = ModelCatalog.Create(options.Model, options.ModelConfigJson, options.Seed);
+            using var model = _registry.BuildModel(options.Model, new NearML.Training.Engines.ModelBuildContext(options.ModelConfigJson ?? string.Empty, options.Seed, new NearML.Training.Engines.InnerOptimizerSettings()));
         }
         catch (JobConfigurationException ex)
         {
             f.Add($"Model: {ex.Message}");
         }
+
+        Check(_registry.HasDataset(options.Dataset), $"Dataset '{options.Dataset}' is not registered (registered: {string.Join(", ", _registry.DatasetKeys)}); add it with AddDataset.");
 
         Check(options.ShardCount > 0, $"ShardCount {options.ShardCount} must be positive.");
         Check(options.Rounds > 0, $"Rounds {options.Rounds} must be positive.");

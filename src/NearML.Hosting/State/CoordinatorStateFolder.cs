@@ -422,9 +422,9 @@ public sealed class CoordinatorStateFolder : IDisposable
         {
             return ContributionLedger.OpenSqlite(path);
         }
-        catch (SqliteException ex)
+        catch (LedgerStorageException ex)
         {
-            throw CoordinatorStateException.FromSqlite(path, "opening the ledger", ex);
+            throw new CoordinatorStateException(StateProblem.Storage, path, ex.Message, ex);
         }
         catch (LedgerIntegrityException ex)
         {
@@ -482,6 +482,10 @@ public sealed class CoordinatorStateFolder : IDisposable
         catch (SqliteException ex)
         {
             throw CoordinatorStateException.FromSqlite(path, operation, ex);
+        }
+        catch (LedgerStorageException ex)
+        {
+            throw new CoordinatorStateException(StateProblem.Storage, path, ex.Message, ex);
         }
         catch (LedgerIntegrityException ex)
         {

@@ -116,6 +116,15 @@ public sealed record CheckpointRecord(long Round, long ParameterVersion, string 
 /// <param name="DryRun">Whether it was only signed.</param>
 public sealed record SettlementRecord(long Epoch, int Slot, ulong Nonce, string Hash, string Receiver, string Amount, bool DryRun);
 
+/// <summary>The job a coordinator data folder belongs to.</summary>
+/// <param name="JobId">The job id.</param>
+/// <param name="Model">The architecture.</param>
+/// <param name="ModelConfig">The model configuration JSON.</param>
+/// <param name="DatasetRoot">The dataset manifest root (hex).</param>
+/// <param name="Settings">The hyper-parameters as recorded at first start (informational, <c>rounds=10 H=100 …</c>).</param>
+/// <param name="CreatedUnixMs">When the job was first started.</param>
+public sealed record JobRecord(string JobId, string Model, string ModelConfig, string DatasetRoot, string Settings, long CreatedUnixMs);
+
 /// <summary>
 /// The coordinator's durable state in SQLite (<c>coordinator.db</c>, WAL, synchronous=FULL): the job, completed rounds
 /// (each with the ledger head it left: the anchor that makes a deleted or rewritten ledger detectable), membership
@@ -222,6 +231,18 @@ public sealed partial class CoordinatorStateStore : IDisposable
         insert.Parameters.AddWithValue("$t", nowMs);
         return insert.ExecuteNonQuery();
     });
+
+    /// <summary>Reads the job this folder belongs to (recorded by <see cref="EnsureJob"/>), for status tools.</summary>
+    /// <returns>The job, or <see langword="null"/> before the coordinator first started.</returns>
+    public JobRecord? ReadJob()
+    {
+        lock (_gate)
+        {
+            using var c = Command("SELECT id, model, model_config, dataset_root, settings, created_ms FROM job LIMIT 1");
+            using var r = c.ExecuteReader();
+            return r.Read() ? new JobRecord(r.GetString(0), r.GetString(1), r.GetString(2), r.GetString(3), r.GetString(4), r.GetInt64(5)) : null;
+        }
+    }
 
     /// <summary>Records a completed round (replacing a record of the same round from a run that did not checkpoint it).</summary>
     /// <param name="record">The round.</param>

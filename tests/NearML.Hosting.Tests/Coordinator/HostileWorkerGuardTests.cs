@@ -1,4 +1,6 @@
 using Microsoft.Extensions.Logging;
+using NearML.Core.Contracts;
+using NearML.Core.Protocol;
 using NearML.Hosting.Coordinator;
 using NearML.Hosting.State;
 
@@ -69,6 +71,65 @@ public sealed class HostileWorkerGuardTests
         {
             Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
             Directory.Delete(dir, true);
+        }
+    }
+
+    [TestMethod]
+    [Timeout(120_000, CooperativeCancellation = true)]
+    public async Task An_offline_workers_id_cannot_be_taken_and_moves_only_with_the_bound_keys_signature_across_restarts()
+    {
+        var data = TestAssembly.NewTempDirectory("bind");
+        using var owner = Ed25519Identity.Generate();
+        using var thief = Ed25519Identity.Generate();
+        using var next = Ed25519Identity.Generate();
+        static void Configure(NearMLCoordinatorOptions o)
+        {
+            o.MinWorkers = 10; // no round starts: this test is about admission only
+            o.Rounds = 1;
+        }
+
+        async Task<string> JoinAsync(CoordinatorHarness c, Ed25519Identity key, KeyRotation? rotation = null)
+        {
+            var connection = await FakeWorker.ConnectAsync(c.Port, c.Fingerprint);
+            using var evidence = new SimulatedEvidence();
+            try
+            {
+                await WorkerHandshake.RunAsync(connection, key, new WorkerHandshakeOptions { WorkerId = "w", EvidenceProvider = evidence, KeyRotation = rotation }).WaitAsync(CoordinatorHarness.Timeout);
+                await connection.SendAsync(new Goodbye { Message = "done" });
+                return "admitted";
+            }
+            catch (AdmissionRefusedException ex)
+            {
+                return $"{ex.Reason}: {ex.CoordinatorMessage}";
+            }
+            finally
+            {
+                await connection.DisposeAsync();
+            }
+        }
+
+        await using (var c = await CoordinatorHarness.StartAsync(Configure, data))
+        {
+            Assert.AreEqual("admitted", await JoinAsync(c, owner));
+            Assert.AreEqual("admitted", await JoinAsync(c, owner), "the owner comes back with its key");
+            var stolen = await JoinAsync(c, thief);
+            StringAssert.StartsWith(stolen, "DuplicateIdentity: worker id 'w' is bound to another identity key");
+            var forged = KeyRotationProof.Create(thief, "w", thief.PublicKey.Span);
+            forged.PreviousPublicKey = Google.Protobuf.ByteString.CopyFrom(owner.PublicKey.Span);
+            StringAssert.StartsWith(await JoinAsync(c, thief, forged), "BadSignature: key rotation of worker id 'w'");
+            var stolenRotation = KeyRotationProof.Create(owner, "w", next.PublicKey.Span);
+            StringAssert.StartsWith(await JoinAsync(c, thief, stolenRotation), "BadSignature", "a rotation to another key does not let the thief in");
+            Assert.AreEqual("admitted", await JoinAsync(c, next, stolenRotation), "the owner's signature moves the id to the new key");
+            Assert.IsTrue(c.Logs.Contains("Worker id 'w' rotated its key"));
+            StringAssert.StartsWith(await JoinAsync(c, owner), "DuplicateIdentity", "the old key no longer owns the id");
+        }
+
+        await using (var c = await CoordinatorHarness.StartAsync(Configure, data))
+        {
+            Assert.AreEqual("admitted", await JoinAsync(c, next), "the binding survives a coordinator restart");
+            StringAssert.StartsWith(await JoinAsync(c, owner), "DuplicateIdentity");
+            StringAssert.StartsWith(await JoinAsync(c, thief), "DuplicateIdentity");
+            StringAssert.StartsWith(await JoinAsync(c, owner, KeyRotationProof.Create(owner, "w", owner.PublicKey.Span)), "BadSignature", "a replayed old-key rotation does not move the id back");
         }
     }
 
