@@ -93,9 +93,11 @@ public sealed partial class NearRpcClient
             w.WriteString("public_key", publicKey.ToString());
             w.WriteEndObject();
         }, cancellationToken).ConfigureAwait(false);
-        JsonElement r = doc.RootElement;
-        bool full = r.TryGetProperty("permission", out JsonElement p) && p.ValueKind == JsonValueKind.String && p.GetString() == "FullAccess";
-        return new AccessKeyView(r.GetProperty("nonce").GetUInt64(), r.GetProperty("block_height").GetUInt64(), r.GetProperty("block_hash").GetString()!, full);
+        return ParseResult("query", doc.RootElement, static r =>
+        {
+            bool full = r.TryGetProperty("permission", out JsonElement p) && p.ValueKind == JsonValueKind.String && p.GetString() == "FullAccess";
+            return new AccessKeyView(r.GetProperty("nonce").GetUInt64(), r.GetProperty("block_height").GetUInt64(), RequiredString(r, "block_hash"), full);
+        });
     }
 
     /// <summary><c>query view_account</c> at final finality.</summary>
@@ -113,13 +115,12 @@ public sealed partial class NearRpcClient
             w.WriteString("account_id", accountId);
             w.WriteEndObject();
         }, cancellationToken).ConfigureAwait(false);
-        JsonElement r = doc.RootElement;
-        return new AccountView(
-            UInt128.Parse(r.GetProperty("amount").GetString()!, CultureInfo.InvariantCulture),
-            UInt128.Parse(r.GetProperty("locked").GetString()!, CultureInfo.InvariantCulture),
-            r.GetProperty("code_hash").GetString()!,
+        return ParseResult("query", doc.RootElement, static r => new AccountView(
+            UInt128.Parse(RequiredString(r, "amount"), CultureInfo.InvariantCulture),
+            UInt128.Parse(RequiredString(r, "locked"), CultureInfo.InvariantCulture),
+            RequiredString(r, "code_hash"),
             r.GetProperty("storage_usage").GetUInt64(),
-            r.GetProperty("block_height").GetUInt64());
+            r.GetProperty("block_height").GetUInt64()));
     }
 
     /// <summary><c>query call_function</c> (a view call) at final finality.</summary>
@@ -143,10 +144,12 @@ public sealed partial class NearRpcClient
             w.WriteString("args_base64", argsBase64);
             w.WriteEndObject();
         }, cancellationToken).ConfigureAwait(false);
-        JsonElement r = doc.RootElement;
-        byte[] result = r.GetProperty("result").EnumerateArray().Select(static b => b.GetByte()).ToArray();
-        string[] logs = r.TryGetProperty("logs", out JsonElement l) ? l.EnumerateArray().Select(static x => x.GetString() ?? "").ToArray() : [];
-        return new CallFunctionResult(result, logs, r.GetProperty("block_height").GetUInt64());
+        return ParseResult("query", doc.RootElement, static r =>
+        {
+            byte[] result = r.GetProperty("result").EnumerateArray().Select(static b => b.GetByte()).ToArray();
+            string[] logs = r.TryGetProperty("logs", out JsonElement l) ? l.EnumerateArray().Select(static x => x.GetString() ?? "").ToArray() : [];
+            return new CallFunctionResult(result, logs, r.GetProperty("block_height").GetUInt64());
+        });
     }
 
     /// <summary><c>block</c> with <c>finality: final</c>.</summary>
@@ -160,8 +163,12 @@ public sealed partial class NearRpcClient
             w.WriteString("finality", "final");
             w.WriteEndObject();
         }, cancellationToken).ConfigureAwait(false);
-        JsonElement header = doc.RootElement.GetProperty("header");
-        return new BlockView(header.GetProperty("height").GetUInt64(), header.GetProperty("hash").GetString()!);
+        return ParseResult("block", doc.RootElement, static r =>
+        {
+            JsonElement header = r.GetProperty("header");
+            var block = new BlockView(header.GetProperty("height").GetUInt64(), RequiredString(header, "hash"));
+            return block.HashBytes.Length == 32 ? block : throw new FormatException($"block hash {block.Hash} is not 32 bytes");
+        });
     }
 
     /// <summary><c>send_tx</c>: sends the signed bytes and waits for <paramref name="waitUntil"/>. Transient faults re-send the same bytes.</summary>
@@ -191,7 +198,33 @@ public sealed partial class NearRpcClient
             w.WriteString("wait_until", level);
             w.WriteEndObject();
         }, cancellationToken).ConfigureAwait(false);
-        return NearTransactionOutcome.Parse(doc.RootElement);
+        return ParseResult("send_tx", doc.RootElement, NearTransactionOutcome.Parse);
+    }
+
+    /// <summary>
+    /// Legacy <c>broadcast_tx_async</c> (equivalent to send_tx with NONE): hands the transaction to the node and returns at once
+    /// with its hash (a plain string result), which is checked against the transaction's own hash.
+    /// </summary>
+    /// <param name="transaction">The signed transaction.</param>
+    /// <param name="cancellationToken">A cancellation token.</param>
+    /// <returns>The transaction hash (base58) as the node reported it.</returns>
+    /// <exception cref="NearRpcInvalidResponseException">The result is not a string, or not this transaction's hash.</exception>
+    public async Task<string> BroadcastTransactionAsync(SignedNearTransaction transaction, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(transaction);
+        string base64 = transaction.ToBase64();
+        string expected = transaction.HashBase58;
+        using JsonDocument doc = await CallWithRetryAsync("broadcast_tx_async", w =>
+        {
+            w.WriteStartArray();
+            w.WriteStringValue(base64);
+            w.WriteEndArray();
+        }, cancellationToken).ConfigureAwait(false);
+        return ParseResult("broadcast_tx_async", doc.RootElement, r =>
+        {
+            string hash = r.ValueKind == JsonValueKind.String ? r.GetString()! : throw new FormatException($"expected the transaction hash as a string, got {r.ValueKind}");
+            return hash == expected ? hash : throw new FormatException($"the node returned hash {hash}, but the transaction's hash is {expected}");
+        });
     }
 
     /// <summary>Legacy <c>broadcast_tx_commit</c> (equivalent to send_tx with EXECUTED_OPTIMISTIC).</summary>
@@ -208,7 +241,7 @@ public sealed partial class NearRpcClient
             w.WriteStringValue(base64);
             w.WriteEndArray();
         }, cancellationToken).ConfigureAwait(false);
-        return NearTransactionOutcome.Parse(doc.RootElement);
+        return ParseResult("broadcast_tx_commit", doc.RootElement, NearTransactionOutcome.Parse);
     }
 
     /// <summary><c>tx</c>: the status of a transaction by hash.</summary>
@@ -231,7 +264,7 @@ public sealed partial class NearRpcClient
             w.WriteString("wait_until", level);
             w.WriteEndObject();
         }, cancellationToken).ConfigureAwait(false);
-        return NearTransactionOutcome.Parse(doc.RootElement);
+        return ParseResult("tx", doc.RootElement, NearTransactionOutcome.Parse);
     }
 
     internal static TxExecutionStatus ParseStatus(string s) => s switch
@@ -242,7 +275,7 @@ public sealed partial class NearRpcClient
         "INCLUDED_FINAL" => TxExecutionStatus.IncludedFinal,
         "EXECUTED" => TxExecutionStatus.Executed,
         "FINAL" => TxExecutionStatus.Final,
-        _ => throw new NearRpcException("?", "PARSE_ERROR", null, $"unknown final_execution_status '{s}'"),
+        _ => throw new FormatException($"unknown final_execution_status '{s}'"),
     };
 
     internal static string FormatStatus(TxExecutionStatus s) => s switch
@@ -255,6 +288,22 @@ public sealed partial class NearRpcClient
         TxExecutionStatus.Final => "FINAL",
         _ => throw new ArgumentOutOfRangeException(nameof(s), s, "Unknown execution status."),
     };
+
+    /// <summary>Maps every shape error of a result (missing or mistyped fields, bad numbers) to <see cref="NearRpcInvalidResponseException"/>.</summary>
+    private static T ParseResult<T>(string method, JsonElement result, Func<JsonElement, T> parse)
+    {
+        try
+        {
+            return parse(result);
+        }
+        catch (Exception ex) when (ex is KeyNotFoundException or InvalidOperationException or FormatException or OverflowException or ArgumentException or JsonException)
+        {
+            throw new NearRpcInvalidResponseException(method, $"the result does not have the documented shape: {ex.Message}", result.GetRawText(), ex);
+        }
+    }
+
+    private static string RequiredString(JsonElement e, string name) =>
+        e.GetProperty(name) is { ValueKind: JsonValueKind.String } v ? v.GetString()! : throw new FormatException($"'{name}' is not a string");
 
     private async Task<JsonDocument> CallWithRetryAsync(string method, Action<Utf8JsonWriter> writeParams, CancellationToken cancellationToken) =>
         await _retry.ExecuteAsync(
@@ -321,9 +370,22 @@ public sealed partial class NearRpcClient
                 JsonElement root = doc.RootElement;
                 if (root.ValueKind == JsonValueKind.Object && root.TryGetProperty("error", out JsonElement error) && error.ValueKind != JsonValueKind.Null)
                 {
-                    throw error.ValueKind == JsonValueKind.Object
-                        ? NearRpcErrorParser.Parse(method, error)
-                        : new NearRpcException(method, "UNKNOWN_ERROR", null, error.GetRawText(), error.GetRawText());
+                    if (error.ValueKind != JsonValueKind.Object)
+                    {
+                        throw new NearRpcException(method, "UNKNOWN_ERROR", null, error.GetRawText(), error.GetRawText());
+                    }
+
+                    NearRpcException parsed;
+                    try
+                    {
+                        parsed = NearRpcErrorParser.Parse(method, error);
+                    }
+                    catch (Exception ex) when (ex is KeyNotFoundException or InvalidOperationException or FormatException or OverflowException or ArgumentException)
+                    {
+                        throw new NearRpcInvalidResponseException(method, $"the error object does not have the documented shape: {ex.Message}", error.GetRawText(), ex);
+                    }
+
+                    throw parsed;
                 }
 
                 if (!response.IsSuccessStatusCode)

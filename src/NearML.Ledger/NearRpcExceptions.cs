@@ -43,7 +43,50 @@ public class NearRpcException : NearMLException
     public bool IsHandlerError => ErrorName == "HANDLER_ERROR";
 
     /// <inheritdoc/>
-    public override bool IsTransient => ErrorName is "INTERNAL_ERROR" || CauseName is "UNKNOWN_BLOCK" or "NO_SYNCED_BLOCKS" or "NOT_SYNCED_YET" or "UNAVAILABLE_SHARD";
+    /// <remarks>
+    /// Transient: <c>INTERNAL_ERROR</c>, a node that is behind or does not track the shard (<c>UNKNOWN_BLOCK</c>,
+    /// <c>NO_SYNCED_BLOCKS</c>, <c>NOT_SYNCED_YET</c>, <c>UNAVAILABLE_SHARD</c>, <c>DOES_NOT_TRACK_SHARD</c>) and a transaction
+    /// that was forwarded with its outcome not known yet (<c>REQUEST_ROUTED</c>).
+    /// </remarks>
+    public override bool IsTransient => ErrorName is "INTERNAL_ERROR"
+        || CauseName is "UNKNOWN_BLOCK" or "NO_SYNCED_BLOCKS" or "NOT_SYNCED_YET" or "UNAVAILABLE_SHARD" or "DOES_NOT_TRACK_SHARD" or "REQUEST_ROUTED";
+}
+
+/// <summary>
+/// <c>UNKNOWN_TRANSACTION</c>: the node has no block that includes the transaction. This does not prove that it cannot
+/// land later (it may wait in a pool or on another node); only a consumed nonce in a final block does.
+/// </summary>
+public sealed class NearUnknownTransactionException : NearRpcException
+{
+    /// <summary>Initializes a new instance.</summary>
+    /// <param name="method">The RPC method.</param>
+    /// <param name="transactionHash">The requested hash (from <c>cause.info.requested_transaction_hash</c>), if given.</param>
+    /// <param name="message">A description.</param>
+    /// <param name="errorJson">The raw error object.</param>
+    public NearUnknownTransactionException(string method, string? transactionHash, string message, string? errorJson)
+        : base(method, "HANDLER_ERROR", "UNKNOWN_TRANSACTION", message, errorJson) => TransactionHash = transactionHash;
+
+    /// <summary>Gets the requested transaction hash, if the node named it.</summary>
+    public string? TransactionHash { get; }
+}
+
+/// <summary>
+/// The node answered with well-formed JSON-RPC whose <c>result</c> does not have the shape the method documents (for
+/// example a plain string where an outcome object is expected, a missing field, an unknown execution status, or a
+/// hash that is not the transaction's). The outcome of a send is therefore unknown: this is transient.
+/// </summary>
+public sealed class NearRpcInvalidResponseException : NearRpcException
+{
+    /// <summary>Initializes a new instance.</summary>
+    /// <param name="method">The RPC method.</param>
+    /// <param name="message">What is wrong with the response.</param>
+    /// <param name="resultJson">The raw result (truncated to 500 characters).</param>
+    /// <param name="innerException">The parse failure.</param>
+    public NearRpcInvalidResponseException(string method, string message, string? resultJson, Exception? innerException = null)
+        : base(method, "INVALID_RESPONSE", null, message, resultJson is { Length: > 500 } ? resultJson[..500] : resultJson, innerException) { }
+
+    /// <inheritdoc/>
+    public override bool IsTransient => true;
 }
 
 /// <summary>The transaction was refused before execution (<c>INVALID_TRANSACTION</c>); <see cref="InvalidTxErrorJson"/> names why.</summary>
@@ -172,6 +215,13 @@ internal static class NearRpcErrorParser
         if (name == "TIMEOUT_ERROR" || cause == "TIMEOUT_ERROR")
         {
             return new NearRpcTimeoutException(method, raw);
+        }
+
+        if (cause == "UNKNOWN_TRANSACTION")
+        {
+            string? hash = c.ValueKind == JsonValueKind.Object && c.TryGetProperty("info", out JsonElement info) && info.ValueKind == JsonValueKind.Object
+                && info.TryGetProperty("requested_transaction_hash", out JsonElement rh) && rh.ValueKind == JsonValueKind.String ? rh.GetString() : null;
+            return new NearUnknownTransactionException(method, hash, $"transaction {hash ?? "?"} is not known to the node", raw);
         }
 
         if (cause == "INVALID_TRANSACTION")

@@ -76,6 +76,11 @@ public sealed record NearTransactionOutcome(string? TransactionHash, TxExecution
 
     internal static NearTransactionOutcome Parse(JsonElement result)
     {
+        if (result.ValueKind != JsonValueKind.Object)
+        {
+            throw new FormatException($"expected an execution outcome object, got {result.ValueKind}");
+        }
+
         TxExecutionStatus level = result.TryGetProperty("final_execution_status", out JsonElement f) && f.ValueKind == JsonValueKind.String
             ? NearRpcClient.ParseStatus(f.GetString()!)
             : TxExecutionStatus.Final; // legacy responses without the field are final

@@ -27,6 +27,9 @@ public enum SettlementStep
 
     /// <summary>Every transaction is final and the intent is marked settled.</summary>
     Settled,
+
+    /// <summary>An attempt was marked <see cref="SettlementTxState.Replaced"/> or <see cref="SettlementTxState.Superseded"/>; its successor is not signed yet.</summary>
+    AttemptRetired,
 }
 
 /// <summary>Options of <see cref="NearSettler"/>.</summary>
@@ -83,7 +86,7 @@ public sealed class SettlementException : NearMLException
 /// <summary>The result of a settlement run.</summary>
 /// <param name="Epoch">The epoch.</param>
 /// <param name="Root">The ledger root.</param>
-/// <param name="Transactions">The latest attempt of every slot.</param>
+/// <param name="Transactions">Per slot, the attempt that landed, or else the latest attempt.</param>
 /// <param name="Settled">Whether every transaction is final.</param>
 /// <param name="DryRun">Whether nothing was sent.</param>
 /// <param name="Summary">A human-readable summary (hashes, amounts, states).</param>
@@ -91,8 +94,10 @@ public sealed record SettlementResult(long Epoch, byte[] Root, IReadOnlyList<Set
 
 /// <summary>
 /// Settles an epoch's payouts on NEAR exactly once: persist the intent, sign each transaction and store it before
-/// sending, re-send the same bytes on retry or restart, re-sign only when the old transaction provably cannot land,
-/// and mark each final. Only this settler may use the signing key while a settlement is open.
+/// sending, re-send the same bytes on retry or restart, and mark each final. A transaction the chain knows at any
+/// level is waited for, never replaced. An expired, unknown one is replaced by a transaction with the same nonce (so at
+/// most one of them can execute); a new nonce is used only when a final block proves the old nonce consumed by a
+/// transaction that is none of the slot's attempts.
 /// </summary>
 public sealed partial class NearSettler
 {
@@ -255,8 +260,14 @@ public sealed partial class NearSettler
     {
         while (true)
         {
-            SettlementTransaction? current = _store.GetTransactions(intent.Epoch).Where(t => t.Slot == slot).MaxBy(t => t.Attempt);
-            if (current is null || current.State == SettlementTxState.Superseded)
+            List<SettlementTransaction> attempts = _store.GetTransactions(intent.Epoch).Where(t => t.Slot == slot).OrderBy(t => t.Attempt).ToList();
+            if (attempts.Any(t => t.State is SettlementTxState.Succeeded or SettlementTxState.Failed))
+            {
+                return;
+            }
+
+            SettlementTransaction? current = attempts.Count == 0 ? null : attempts[^1];
+            if (current is null || current.State is SettlementTxState.Superseded or SettlementTxState.Replaced)
             {
                 int attempt = current is null ? 0 : current.Attempt + 1;
                 if (attempt >= _options.MaxAttemptsPerSlot)
@@ -264,24 +275,29 @@ public sealed partial class NearSettler
                     throw new SettlementException($"epoch {intent.Epoch} slot {slot}: {attempt} attempts could not land; see the stored outcomes.", false);
                 }
 
-                current = await SignAndStoreAsync(intent.Epoch, slot, attempt, receiver, actions, ct).ConfigureAwait(false);
+                // A replaced attempt may still land, so its successor shares its nonce: at most one of them can execute.
+                ulong? nonce = current is { State: SettlementTxState.Replaced } ? current.Nonce : null;
+                current = await SignAndStoreAsync(intent.Epoch, slot, attempt, receiver, actions, nonce, ct).ConfigureAwait(false);
+                attempts.Add(current);
             }
 
-            if (current.State is SettlementTxState.Succeeded or SettlementTxState.Failed || intent.DryRun)
+            if (intent.DryRun)
             {
                 return;
             }
 
-            if (await SendAsync(current, ct).ConfigureAwait(false))
+            // Every attempt that is not proven dead; they all share the current attempt's nonce.
+            List<SettlementTransaction> live = attempts.Where(t => t.State is SettlementTxState.Signed or SettlementTxState.Replaced).ToList();
+            if (await SendAsync(current, live, ct).ConfigureAwait(false))
             {
                 return;
             }
         }
     }
 
-    private async Task<SettlementTransaction> SignAndStoreAsync(long epoch, int slot, int attempt, string receiver, NearAction[] actions, CancellationToken ct)
+    private async Task<SettlementTransaction> SignAndStoreAsync(long epoch, int slot, int attempt, string receiver, NearAction[] actions, ulong? reuseNonce, CancellationToken ct)
     {
-        ulong nonce = await _nonces.NextAsync(_signer.AccountId, _signer.Key.PublicKey, ct).ConfigureAwait(false);
+        ulong nonce = reuseNonce ?? await _nonces.NextAsync(_signer.AccountId, _signer.Key.PublicKey, ct).ConfigureAwait(false);
         BlockView block = await _client.GetFinalBlockAsync(ct).ConfigureAwait(false);
         var tx = new NearTransaction(_signer.AccountId, _signer.Key.PublicKey, nonce, receiver, block.HashBytes, actions);
         SignedNearTransaction signed = tx.Sign(_signer.Key);
@@ -292,8 +308,12 @@ public sealed partial class NearSettler
         return stored;
     }
 
-    /// <summary>Sends the stored bytes; returns true when the slot is final, false when the attempt was superseded.</summary>
-    private async Task<bool> SendAsync(SettlementTransaction tx, CancellationToken ct)
+    /// <summary>
+    /// Sends the stored bytes; returns true when the slot is final, false when the attempt was retired (replaced or
+    /// superseded) and a successor must be signed. Every uncertain answer ends in a transient <see cref="SettlementException"/>
+    /// with the bytes kept; an attempt the chain knows at any level is waited for and never retired.
+    /// </summary>
+    private async Task<bool> SendAsync(SettlementTransaction tx, List<SettlementTransaction> live, CancellationToken ct)
     {
         _options.OnStep?.Invoke(SettlementStep.Sending, tx.Slot);
         NearTransactionOutcome outcome;
@@ -303,81 +323,162 @@ public sealed partial class NearSettler
         }
         catch (NearInvalidNonceException ex)
         {
-            // Either this very transaction already landed (it consumed its own nonce) or another one used the nonce.
-            if (await TryFinalStatusAsync(tx, ct).ConfigureAwait(false) is { } landed)
+            // Either one of this slot's attempts consumed the nonce (wait for it), or another transaction did. Only a
+            // final access-key nonce at or above ours, with none of our attempts on chain, proves that none can land.
+            if (await ResolveKnownAsync(tx, live, ct).ConfigureAwait(false))
             {
-                return Record(tx, landed);
+                return true;
             }
 
-            await _nonces.ResyncAsync(_signer.AccountId, _signer.Key.PublicKey, ex.AccessKeyNonce, ct).ConfigureAwait(false);
-            return Supersede(tx, $"nonce {tx.Nonce} is used (access key nonce {ex.AccessKeyNonce}) and the chain does not know {tx.Hash}");
+            AccessKeyView key = await ReadFinalAccessKeyAsync(tx, ct).ConfigureAwait(false);
+            if (key.Nonce < tx.Nonce)
+            {
+                throw new SettlementException($"epoch {tx.Epoch} slot {tx.Slot}: the node says nonce {tx.Nonce} is used (access key nonce {ex.AccessKeyNonce}), but the final access key nonce is {key.Nonce}: the consuming transaction is not final yet. Nothing is re-signed; run again.", true, ex);
+            }
+
+            if (await ResolveKnownAsync(tx, live, ct).ConfigureAwait(false))
+            {
+                return true;
+            }
+
+            await _nonces.ResyncAsync(_signer.AccountId, _signer.Key.PublicKey, key.Nonce, ct).ConfigureAwait(false);
+            string reason = $"nonce {tx.Nonce} is consumed in final block {key.BlockHeight} (access key nonce {key.Nonce}) and the chain knows none of {string.Join(", ", live.Select(t => t.Hash))}";
+            foreach (SettlementTransaction t in live)
+            {
+                Retire(t, SettlementTxState.Superseded, reason);
+            }
+
+            _options.OnStep?.Invoke(SettlementStep.AttemptRetired, tx.Slot);
+            return false;
         }
         catch (NearTransactionExpiredException)
         {
-            if (await TryFinalStatusAsync(tx, ct).ConfigureAwait(false) is { } landed)
+            if (await ResolveKnownAsync(tx, live, ct).ConfigureAwait(false))
             {
-                return Record(tx, landed);
+                return true;
             }
 
-            return Supersede(tx, $"its block hash expired and the chain does not know {tx.Hash}");
+            // Unknown is not dead (it may wait in a pool), so the successor reuses the nonce instead of proving anything.
+            Retire(tx, SettlementTxState.Replaced, $"its block hash expired and the chain does not know {tx.Hash}; the successor reuses nonce {tx.Nonce}");
+            _options.OnStep?.Invoke(SettlementStep.AttemptRetired, tx.Slot);
+            return false;
         }
         catch (NearInvalidTransactionException ex)
         {
-            throw new SettlementException($"epoch {tx.Epoch} slot {tx.Slot}: the node refused {tx.Hash}: {ex.Kind}. Fix the cause (for example fund {_signer.AccountId}) and run again; the same bytes will be re-sent.", false, ex);
-        }
-        catch (NearRpcException ex) when (ex.IsTransient)
-        {
-            // The outcome is unknown: the transaction may still land. Keep the bytes; a later run re-sends them.
-            if (await TryFinalStatusAsync(tx, ct).ConfigureAwait(false) is { } landed)
+            if (await ResolveKnownAsync(tx, live, ct).ConfigureAwait(false))
             {
-                return Record(tx, landed);
+                return true;
             }
 
-            throw new SettlementException($"epoch {tx.Epoch} slot {tx.Slot}: outcome of {tx.Hash} unknown ({ex.ErrorName}); run again to re-send the same bytes.", true, ex);
+            throw new SettlementException($"epoch {tx.Epoch} slot {tx.Slot}: the node refused {tx.Hash}: {ex.Kind}. Fix the cause (for example fund {_signer.AccountId}) and run again; the same bytes will be re-sent.", false, ex);
+        }
+        catch (NearRpcException ex)
+        {
+            // The outcome is unknown (or the node refused to answer): the transaction may still land. Keep the bytes.
+            if (await ResolveKnownAsync(tx, live, ct).ConfigureAwait(false))
+            {
+                return true;
+            }
+
+            throw new SettlementException($"epoch {tx.Epoch} slot {tx.Slot}: outcome of {tx.Hash} unknown ({ex.ErrorName}{(ex.CauseName is null ? "" : "/" + ex.CauseName)}); run again to re-send the same bytes.", ex.IsTransient, ex);
         }
 
         _options.OnStep?.Invoke(SettlementStep.OutcomeReceived, tx.Slot);
         if (!outcome.IsFinal)
         {
-            throw new SettlementException($"epoch {tx.Epoch} slot {tx.Slot}: {tx.Hash} is not final yet ({outcome.FinalExecutionStatus}); run again.", true);
+            throw new SettlementException($"epoch {tx.Epoch} slot {tx.Slot}: {tx.Hash} is known at {NearRpcClient.FormatStatus(outcome.FinalExecutionStatus)} but not final yet; it is waited for, never re-signed. Run again.", true);
         }
 
-        return Record(tx, outcome);
+        return Record(tx, outcome, live);
     }
 
-    private async Task<NearTransactionOutcome?> TryFinalStatusAsync(SettlementTransaction tx, CancellationToken ct)
+    private async Task<AccessKeyView> ReadFinalAccessKeyAsync(SettlementTransaction tx, CancellationToken ct)
     {
         try
         {
-            NearTransactionOutcome o = await _client.GetTransactionStatusAsync(tx.Hash, _signer.AccountId, TxExecutionStatus.Final, ct).ConfigureAwait(false);
-            return o.IsFinal ? o : null;
+            return await _client.ViewAccessKeyAsync(_signer.AccountId, _signer.Key.PublicKey, ct).ConfigureAwait(false);
         }
-        catch (NearRpcException ex) when (ex.CauseName == "UNKNOWN_TRANSACTION")
+        catch (NearRpcException ex)
         {
-            return null;
+            throw new SettlementException($"epoch {tx.Epoch} slot {tx.Slot}: the final nonce of {_signer.AccountId}'s key could not be read ({ex.ErrorName}); nothing is re-signed while {tx.Hash} may land. Run again.", true, ex);
         }
     }
 
-    private bool Record(SettlementTransaction tx, NearTransactionOutcome outcome)
+    /// <summary>
+    /// Asks the chain about every live attempt of the slot. Returns true after recording a final one; returns false only when
+    /// the node answered <c>UNKNOWN_TRANSACTION</c> for all of them. An attempt known at any lower level is waited for (the
+    /// node waits up to its timeout); if it is still not final, a transient <see cref="SettlementException"/> is thrown.
+    /// </summary>
+    private async Task<bool> ResolveKnownAsync(SettlementTransaction sent, List<SettlementTransaction> live, CancellationToken ct)
+    {
+        foreach (SettlementTransaction t in live)
+        {
+            NearTransactionOutcome status;
+            try
+            {
+                status = await _client.GetTransactionStatusAsync(t.Hash, _signer.AccountId, TxExecutionStatus.None, ct).ConfigureAwait(false);
+            }
+            catch (NearUnknownTransactionException)
+            {
+                continue;
+            }
+            catch (NearRpcException ex)
+            {
+                throw new SettlementException($"epoch {sent.Epoch} slot {sent.Slot}: the status of {t.Hash} could not be read ({ex.ErrorName}{(ex.CauseName is null ? "" : "/" + ex.CauseName)}); nothing is re-signed while it is uncertain. Run again.", true, ex);
+            }
+
+            if (!status.IsFinal)
+            {
+                LogWaiting(_logger, t.Epoch, t.Slot, t.Hash, status.FinalExecutionStatus);
+                try
+                {
+                    status = await _client.GetTransactionStatusAsync(t.Hash, _signer.AccountId, TxExecutionStatus.Final, ct).ConfigureAwait(false);
+                }
+                catch (NearRpcException ex)
+                {
+                    throw new SettlementException($"epoch {sent.Epoch} slot {sent.Slot}: {t.Hash} is known at {NearRpcClient.FormatStatus(status.FinalExecutionStatus)} but not final yet ({ex.ErrorName}); it is waited for, never re-signed. Run again.", true, ex);
+                }
+
+                if (!status.IsFinal)
+                {
+                    throw new SettlementException($"epoch {sent.Epoch} slot {sent.Slot}: {t.Hash} is known at {NearRpcClient.FormatStatus(status.FinalExecutionStatus)} but not final yet; it is waited for, never re-signed. Run again.", true);
+                }
+            }
+
+            _options.OnStep?.Invoke(SettlementStep.OutcomeReceived, t.Slot);
+            return Record(t, status, live);
+        }
+
+        return false;
+    }
+
+    private bool Record(SettlementTransaction tx, NearTransactionOutcome outcome, List<SettlementTransaction> live)
     {
         SettlementTxState state = outcome.IsSuccess ? SettlementTxState.Succeeded : SettlementTxState.Failed;
         _store.SetState(tx.Epoch, tx.Slot, tx.Attempt, state, outcome.RawJson);
         LogFinal(_logger, tx.Epoch, tx.Slot, tx.Hash, state);
+        foreach (SettlementTransaction other in live.Where(o => o.Attempt != tx.Attempt))
+        {
+            // Same nonce as the attempt that landed: these can never execute.
+            Retire(other, SettlementTxState.Superseded, $"attempt {tx.Attempt} ({tx.Hash}) with the same nonce landed");
+        }
+
         _options.OnStep?.Invoke(SettlementStep.TransactionFinal, tx.Slot);
         return true;
     }
 
-    private bool Supersede(SettlementTransaction tx, string reason)
+    private void Retire(SettlementTransaction tx, SettlementTxState state, string reason)
     {
-        _store.SetState(tx.Epoch, tx.Slot, tx.Attempt, SettlementTxState.Superseded, JsonSerializerString(reason));
-        LogSuperseded(_logger, tx.Epoch, tx.Slot, tx.Hash, reason);
-        return false;
+        _store.SetState(tx.Epoch, tx.Slot, tx.Attempt, state, JsonSerializerString(reason));
+        LogRetired(_logger, tx.Epoch, tx.Slot, tx.Hash, state, reason);
     }
 
     private SettlementResult BuildResult(SettlementIntent intent, bool settled)
     {
         IReadOnlyList<SettlementTransaction> all = _store.GetTransactions(intent.Epoch);
-        List<SettlementTransaction> latest = all.GroupBy(t => t.Slot).Select(g => g.MaxBy(t => t.Attempt)!).OrderBy(t => t.Slot).ToList();
+        List<SettlementTransaction> latest = all.GroupBy(t => t.Slot)
+            .Select(g => g.FirstOrDefault(t => t.State is SettlementTxState.Succeeded or SettlementTxState.Failed) ?? g.MaxBy(t => t.Attempt)!)
+            .OrderBy(t => t.Slot).ToList();
         var sb = new StringBuilder();
         UInt128 total = 0;
         foreach (WorkerPayout p in intent.Payouts)
@@ -444,6 +545,9 @@ public sealed partial class NearSettler
     [LoggerMessage(EventId = 6201, EventName = "SettlementTxFinal", Level = LogLevel.Information, Message = "Settlement epoch {Epoch} slot {Slot}: {Hash} is final: {State}")]
     private static partial void LogFinal(ILogger logger, long epoch, int slot, string hash, SettlementTxState state);
 
-    [LoggerMessage(EventId = 6202, EventName = "SettlementTxSuperseded", Level = LogLevel.Warning, Message = "Settlement epoch {Epoch} slot {Slot}: {Hash} can never land ({Reason}); re-signing")]
-    private static partial void LogSuperseded(ILogger logger, long epoch, int slot, string hash, string reason);
+    [LoggerMessage(EventId = 6202, EventName = "SettlementTxRetired", Level = LogLevel.Warning, Message = "Settlement epoch {Epoch} slot {Slot}: {Hash} is {State} ({Reason})")]
+    private static partial void LogRetired(ILogger logger, long epoch, int slot, string hash, SettlementTxState state, string reason);
+
+    [LoggerMessage(EventId = 6203, EventName = "SettlementTxWaiting", Level = LogLevel.Information, Message = "Settlement epoch {Epoch} slot {Slot}: {Hash} is known at {Level}; waiting for it to be final (never re-signed)")]
+    private static partial void LogWaiting(ILogger logger, long epoch, int slot, string hash, TxExecutionStatus level);
 }

@@ -14,8 +14,17 @@ public enum SettlementTxState
     /// <summary>Final and failed during execution (for example an ft_transfer to an unregistered account). Never re-sent.</summary>
     Failed,
 
-    /// <summary>Proven unable to land (its nonce was used or its block hash expired and the chain does not know it); replaced by a later attempt.</summary>
+    /// <summary>
+    /// Proven unable to land: its nonce is consumed in a final block by a transaction that is not one of this slot's attempts
+    /// (or another attempt of the slot landed). A later attempt may use a new nonce.
+    /// </summary>
     Superseded,
+
+    /// <summary>
+    /// Its block hash expired while the chain did not know it. It is not proven dead (it may still wait in a pool), so its
+    /// successor is signed with <b>the same nonce</b>: at most one of the two can ever execute, and both are watched.
+    /// </summary>
+    Replaced,
 }
 
 /// <summary>One stored settlement transaction.</summary>
@@ -83,6 +92,25 @@ public sealed class SettlementStore : IDisposable
             }
 
             return new SettlementIntent(epoch, (byte[])r.GetValue(0), DecodePayouts((byte[])r.GetValue(1)), r.GetInt64(2) != 0, r.GetInt64(3) != 0);
+        }
+    }
+
+    /// <summary>Lists the epochs that have an intent, ascending (for the cross-checks a coordinator runs at start).</summary>
+    /// <returns>The epochs.</returns>
+    public IReadOnlyList<long> ListEpochs()
+    {
+        lock (_gate)
+        {
+            using SqliteCommand cmd = _connection.CreateCommand();
+            cmd.CommandText = "SELECT epoch FROM intents ORDER BY epoch";
+            using SqliteDataReader r = cmd.ExecuteReader();
+            var list = new List<long>();
+            while (r.Read())
+            {
+                list.Add(r.GetInt64(0));
+            }
+
+            return list;
         }
     }
 

@@ -142,8 +142,10 @@ public sealed class NearRpcClientTests
         var (client, handler, http) = Client(_ => (HttpStatusCode.OK, Fixture("error_unknown_transaction.json")));
         using (http)
         {
-            var ex = await Assert.ThrowsExactlyAsync<NearRpcException>(() => client.GetTransactionStatusAsync("ASS7oYwGiem9HaNwJe6vS2kznx2CxueKDvU9BAYJRjNR", "sender.testnet"));
+            var ex = await Assert.ThrowsExactlyAsync<NearUnknownTransactionException>(() => client.GetTransactionStatusAsync("ASS7oYwGiem9HaNwJe6vS2kznx2CxueKDvU9BAYJRjNR", "sender.testnet"));
             Assert.AreEqual("UNKNOWN_TRANSACTION", ex.CauseName);
+            Assert.AreEqual("ASS7oYwGiem9HaNwJe6vS2kznx2CxueKDvU9BAYJRjNR", ex.TransactionHash);
+            Assert.IsFalse(ex.IsTransient);
             Assert.AreEqual(1, handler.Calls);
             StringAssert.Contains(handler.Bodies[0], "\"sender_account_id\":\"sender.testnet\"");
         }

@@ -99,6 +99,7 @@ internal sealed class CoordinatorHarness : IAsyncDisposable
         o.InnerSteps = 5;
         o.BatchSize = 16;
         o.Compression = "fp32";
+        o.InnerLearningRate = 0.01; // the default norm bound H·η·√P (0.05·√P) then admits the fake workers' constant deltas (≤ 0.04)
         o.MinWorkers = 1;
         o.RoundTimeout = TimeSpan.FromSeconds(20);
         o.HeartbeatInterval = TimeSpan.FromSeconds(1);
@@ -230,7 +231,8 @@ internal sealed class FakeWorker : IAsyncDisposable
     public static async Task<FakeWorker> StartAsync(CoordinatorHarness coordinator, string id, FakeBehavior behavior = FakeBehavior.Normal, float deltaValue = 0.01f, ulong samples = 100, IAttestationEvidenceProvider? evidence = null)
     {
         var connection = await ConnectAsync(coordinator.Port, coordinator.Fingerprint);
-        using var identity = Ed25519Identity.Generate();
+        // One key per worker id (the coordinator binds an id to its first key for good): a fake worker that rejoins is the same worker.
+        using var identity = Ed25519Identity.FromSeed(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes("fake-worker:" + id)));
         using var simulated = new SimulatedEvidence();
         var admission = await WorkerHandshake.RunAsync(
             connection,
