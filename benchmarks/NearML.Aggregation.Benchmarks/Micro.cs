@@ -34,7 +34,7 @@ internal static class Micro
             var batchOk = new bool[8];
             Time("X25519 batch of 8 agreements (AVX-512)", 100, () => X25519Batch.ScalarMult(batchScalars, batchPoints, batchOut, batchOk));
         }
-        var cfg = AggregationRound.CreateConfig("bench", 1, Core.Contracts.Aggregation.AggregationProtocol.SecaggPlus, 100, 100_001, 15);
+        var cfg = new Session(AggregationRound.CreateConfig("bench", 1, Core.Contracts.Aggregation.AggregationProtocol.SecaggPlus, 100, 100_001, 15));
         Time("HKDF pairwise mask key", 4000, () => Protocol.PairwiseMaskKey(cfg, secret, 3, 7));
         var key = Protocol.PairwiseMaskKey(cfg, secret, 3, 7);
         Time("MaskPrg key schedule", 4000, () => GC.KeepAlive(new MaskPrg(key)));

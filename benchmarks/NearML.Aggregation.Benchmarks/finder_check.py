@@ -7,13 +7,16 @@ from the bounds derived in docs/secure-aggregation.md ("SecAgg+ graph and parame
   n clients on a randomly permuted Harary graph H(n, k); at most c = floor(gamma*n) corrupt and d = floor(delta*n)
   dropped clients, chosen without knowledge of the permutation; r = c + d removed clients.
 
-  security, threshold:    n * P[Hyp(n-1, c, k) >= t]              <= 2^-(sigma+1)
+  security, threshold:    n * P[Hyp(n-1, c, k) >= t]              <= 2^-(sigma+1)   (semi-honest server, Google's table)
+  security, split view:   n * P[Hyp(n-1, c, k) >= 2t - k]         <= 2^-(sigma+1)   (malicious server, t > k/2: what
+                                                                                      SecAggParameters.Find uses)
   security, connectivity: n(n-k-1)/2 * C(r, k) / C(n, k)           <= 2^-(sigma+1)   (two disjoint gaps of k/2)
   correctness:            n * P[Hyp(n-1, d, k) >= k - t + 1]       <= 2^-eta
 
   k = smallest even degree in [2, n-2] for which some t in [max(2, ...), k] meets all three; t = the smallest such t.
 
 Usage: python3 finder_check.py              # prints the table and checks it against Google's published values
+       python3 finder_check.py --malicious  # also prints the malicious-server (k, t) that NearML's finder returns
        python3 finder_check.py --csv N,..   # also prints (k, t) for other cohort sizes
 Exit code 0 when every published row is reproduced, 1 otherwise. Standard library only.
 """
@@ -72,15 +75,15 @@ def disconnect_bound(n, k, removed):
     return Fraction(n * (n - k - 1), 2) * Fraction(comb(removed, k), comb(n, k))
 
 
-def find(n, gamma, delta, sigma=40, eta=20):
+def find(n, gamma, delta, sigma=40, eta=20, malicious=False):
     c, d = count(gamma, n), count(delta, n)
     sec = Fraction(1, 2 ** (sigma + 1))
     cor = Fraction(1, 2 ** eta)
     for k in range(2, n - 1, 2):
         if disconnect_bound(n, k, c + d) > sec:
             continue
-        for t in range(2, k + 1):
-            if n * hyp_tail(n - 1, c, k, t) > sec:
+        for t in range(max(2, k // 2 + 1) if malicious else 2, k + 1):
+            if n * hyp_tail(n - 1, c, k, 2 * t - k if malicious else t) > sec:
                 continue  # too few shares needed: t corrupt neighbours too likely; try a larger t
             if n * hyp_tail(n - 1, d, k, k - t + 1) > cor:
                 break  # t is the smallest secure threshold; larger t only worsens correctness
@@ -103,6 +106,15 @@ def main(argv):
         ok = got == ours
         bad += 0 if ok else 1
         print(f"| {n:,} | {g} | {dl} | {got[0]} / {got[1]} | {gkt[0]} / {gkt[1]} (differs on purpose) |{'' if ok else ' UNEXPECTED'}")
+    if "--malicious" in argv:
+        print()
+        print("| n | gamma | delta | malicious-server k / t (None: complete graph) |")
+        print("|---|---|---|---|")
+        for (n, g, dl) in sorted(set(GOOGLE) | {(100, 0.05, 0.1), (1000, 0.05, 0.1)}, key=lambda r: (r[1], r[2], r[0])):
+            if n > 100000:
+                continue  # exact tails at n = 10^6 take minutes
+            got = find(n, g, dl, malicious=True)
+            print(f"| {n:,} | {g} | {dl} | {got[0]} / {got[1]} |" if got else f"| {n:,} | {g} | {dl} | None |")
     if "--csv" in argv:
         for n in (int(s) for s in argv[argv.index("--csv") + 1].split(",")):
             print(n, find(n, 0.05, 0.05))

@@ -4,6 +4,29 @@ using NearML.Enclave.Benchmarks;
 
 // BenchmarkDotNet suites: `dotnet run -c Release --project benchmarks/NearML.Enclave.Benchmarks -- --filter '*' --job short --inProcess`.
 // Quick harness (no BenchmarkDotNet, steady-state mean and allocation per op): `... -- quick [iterations]`.
+// Hostile quotes: `... -- mutated [iterations]` (one fresh byte change per op, per region) and `... -- scan` (every byte, timed).
+if (args.Length > 0 && args[0] == "scan")
+{
+    MutatedQuoteBenchmarks.Scan();
+    return;
+}
+
+if (args.Length > 0 && args[0] == "mutated")
+{
+    int n = args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 200;
+    var honest = new VerificationBenchmarks();
+    honest.Setup();
+    Measure("honest quote (baseline): TDX full verification", n, () => honest.TdxFull());
+    foreach (string region in new[] { "body", "attestation-key", "qe-report", "pck-leaf", "pck-intermediate", "pck-root", "truncated" })
+    {
+        var m = new MutatedQuoteBenchmarks { Region = region };
+        m.Setup();
+        Measure($"mutated quote, one fresh byte change in: {region}", n, () => m.VerifyMutated());
+    }
+
+    return;
+}
+
 if (args.Length > 0 && args[0] == "quick")
 {
     int n = args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 500;

@@ -1,6 +1,8 @@
 // NearML coordinator as a console process: a generic host running AddNearMLCoordinator, configured from
-// appsettings.json, NEARML_ environment variables (NearML__Coordinator__Port=7420) and the command line.
-// Machine-readable status lines go to stdout (one per event, see CoordinatorStatusLines.cs); logs go to stderr.
+// appsettings.json, NEARML_ environment variables (NearML__Coordinator__Port=7420) and the command line (typed switches,
+// or any NearML:Coordinator:* key). Machine-readable status lines go to stdout (one per event, see
+// CoordinatorStatusLines.cs); logs go to stderr. Exit codes: 0 done, 1 refused/failed, 2 bad input, 130 cancelled.
+using System.CommandLine;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -10,95 +12,129 @@ using NearML.Hosting.Coordinator;
 using NearML.Samples;
 using NearML.Samples.Coordinator;
 
-var switches = new Dictionary<string, string>(StringComparer.Ordinal)
+var rest = SampleArguments.ExtractConfiguration(args, NearMLCoordinatorOptions.SectionName, typeof(NearMLCoordinatorOptions), out var configArgs, out var configError);
+if (configError is not null)
 {
-    ["--listen"] = "NearML:Coordinator:ListenAddress",
-    ["--port"] = "NearML:Coordinator:Port",
-    ["--data"] = "NearML:Coordinator:DataDirectory",
-    ["--dataset"] = "NearML:Coordinator:DatasetDirectory",
-    ["--cert"] = "NearML:Coordinator:CertificatePath",
-    ["--model"] = "NearML:Coordinator:Model",
-    ["--rounds"] = "NearML:Coordinator:Rounds",
-    ["--steps"] = "NearML:Coordinator:InnerSteps",
-    ["--batch-size"] = "NearML:Coordinator:BatchSize",
-    ["--shards"] = "NearML:Coordinator:ShardCount",
-    ["--compression"] = "NearML:Coordinator:Compression",
-    ["--seed"] = "NearML:Coordinator:Seed",
-    ["--min-workers"] = "NearML:Coordinator:MinWorkers",
-    ["--max-workers"] = "NearML:Coordinator:MaxWorkers",
-    ["--round-timeout"] = "NearML:Coordinator:RoundTimeout",
-    ["--heartbeat"] = "NearML:Coordinator:HeartbeatInterval",
-    ["--settle-every"] = "NearML:Coordinator:SettleEveryRounds",
-    ["--allow-simulated-attestation"] = "NearML:Coordinator:AllowSimulatedAttestation",
-    ["--secure"] = "NearML:Coordinator:SecureAggregation",
+    return SampleCommandLine.Fail(SampleCommandLine.BadInput, configError);
+}
+
+var listen = new Option<string>("--listen") { Description = "Listen address (127.0.0.1; 0.0.0.0 for all interfaces)", HelpName = "ADDR" };
+var port = new Option<int?>("--port") { Description = "TCP port (7420; 0 = any free port, printed at start)", HelpName = "N" };
+var data = new Option<string>("--data") { Description = "Coordinator data directory (SQLite state, checkpoints, ledger, development certificate)", HelpName = "DIR" };
+var dataset = new Option<string>("--dataset") { Description = "Fashion-MNIST folder (default /usr/share/datasets/fashion-mnist)", HelpName = "DIR" };
+var cert = new Option<string>("--cert") { Description = "PKCS#12 TLS certificate (default: development certificate in --data)", HelpName = "FILE" };
+var model = new Option<string>("--model") { Description = "Model architecture: mlp, cnn or gpt" };
+var rounds = new Option<int?>("--rounds") { Description = "Outer rounds", HelpName = "N" };
+var steps = new Option<int?>("--steps") { Description = "Inner steps per round (H)", HelpName = "H" };
+var batchSize = new Option<int?>("--batch-size") { Description = "Samples per inner step", HelpName = "N" };
+var shards = new Option<int?>("--shards") { Description = "Dataset shards", HelpName = "N" };
+var compression = new Option<string>("--compression") { Description = "Update encoding: int8, int4, fp16 or fp32" };
+var seed = new Option<int?>("--seed") { Description = "Seed (model initialisation, shards)", HelpName = "N" };
+var minWorkers = new Option<int?>("--min-workers") { Description = "Workers needed before a round starts", HelpName = "N" };
+var maxWorkers = new Option<int?>("--max-workers") { Description = "Most workers admitted", HelpName = "N" };
+var roundTimeout = new Option<TimeSpan?>("--round-timeout") { Description = "Round deadline (00:05:00)", HelpName = "HH:MM:SS" };
+var heartbeat = new Option<TimeSpan?>("--heartbeat") { Description = "Heartbeat interval (00:00:15)", HelpName = "HH:MM:SS" };
+var settleEvery = new Option<int?>("--settle-every") { Description = "Settle the ledger every N rounds (dry run unless configured)", HelpName = "N" };
+var allowSimulated = new Option<bool>("--allow-simulated-attestation") { Description = "DEVELOPMENT ONLY: admit workers with simulated TEE evidence" };
+var secure = new Option<bool>("--secure") { Description = "Secure aggregation (SecAgg+): the coordinator learns only the sum of updates" };
+
+var root = new RootCommand("""
+    NearML.Samples.Coordinator: runs a NearML training coordinator.
+    Any NearML:Coordinator:* key can also be set in appsettings.json, as --NearML:Coordinator:Key=value, or as the environment
+    variable NearML__Coordinator__Key. Status lines on stdout: LISTENING, WORKERS, ROUND ... COMPLETE, SETTLEMENT, TRAINING COMPLETE.
+    Ctrl+C or SIGTERM stops cleanly. Exit codes: 0 training complete or stopped, 1 failed, 2 bad input.
+    """)
+{
+    listen, port, data, dataset, cert, model, rounds, steps, batchSize, shards, compression, seed, minWorkers, maxWorkers, roundTimeout, heartbeat,
+    settleEvery, allowSimulated, secure,
 };
-var booleans = new HashSet<string>(StringComparer.Ordinal) { "--allow-simulated-attestation", "--secure" };
 
-if (SampleArguments.WantsHelp(args))
+root.SetAction(async (parse, _) =>
 {
-    Console.WriteLine("""
-        NearML.Samples.Coordinator — runs a NearML training coordinator.
+    const string S = NearMLCoordinatorOptions.SectionName;
+    var overrides = new Dictionary<string, string?>(StringComparer.Ordinal);
+    void Set<T>(Option<T> option, string key, Func<T, string> format)
+    {
+        if (parse.GetResult(option) is { Implicit: false } && parse.GetValue(option) is { } value)
+        {
+            overrides[$"{S}:{key}"] = format(value);
+        }
+    }
 
-        Options (or any NearML:Coordinator:* key via appsettings.json, --NearML:Coordinator:Key=value,
-        or the environment variable NearML__Coordinator__Key):
-          --listen ADDR                  listen address (127.0.0.1; 0.0.0.0 for all interfaces)
-          --port N                       TCP port (7420; 0 = any free port, printed at start)
-          --data DIR                     coordinator data directory (SQLite state, checkpoints, ledger, dev certificate)
-          --dataset DIR                  Fashion-MNIST folder (default /usr/share/datasets/fashion-mnist)
-          --cert FILE                    PKCS#12 TLS certificate (default: development certificate in --data)
-          --model mlp|cnn                model architecture
-          --rounds N  --steps H          outer rounds, inner steps per round
-          --batch-size N  --shards N  --compression int8|int4|fp16|fp32  --seed N
-          --min-workers N  --max-workers N  --round-timeout 00:05:00  --heartbeat 00:00:15
-          --settle-every N               settle the ledger every N rounds (dry run unless configured)
-          --allow-simulated-attestation  DEVELOPMENT ONLY: admit workers with simulated TEE evidence
-          --secure                       secure aggregation
-
-        Status lines on stdout: LISTENING, WORKER, ROUND ... COMPLETE, SETTLEMENT, TRAINING COMPLETE.
-        Ctrl+C or SIGTERM stops cleanly.
-        """);
-    return 0;
-}
-
-string[] normalized;
-try
-{
-    normalized = SampleArguments.Normalize(args, switches, booleans);
-}
-catch (ArgumentException ex)
-{
-    Console.Error.WriteLine(ex.Message);
-    return 2;
-}
-
-var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings
-{
-    Args = normalized,
-    ContentRootPath = AppContext.BaseDirectory,
+    Set(listen, "ListenAddress", v => v);
+    Set(port, "Port", v => SampleCommandLine.Invariant(v!.Value));
+    Set(data, "DataDirectory", v => v);
+    Set(dataset, "DatasetDirectory", v => v);
+    Set(cert, "CertificatePath", v => v);
+    Set(model, "Model", v => v);
+    Set(rounds, "Rounds", v => SampleCommandLine.Invariant(v!.Value));
+    Set(steps, "InnerSteps", v => SampleCommandLine.Invariant(v!.Value));
+    Set(batchSize, "BatchSize", v => SampleCommandLine.Invariant(v!.Value));
+    Set(shards, "ShardCount", v => SampleCommandLine.Invariant(v!.Value));
+    Set(compression, "Compression", v => v);
+    Set(seed, "Seed", v => SampleCommandLine.Invariant(v!.Value));
+    Set(minWorkers, "MinWorkers", v => SampleCommandLine.Invariant(v!.Value));
+    Set(maxWorkers, "MaxWorkers", v => SampleCommandLine.Invariant(v!.Value));
+    Set(roundTimeout, "RoundTimeout", v => v!.Value.ToString("c"));
+    Set(heartbeat, "HeartbeatInterval", v => v!.Value.ToString("c"));
+    Set(settleEvery, "SettleEveryRounds", v => SampleCommandLine.Invariant(v!.Value));
+    Set(allowSimulated, "AllowSimulatedAttestation", v => v ? "true" : "false");
+    Set(secure, "SecureAggregation", v => v ? "true" : "false");
+    return await RunAsync([.. configArgs], overrides).ConfigureAwait(false);
 });
-builder.Logging.ClearProviders();
-builder.Logging.AddSimpleConsole(o =>
-{
-    o.SingleLine = true;
-    o.TimestampFormat = "HH:mm:ss.fff ";
-    o.UseUtcTimestamp = true;
-});
-builder.Services.Configure<Microsoft.Extensions.Logging.Console.ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
-builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(20));
 
-builder.Services.AddNearMLCoordinator(builder.Configuration.GetSection("NearML:Coordinator"));
-builder.Services.AddHostedService<CoordinatorStatusLines>();
+// The generic host's console lifetime handles Ctrl+C / SIGTERM (graceful Goodbye within ShutdownTimeout).
+return await SampleCommandLine.RunAsync(root, rest, terminationTimeout: null).ConfigureAwait(false);
 
-using var host = builder.Build();
-var final = host.Services.GetRequiredService<CoordinatorStatus>();
-try
+static async Task<int> RunAsync(string[] configArgs, Dictionary<string, string?> overrides)
 {
-    await host.RunAsync().ConfigureAwait(false);
+    var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings
+    {
+        Args = configArgs,
+        ContentRootPath = AppContext.BaseDirectory,
+    });
+    builder.Configuration.AddInMemoryCollection(overrides);
+    var section = builder.Configuration.GetSection(NearMLCoordinatorOptions.SectionName);
+    try
+    {
+        // A value that does not convert (Rounds=abc in appsettings.json or the environment) is bad input: say so before starting.
+        _ = section.Get<NearMLCoordinatorOptions>();
+    }
+    catch (InvalidOperationException ex)
+    {
+        return SampleCommandLine.Fail(SampleCommandLine.BadInput, "invalid configuration: " + SampleCommandLine.OneLine(ex));
+    }
+
+    builder.Logging.ClearProviders();
+    builder.Logging.AddSimpleConsole(o =>
+    {
+        o.SingleLine = true;
+        o.TimestampFormat = "HH:mm:ss.fff ";
+        o.UseUtcTimestamp = true;
+    });
+    // The host's own "failed to start" entry repeats, with a stack trace, the one line printed below.
+    builder.Logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.Critical);
+    builder.Services.Configure<Microsoft.Extensions.Logging.Console.ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
+    builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(20));
+
+    builder.Services.AddNearMLCoordinator(section);
+    builder.Services.AddHostedService<CoordinatorStatusLines>();
+
+    using var host = builder.Build();
+    var final = host.Services.GetRequiredService<CoordinatorStatus>();
+    try
+    {
+        await host.RunAsync().ConfigureAwait(false);
+    }
+    catch (Microsoft.Extensions.Options.OptionsValidationException ex)
+    {
+        return SampleCommandLine.Fail(SampleCommandLine.BadInput, $"invalid configuration: {string.Join("; ", ex.Failures)}");
+    }
+    catch (Exception ex) when (ex is InvalidOperationException or IOException or UnauthorizedAccessException or NearML.Core.NearMLException
+        or System.Security.Cryptography.CryptographicException or System.Net.Sockets.SocketException)
+    {
+        return SampleCommandLine.Fail(SampleCommandLine.Refused, SampleCommandLine.OneLine(ex));
+    }
+
+    return final.Listening.IsFaulted || final.CompletedTask.IsFaulted ? SampleCommandLine.Refused : SampleCommandLine.Success;
 }
-catch (Microsoft.Extensions.Options.OptionsValidationException ex)
-{
-    Console.Error.WriteLine($"invalid configuration: {string.Join("; ", ex.Failures)}");
-    return 2;
-}
-
-return final.Listening.IsFaulted || final.CompletedTask.IsFaulted ? 1 : 0;

@@ -8,6 +8,7 @@ using NearML.Hosting.Coordinator;
 using NearML.Hosting.Worker;
 using NearML.Training.Data;
 using Spectre.Console;
+using NearML.Samples;
 
 namespace NearML.Samples.LocalCluster;
 
@@ -21,8 +22,7 @@ internal static class ClusterRunner
     {
         if (settings.Workers is < 1 or > 64 || settings.Rounds < 1 || settings.InnerSteps < 1)
         {
-            AnsiConsole.MarkupLine("[red]--workers must be 1–64, --rounds and --steps at least 1.[/]");
-            return 2;
+            return SampleCommandLine.Fail(SampleCommandLine.BadInput, "--workers must be 1-64, --rounds and --steps at least 1");
         }
 
         var datasetDirectory = settings.DatasetDirectory ?? FashionMnist.ResolveDefaultDirectory();

@@ -3,7 +3,10 @@
 // starts a coordinator and N workers (each its own generic host, in this process) talking over loopback TLS, trains
 // Fashion-MNIST with DiLoCo, shows live progress and ends with a summary. See docs/readme-hosting.md.
 using System.CommandLine;
+using NearML.Samples;
 using NearML.Samples.LocalCluster;
+
+PlainConsole.Configure();
 
 var workers = new Option<int>("--workers") { Description = "Number of workers", DefaultValueFactory = _ => 4 };
 var rounds = new Option<int>("--rounds") { Description = "Outer (DiLoCo) rounds", DefaultValueFactory = _ => 10 };
@@ -40,4 +43,5 @@ root.SetAction(async (parse, cancellationToken) =>
     return await ClusterRunner.RunAsync(settings, cancellationToken).ConfigureAwait(false);
 });
 
-return await root.Parse(args).InvokeAsync().ConfigureAwait(false);
+// Ctrl+C cancels the token; the runner then stops the workers and the coordinator (up to 20 s each).
+return await SampleCommandLine.RunAsync(root, args, TimeSpan.FromSeconds(60)).ConfigureAwait(false);

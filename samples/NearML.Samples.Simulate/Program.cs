@@ -6,12 +6,16 @@ using NearML.Core;
 using NearML.Core.Collectives;
 using NearML.Sharding;
 using NearML.Training.Data;
+using NearML.Training.Engines;
 using NearML.Training.Kernels;
 using NearML.Training.Modules;
 using NearML.Training.Optim;
 using NearML.Training.Sync;
 using NearML.Training.Tensors;
 using Spectre.Console;
+using NearML.Samples;
+
+PlainConsole.Configure();
 
 // Multi-worker simulator: N in-process workers train one model with a chosen sync strategy and the exact bytes each
 // worker sends and receives are counted by the in-process collective.
@@ -38,6 +42,10 @@ var parallel = new Option<int>("--parallel") { Description = "Workers computing 
 var output = new Option<string?>("--out") { Description = "Append the result as one JSON line to this file" };
 var benchDemo = new Option<bool>("--bench-demo") { Description = "Micro-benchmark: time DeMo steps (DCT, top-k, all-gather, inverse) on --model's layout with --workers workers and random gradients; --steps timed steps" };
 
+model.AcceptOnlyFromAmong("mlp", "cnn", "gpt");
+strategy.AcceptOnlyFromAmong("ddp", "diloco", "streaming", "demo");
+encoding.AcceptOnlyFromAmong("fp32", "fp16", "int8", "int4");
+scenario.AcceptOnlyFromAmong("iid", "skew", "slow", "dropout");
 var root = new RootCommand("NearML multi-worker simulator: DDP, DiLoCo, Streaming DiLoCo and DeMo with exact byte counts");
 foreach (var o in new Option[] { model, strategy, workers, steps, batch, h, encoding, fragments, overlap, mixing, lr, outerLr, outerMomentum, demoLr, topk, scenario, hidden, text, seed, parallel, output, benchDemo })
 {
@@ -89,7 +97,7 @@ root.SetAction(async (parse, ct) =>
         return 2;
     }
 });
-return await root.Parse(args).InvokeAsync();
+return await SampleCommandLine.RunAsync(root, args);
 
 internal sealed record SimConfig(string Model, string Strategy, int Workers, int Steps, int Batch, int H, string Encoding, int Fragments, int Overlap,
     double Mixing, double Lr, double OuterLr, double OuterMomentum, double DemoLr, int TopK, string Scenario, int Hidden, string? Text, int Seed, int Parallel);
@@ -173,27 +181,30 @@ internal static class Simulator
         };
 
         var models = new Model[cfg.Workers];
+        var engines = new ManagedTrainableModel[cfg.Workers];
         var innerOptimizers = new Optimizer[cfg.Workers];
         for (var w = 0; w < cfg.Workers; w++)
         {
             models[w] = Create();
             parameterCount = models[w].Parameters.Length;
             var inner = new AdamW(models[w].Parameters.Layout, new AdamWOptions { LearningRate = cfg.Lr, WeightDecay = 0 });
+
+            // The strategies see the model only through the training contract: its host ParameterSets.
+            engines[w] = new ManagedTrainableModel(models[w], inner, checkGradients: false);
             var ep = group.Join("w" + w.ToString("D2", CultureInfo.InvariantCulture));
             endpoints[w] = [ep];
-            strategies[w] = MakeStrategy(ep, models[w].Parameters, inner);
+            strategies[w] = MakeStrategy(ep, engines[w].Parameters, inner);
             innerOptimizers[w] = inner;
         }
 
         long samplesTotal = 0;
         var tasks = Enumerable.Range(0, cfg.Workers).Select(w => Task.Run(async () =>
         {
-            var m = models[w];
+            var m = engines[w];
             IBatchSource source = isText
                 ? new TextWindowBatchSource(Slice(corpus!.Train, w, cfg.Workers), cfg.Batch, 64, 1000, (ulong)(cfg.Seed * 1000 + w))
                 : new ClassificationBatchSource(images!.Train, shards[w], cfg.Batch, (ulong)(cfg.Seed * 1000 + w));
             var b = source.CreateBatch();
-            var tape = new Tape();
             var epoch = 0;
             source.StartEpoch(epoch);
             var s = strategies[w];
@@ -224,12 +235,8 @@ internal static class Simulator
                 await gate.WaitAsync(ct);
                 try
                 {
-                    tape.Reset();
-                    tape.GradEnabled = true;
-                    tape.Training = true;
-                    m.ZeroGrad();
-                    var loss = m.Loss(tape, b);
-                    tape.Backward(loss);
+                    m.ComputeGradients(b);
+                    m.PullGradients();
                 }
                 finally
                 {
@@ -238,6 +245,7 @@ internal static class Simulator
 
                 Interlocked.Add(ref samplesTotal, b.Count);
                 await s.StepAsync(m.Gradients, b.Count, ct);
+                m.PushParameters();
                 t++;
                 if (s is DiLoCoStrategy d1)
                 {

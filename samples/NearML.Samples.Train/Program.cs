@@ -13,6 +13,9 @@ using NearML.Training.Modules;
 using NearML.Training.Optim;
 using NearML.Training.Tensors;
 using Spectre.Console;
+using NearML.Samples;
+
+PlainConsole.Configure();
 
 var modelArg = new Argument<string>("model") { Description = "mlp, cnn or gpt" };
 modelArg.AcceptOnlyFromAmong("mlp", "cnn", "gpt");
@@ -40,17 +43,14 @@ root.SetAction(parse =>
     }
     catch (DatasetNotFoundException ex)
     {
-        AnsiConsole.MarkupLineInterpolated($"[red]{ex.Message}[/]");
-        AnsiConsole.MarkupLine("Install it with: [bold]sudo apt-get install dataset-fashion-mnist[/]");
-        return 2;
+        return SampleCommandLine.Fail(SampleCommandLine.BadInput, $"{ex.Message} Install it with: sudo apt-get install dataset-fashion-mnist");
     }
     catch (FileNotFoundException ex)
     {
-        AnsiConsole.MarkupLineInterpolated($"[red]{ex.Message}[/]");
-        return 2;
+        return SampleCommandLine.Fail(SampleCommandLine.BadInput, ex.Message);
     }
 });
-return root.Parse(args).Invoke();
+return await SampleCommandLine.RunAsync(root, args);
 
 static int TrainFashion(string kind, string? dataDir, int epochs, int seed)
 {

@@ -1,7 +1,10 @@
 // NearML worker as a console process: a generic host running AddNearMLWorker, configured from appsettings.json,
-// environment variables (NearML__Worker__CoordinatorPort=7420) and the command line. Machine-readable status lines go to
-// stdout (see WorkerStatusLines.cs); logs go to stderr. `--swarm N` runs N worker hosts in this one process (load tests:
-// one .NET runtime instead of N); `--churn` then stops and restarts some of them at random.
+// environment variables (NearML__Worker__CoordinatorPort=7420) and the command line (typed switches, or any
+// NearML:Worker:* key). Machine-readable status lines go to stdout (see WorkerStatusLines.cs); logs go to stderr.
+// `--swarm N` runs N worker hosts in this one process (load tests: one .NET runtime instead of N); `--churn` then stops and
+// restarts some of them at random. When the coordinator says the job is complete the process exits 0
+// (NearML:Worker:StopApplicationOnCompletion, on here). Exit codes: 0 done or stopped, 1 refused/failed, 2 bad input.
+using System.CommandLine;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -11,89 +14,113 @@ using NearML.Hosting.Worker;
 using NearML.Samples;
 using NearML.Samples.Worker;
 
-var switches = new Dictionary<string, string>(StringComparer.Ordinal)
+var rest = SampleArguments.ExtractConfiguration(args, NearMLWorkerOptions.SectionName, typeof(NearMLWorkerOptions), out var configArgs, out var configError);
+if (configError is not null)
 {
-    ["--coordinator"] = "NearML:Worker:CoordinatorHost",
-    ["--port"] = "NearML:Worker:CoordinatorPort",
-    ["--fingerprint"] = "NearML:Worker:CoordinatorFingerprint",
-    ["--id"] = "NearML:Worker:WorkerId",
-    ["--data"] = "NearML:Worker:DataDirectory",
-    ["--dataset"] = "NearML:Worker:DatasetDirectory",
-    ["--attestation"] = "NearML:Worker:AttestationProvider",
-    ["--threads"] = "NearML:Worker:ThreadCount",
-    ["--max-reconnect-delay"] = "NearML:Worker:MaxReconnectDelay",
-    ["--inject-nan-update"] = "NearML:Worker:InjectNanUpdate",
-    ["--swarm"] = "Sample:Swarm",
-    ["--churn"] = "Sample:Churn",
-    ["--churn-seed"] = "Sample:ChurnSeed",
-    ["--progress"] = "Sample:PrintProgress",
+    return SampleCommandLine.Fail(SampleCommandLine.BadInput, configError);
+}
+
+var coordinator = new Option<string>("--coordinator") { Description = "Coordinator host (127.0.0.1)", HelpName = "HOST" };
+var port = new Option<int?>("--port") { Description = "Coordinator port (7420)", HelpName = "N" };
+var fingerprint = new Option<string>("--fingerprint") { Description = "Pin the coordinator's certificate (SHA-256, printed by the coordinator)", HelpName = "AB:CD:.." };
+var id = new Option<string>("--id") { Description = "Worker id (required; payouts go to it)", HelpName = "NAME" };
+var data = new Option<string>("--data") { Description = "Worker data directory (identity key, receipts)", HelpName = "DIR" };
+var dataset = new Option<string>("--dataset") { Description = "Fashion-MNIST folder (default /usr/share/datasets/fashion-mnist)", HelpName = "DIR" };
+var attestation = new Option<string>("--attestation") { Description = "Attestation evidence: configfs-tsm, simulated or none" };
+attestation.AcceptOnlyFromAmong(NearMLWorkerOptions.ConfigFsTsmProvider, NearMLWorkerOptions.SimulatedProvider, NearMLWorkerOptions.NoProvider);
+var threads = new Option<int?>("--threads") { Description = "Training threads", HelpName = "N" };
+var maxReconnectDelay = new Option<TimeSpan?>("--max-reconnect-delay") { Description = "Longest wait between reconnection attempts (00:00:30)", HelpName = "HH:MM:SS" };
+var injectNan = new Option<bool>("--inject-nan-update") { Description = "TEST ONLY: send a NaN pseudo-gradient, to exercise the coordinator's rejection path" };
+var swarm = new Option<int>("--swarm") { Description = "Run N worker hosts in this process (ids <id>-00 .. <id>-NN, data <data>/<id>-NN)", HelpName = "N" };
+var churn = new Option<bool>("--churn") { Description = "With --swarm: stop a random worker every ~1.5 s and restart it ~2 s later" };
+var churnSeed = new Option<int>("--churn-seed") { Description = "With --churn: the random seed", DefaultValueFactory = _ => 1, HelpName = "N" };
+var progress = new Option<bool>("--progress") { Description = "Print a PROGRESS line for every progress report" };
+
+var root = new RootCommand("""
+    NearML.Samples.Worker: contributes this machine's compute to a NearML coordinator.
+    Any NearML:Worker:* key can also be set in appsettings.json, as --NearML:Worker:Key=value, or as the environment variable
+    NearML__Worker__Key. Status lines on stdout: STATE, ROUND, PROGRESS, RECEIPT, ERROR, FAILED, STOPPED.
+    The process exits 0 when the coordinator completes the job (--NearML:Worker:StopApplicationOnCompletion=false keeps it running).
+    Ctrl+C or SIGTERM leaves the round cleanly (Goodbye) and exits. Exit codes: 0 done or stopped, 1 refused or failed, 2 bad input.
+    """)
+{
+    coordinator, port, fingerprint, id, data, dataset, attestation, threads, maxReconnectDelay, injectNan, swarm, churn, churnSeed, progress,
 };
-var booleans = new HashSet<string>(StringComparer.Ordinal) { "--inject-nan-update", "--churn", "--progress" };
 
-if (SampleArguments.WantsHelp(args))
+root.SetAction(async (parse, cancellationToken) =>
 {
-    Console.WriteLine("""
-        NearML.Samples.Worker — contributes this machine's compute to a NearML coordinator.
+    const string S = NearMLWorkerOptions.SectionName;
+    var overrides = new Dictionary<string, string?>(StringComparer.Ordinal);
+    void Set<T>(Option<T> option, string key, Func<T, string> format)
+    {
+        if (parse.GetResult(option) is { Implicit: false } && parse.GetValue(option) is { } value)
+        {
+            overrides[$"{S}:{key}"] = format(value);
+        }
+    }
 
-        Options (or any NearML:Worker:* key via appsettings.json, --NearML:Worker:Key=value,
-        or the environment variable NearML__Worker__Key):
-          --coordinator HOST        coordinator host (127.0.0.1)
-          --port N                  coordinator port (7420)
-          --fingerprint AB:CD:..    pin the coordinator's certificate (SHA-256, printed by the coordinator)
-          --id NAME                 worker id (required; payouts go to it)
-          --data DIR                worker data directory (identity key, receipts)
-          --dataset DIR             Fashion-MNIST folder (default /usr/share/datasets/fashion-mnist)
-          --attestation configfs-tsm|simulated|none
-          --threads N               training threads
-          --progress                print a PROGRESS line for every progress report
-          --swarm N                 run N worker hosts in this process (ids <id>-00 .. <id>-NN, data <data>/<id>-NN)
-          --churn                   with --swarm: stop a random worker every ~1.5 s and restart it ~2 s later
-          --inject-nan-update       TEST ONLY: send a NaN pseudo-gradient, to exercise the coordinator's rejection path
+    Set(coordinator, "CoordinatorHost", v => v);
+    Set(port, "CoordinatorPort", v => SampleCommandLine.Invariant(v!.Value));
+    Set(fingerprint, "CoordinatorFingerprint", v => v);
+    Set(id, "WorkerId", v => v);
+    Set(data, "DataDirectory", v => v);
+    Set(dataset, "DatasetDirectory", v => v);
+    Set(attestation, "AttestationProvider", v => v);
+    Set(threads, "ThreadCount", v => SampleCommandLine.Invariant(v!.Value));
+    Set(maxReconnectDelay, "MaxReconnectDelay", v => v!.Value.ToString("c"));
+    Set(injectNan, "InjectNanUpdate", v => v ? "true" : "false");
 
-        Status lines on stdout: CONNECTED, ADMITTED, ROUND, PROGRESS, RECEIPT, REFUSED, ERROR, STOPPED.
-        Ctrl+C or SIGTERM leaves the round cleanly (Goodbye) and exits.
-        """);
-    return 0;
-}
-
-string[] normalized;
-try
-{
-    normalized = SampleArguments.Normalize(args, switches, booleans);
-}
-catch (ArgumentException ex)
-{
-    Console.Error.WriteLine(ex.Message);
-    return 2;
-}
-
-var configuration = new ConfigurationBuilder()
-    .SetBasePath(AppContext.BaseDirectory)
-    .AddJsonFile("appsettings.json", optional: true)
-    .AddEnvironmentVariables()
-    .AddCommandLine(normalized)
-    .Build();
-
-var swarm = configuration.GetValue("Sample:Swarm", 0);
-var printProgress = configuration.GetValue("Sample:PrintProgress", false);
-if (swarm <= 0)
-{
-    using var host = BuildHost(configuration, workerId: null, dataDirectory: null, printProgress, singleHost: true);
-    var status = host.Services.GetRequiredService<WorkerStatus>();
+    var configuration = new ConfigurationBuilder()
+        .AddInMemoryCollection(new Dictionary<string, string?> { [$"{S}:StopApplicationOnCompletion"] = "true" })
+        .SetBasePath(AppContext.BaseDirectory)
+        .AddJsonFile("appsettings.json", optional: true)
+        .AddEnvironmentVariables()
+        .AddCommandLine([.. configArgs])
+        .AddInMemoryCollection(overrides)
+        .Build();
     try
     {
-        await host.RunAsync().ConfigureAwait(false);
+        // A value that does not convert (ThreadCount=abc in appsettings.json or the environment) is bad input: say so before starting.
+        _ = configuration.GetSection(S).Get<NearMLWorkerOptions>();
+    }
+    catch (InvalidOperationException ex)
+    {
+        return SampleCommandLine.Fail(SampleCommandLine.BadInput, "invalid configuration: " + SampleCommandLine.OneLine(ex));
+    }
+
+    var count = parse.GetValue(swarm);
+    if (count < 0)
+    {
+        return SampleCommandLine.Fail(SampleCommandLine.BadInput, $"--swarm must be 0 (one worker) or more; got {count}");
+    }
+
+    var printProgress = parse.GetValue(progress);
+    try
+    {
+        if (count == 0)
+        {
+            using var host = BuildHost(configuration, workerId: null, dataDirectory: null, printProgress, singleHost: true);
+            var status = host.Services.GetRequiredService<WorkerStatus>();
+            await host.RunAsync(cancellationToken).ConfigureAwait(false);
+            return status.State == WorkerState.Failed ? SampleCommandLine.Refused : SampleCommandLine.Success;
+        }
+
+        return await WorkerSwarm.RunAsync(configuration, count, printProgress, parse.GetValue(churn), parse.GetValue(churnSeed), BuildHost).ConfigureAwait(false);
     }
     catch (Microsoft.Extensions.Options.OptionsValidationException ex)
     {
-        Console.Error.WriteLine($"invalid configuration: {string.Join("; ", ex.Failures)}");
-        return 2;
+        return SampleCommandLine.Fail(SampleCommandLine.BadInput, $"invalid configuration: {string.Join("; ", ex.Failures)}");
     }
+    catch (Exception ex) when (ex is InvalidOperationException or IOException or UnauthorizedAccessException or NearML.Core.NearMLException
+        or System.Security.Cryptography.CryptographicException)
+    {
+        // the identity key cannot be read (corrupt worker.key), configfs-tsm is missing, the data folder is not writable, ...
+        return SampleCommandLine.Fail(SampleCommandLine.Refused, SampleCommandLine.OneLine(ex));
+    }
+});
 
-    return status.State == WorkerState.Failed ? 1 : 0;
-}
-
-return await WorkerSwarm.RunAsync(configuration, swarm, printProgress, BuildHost).ConfigureAwait(false);
+// The generic host's console lifetime handles Ctrl+C / SIGTERM (graceful Goodbye within ShutdownTimeout).
+return await SampleCommandLine.RunAsync(root, rest, terminationTimeout: null).ConfigureAwait(false);
 
 static IHost BuildHost(IConfiguration configuration, string? workerId, string? dataDirectory, bool printProgress, bool singleHost)
 {
@@ -122,6 +149,8 @@ static IHost BuildHost(IConfiguration configuration, string? workerId, string? d
         o.TimestampFormat = "HH:mm:ss.fff ";
         o.UseUtcTimestamp = true;
     });
+    // The host's own "failed to start" entry repeats, with a stack trace, the one line the sample prints.
+    builder.Logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.Critical);
     builder.Services.Configure<Microsoft.Extensions.Logging.Console.ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
     // Every host keeps the default ConsoleLifetime: Ctrl+C / SIGTERM stops each one gracefully (Goodbye), swarm or not.
     builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(15));

@@ -1,5 +1,8 @@
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using NearML.Hosting;
+using NearML.Hosting.Worker;
 
 namespace NearML.Samples.Worker;
 
@@ -12,12 +15,11 @@ namespace NearML.Samples.Worker;
 internal static class WorkerSwarm
 {
     public static async Task<int> RunAsync(
-        IConfiguration configuration, int count, bool printProgress, Func<IConfiguration, string?, string?, bool, bool, IHost> buildHost)
+        IConfiguration configuration, int count, bool printProgress, bool churn, int churnSeed, Func<IConfiguration, string?, string?, bool, bool, IHost> buildHost)
     {
         var prefix = configuration["NearML:Worker:WorkerId"] is { Length: > 0 } id ? id : "swarm";
         var dataRoot = configuration["NearML:Worker:DataDirectory"] is { Length: > 0 } d ? d : "nearml-swarm";
-        var churn = configuration.GetValue("Sample:Churn", false);
-        var random = new Random(configuration.GetValue("Sample:ChurnSeed", 1));
+        var random = new Random(churnSeed);
 
         using var stopping = new CancellationTokenSource();
         using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, c =>
@@ -51,6 +53,11 @@ internal static class WorkerSwarm
             while (!stopping.IsCancellationRequested)
             {
                 await Task.Delay(TimeSpan.FromMilliseconds(churn ? 1000 + random.Next(1000) : 1000), stopping.Token).ConfigureAwait(false);
+                if (hosts.All(h => h is not null && h.Services.GetRequiredService<WorkerStatus>().State is WorkerState.Completed or WorkerState.Failed))
+                {
+                    // the coordinator completed the job (or refused every worker): nothing is left to do
+                    break;
+                }
                 if (!churn)
                 {
                     continue;

@@ -86,7 +86,9 @@ public static class AggregationRound
 
     /// <summary>
     /// Creates the configuration of one round. For SecAgg+ the degree and threshold come from
-    /// <see cref="SecAggParameters.Find"/>; for SecAgg the graph is complete with t = max(⌊(n−1)/2⌋ + 1, ⌈γn⌉ + 1). The graph seed is fresh CSPRNG output.
+    /// <see cref="SecAggParameters.Find"/>; for SecAgg the graph is complete with t = max(⌊(n − 1 + ⌊γn⌋)/2⌋ + 1, 2), the
+    /// smallest threshold at which ⌊γn⌋ clients colluding with a malicious server cannot complete a split view. The graph
+    /// seed and the session nonce are fresh CSPRNG output.
     /// </summary>
     /// <param name="jobId">Job identifier (non-empty).</param>
     /// <param name="round">Aggregation round number.</param>
@@ -115,10 +117,15 @@ public static class AggregationRound
                 (k, t) = (p.Degree, p.Threshold);
                 break;
             case AggregationProtocol.Secagg:
-                // Complete graph: a strict majority of the other clients tolerates up to half of them dropping,
-                // and must also exceed the γ·n clients that may collude with the server.
+                // Complete graph: t > (k + c)/2, so no two disjoint groups of honest clients can each bring t shares of one
+                // client's two secrets with the c colluders' help (split view), and t > c.
+                if (corruptFraction is < 0 or >= 1 || double.IsNaN(corruptFraction))
+                {
+                    throw new ArgumentOutOfRangeException(nameof(corruptFraction), corruptFraction, "must be in [0, 1)");
+                }
+
                 k = clients - 1;
-                t = Math.Min(k, Math.Max((k / 2) + 1, (int)Math.Ceiling(corruptFraction * clients) + 1));
+                t = Math.Min(k, SecAggParameters.MaliciousCompleteThreshold(clients, SecAggParameters.Count(corruptFraction, clients)));
                 break;
             case AggregationProtocol.Plain:
                 (k, t) = (0, 0);
@@ -147,6 +154,8 @@ public static class AggregationRound
     {
         var seed = new byte[32];
         System.Security.Cryptography.RandomNumberGenerator.Fill(seed);
+        var nonce = new byte[32];
+        System.Security.Cryptography.RandomNumberGenerator.Fill(nonce);
         var config = new AggregationConfig
         {
             JobId = jobId,
@@ -158,6 +167,7 @@ public static class AggregationRound
             RingBits = (uint)ringBits,
             VectorLength = (uint)vectorLength,
             GraphSeed = ByteString.CopyFrom(seed),
+            SessionNonce = ByteString.CopyFrom(nonce),
             Active = identityKeys is not null,
         };
         if (identityKeys is not null)
@@ -228,16 +238,34 @@ public static class AggregationRound
             throw new ArgumentException($"graph_seed has {config.GraphSeed.Length} bytes, 32 expected", nameof(config));
         }
 
+        if (config.SessionNonce.Length != 32)
+        {
+            throw new ArgumentException($"session_nonce has {config.SessionNonce.Length} bytes, 32 expected", nameof(config));
+        }
+
         if (config.Active && config.IdentityKeys.Count != n)
         {
             throw new ArgumentException($"active variant needs {n} identity_keys, got {config.IdentityKeys.Count}", nameof(config));
         }
 
+        if (config.Active && 2 * config.Threshold <= config.Degree)
+        {
+            // Split view: two disjoint groups of ⌊k/2⌋ honest neighbours could each be shown another survivor set and
+            // together reveal t shares of both of one client's secrets.
+            throw new ArgumentException($"threshold = {config.Threshold} is not above degree/2 = {config.Degree}/2 (split view): a malicious server could unmask an input by showing its neighbours different survivor sets", nameof(config));
+        }
+
+        var seen = new HashSet<string>(StringComparer.Ordinal);
         for (int i = 0; i < config.IdentityKeys.Count; i++)
         {
             if (config.IdentityKeys[i].Length != 32)
             {
                 throw new ArgumentException($"identity_keys[{i}] has {config.IdentityKeys[i].Length} bytes, 32 expected", nameof(config));
+            }
+
+            if (!seen.Add(Convert.ToBase64String(config.IdentityKeys[i].Span)))
+            {
+                throw new ArgumentException($"identity_keys[{i}] repeats an earlier client's identity key", nameof(config));
             }
         }
     }

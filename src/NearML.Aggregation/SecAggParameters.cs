@@ -19,14 +19,16 @@ public sealed record SecAggParameters(int Degree, int Threshold, double Security
     /// Finds the smallest even degree k and, for it, the smallest Shamir threshold t such that on a randomly
     /// permuted Harary graph H(n, k), with c = ⌊γn⌋ corrupt and d = ⌊δn⌋ dropped clients chosen without knowledge of
     /// the permutation, union bounds give:
-    /// (security, threshold) n · P[Hyp(n−1, c, k) ≥ t] ≤ 2^−(σ+1): no honest client has t corrupt neighbours;
+    /// (security against a malicious server) n · P[Hyp(n−1, c, k) ≥ 2t − k] ≤ 2^−(σ+1): no honest client has 2t − k
+    /// corrupt neighbours, so its k neighbours cannot be split into two groups that each reach t shares with the
+    /// corrupt ones' help (one told "it survived", one told "it dropped") — this also forces t &gt; k/2 and implies
+    /// the semi-honest condition (fewer than t corrupt neighbours);
     /// (security, connectivity) n(n−k−1)/2 · C(c+d, k)/C(n, k) ≤ 2^−(σ+1): the honest survivors stay connected
     /// (disconnecting a Harary graph needs k/2 consecutive removed ring positions in two separate places);
     /// (correctness) n · P[Hyp(n−1, d, k) ≥ k − t + 1] ≤ 2^−η: every client keeps t surviving neighbours.
-    /// The derivation is in docs/secure-aggregation.md; for γ = δ = 0.05 it gives Google's published (k, t)
-    /// (100: 12/6, 1,000: 30/17, 10,000: 34/20). t is at least 2 (a 1-of-k share is the secret itself).
-    /// When no k ≤ n − 2 works, the complete graph (SecAgg) is returned with t = max(c + 1, 2), and NaN bounds if
-    /// even that cannot meet correctness (d > n − 1 − t).
+    /// The derivation is in docs/secure-aggregation.md. The finder never returns a configuration with 2t ≤ k (the
+    /// split-view leak region). When no k ≤ n − 2 works, the complete graph (SecAgg) is returned with
+    /// t = max(⌊(n − 1 + c)/2⌋ + 1, 2), and NaN bounds if even that cannot meet correctness (d &gt; n − 1 − t).
     /// </summary>
     /// <param name="clients">Cohort size n (≥ 2).</param>
     /// <param name="corruptFraction">γ, the fraction of clients that may collude with the server, in [0, 1).</param>
@@ -80,9 +82,19 @@ public sealed record SecAggParameters(int Degree, int Threshold, double Security
         return Math.Log2(n) + Math.Log2(n - k - 1) - 1 + Log2Choose(removed, k) - Log2Choose(n, k);
     }
 
-    /// <summary>log2 of the security bound (threshold event + connectivity event) for a given (n, k, t, c, d).</summary>
+    /// <summary>
+    /// log2 of the security bound (split-view threshold event + connectivity event) for a given (n, k, t, c, d): some
+    /// client has at least 2t − k corrupt neighbours (probability 1 when 2t ≤ k), or the honest survivors disconnect.
+    /// </summary>
     internal static double Log2SecurityBound(int n, int k, int t, int corrupt, int dropped)
-        => LogSum2(Math.Log2(n) + Log2HypergeometricTail(n - 1, corrupt, k, t), Log2DisconnectBound(n, k, corrupt + dropped));
+        => LogSum2(Log2SplitViewBound(n, k, t, corrupt), Log2DisconnectBound(n, k, corrupt + dropped));
+
+    /// <summary>
+    /// log2 of n · P[Hyp(n − 1, c, k) ≥ 2t − k]: the union bound on some client having so many corrupt neighbours that a
+    /// malicious server can collect t shares of both of its secrets (0, certainty, when 2t ≤ k).
+    /// </summary>
+    internal static double Log2SplitViewBound(int n, int k, int t, int corrupt)
+        => 2 * t <= k ? 0 : Math.Min(0, Math.Log2(n) + Log2HypergeometricTail(n - 1, corrupt, k, (2 * t) - k));
 
     /// <summary>log2 of the correctness bound: some client has more than k − t dropped neighbours.</summary>
     internal static double Log2CorrectnessBound(int n, int k, int t, int dropped)
@@ -105,9 +117,10 @@ public sealed record SecAggParameters(int Degree, int Threshold, double Security
         var dropTail = HypergeometricTails(n - 1, dropped, k);
         double log2n = Math.Log2(n);
         int tMin = -1;
-        for (int t = 2; t <= k; t++)
+        for (int t = Math.Max(2, (k / 2) + 1); t <= k; t++)
         {
-            if (log2n + corruptTail[t] <= perEvent)
+            // Split view: 2t − k ≥ 1 corrupt neighbours are needed for a malicious server to reach t shares of both secrets.
+            if (log2n + corruptTail[(2 * t) - k] <= perEvent)
             {
                 tMin = t;
                 break;
@@ -126,7 +139,7 @@ public sealed record SecAggParameters(int Degree, int Threshold, double Security
             tMax++;
         }
 
-        return new SecAggParameters(k, tMin, LogSum2(log2n + corruptTail[tMin], disconnect), log2n + dropTail[k - tMin + 1])
+        return new SecAggParameters(k, tMin, LogSum2(log2n + corruptTail[(2 * tMin) - k], disconnect), log2n + dropTail[k - tMin + 1])
         {
             MaxThreshold = tMax,
         };
@@ -135,14 +148,17 @@ public sealed record SecAggParameters(int Degree, int Threshold, double Security
     private static SecAggParameters Complete(int n, int corrupt, int dropped)
     {
         // Complete graph: every client sees every corrupt client and every dropout, so both conditions are
-        // deterministic; removing clients never disconnects it.
+        // deterministic; removing clients never disconnects it. Split view: c < 2t − k, i.e. t > (k + c)/2.
         int k = n - 1;
-        int t = Math.Min(k, Math.Max(corrupt + 1, 2));
-        bool ok = corrupt < t && dropped <= k - t;
+        int t = Math.Min(k, MaliciousCompleteThreshold(n, corrupt));
+        bool ok = corrupt < (2 * t) - k && dropped <= k - t;
         return ok
             ? new SecAggParameters(k, t, double.NegativeInfinity, double.NegativeInfinity) { MaxThreshold = k - dropped }
-            : new SecAggParameters(k, Math.Max(1, k - dropped), double.NaN, double.NaN) { MaxThreshold = Math.Max(1, k - dropped) };
+            : new SecAggParameters(k, t, double.NaN, double.NaN) { MaxThreshold = t };
     }
+
+    /// <summary>The smallest threshold on the complete graph K_n with which c corrupt clients cannot complete a split view: ⌊(n − 1 + c)/2⌋ + 1, at least 2.</summary>
+    internal static int MaliciousCompleteThreshold(int n, int corrupt) => Math.Max(2, ((n - 1 + corrupt) / 2) + 1);
 
     /// <summary>tails[x] = log2 P[X ≥ x] for X ~ Hypergeometric(population, successes, draws), x = 0..draws+1.</summary>
     private static double[] HypergeometricTails(int population, int successes, int draws)

@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using Google.Protobuf;
 using NearML.Aggregation.Internal;
 using NearML.Core.Contracts.Aggregation;
+using NearML.Core.Protocol;
 
 namespace NearML.Aggregation;
 
@@ -15,8 +16,9 @@ public sealed class SecureAggregationClient : IAggregationClient
 {
     private readonly AggregationConfig _config;
     private readonly HararyGraph _graph;
+    private readonly Session _session;
     private readonly ReadOnlyMemory<uint> _input;
-    private readonly byte[]? _identityKey;
+    private readonly IWorkerIdentity? _identity;
     private readonly int _threshold;
     private readonly byte[] _encSk;
     private readonly byte[] _encPk;
@@ -41,12 +43,27 @@ public sealed class SecureAggregationClient : IAggregationClient
     {
     }
 
+    /// <summary>Initializes a new client for one round that signs with a worker identity (its handshake key).</summary>
+    /// <param name="config">The round configuration (validated).</param>
+    /// <param name="clientId">This client's id, 0 .. n−1.</param>
+    /// <param name="input">The encoded input (vector_length ring elements); not copied, so it must not change until the masked input is produced.</param>
+    /// <param name="identity">The ed25519 identity whose public key is identity_keys[clientId]; required when the configuration is active.</param>
+    public SecureAggregationClient(AggregationConfig config, uint clientId, ReadOnlyMemory<uint> input, IWorkerIdentity? identity)
+        : this(config, clientId, input, identity, ownsIdentity: false)
+    {
+    }
+
     /// <summary>Initializes a new client for one round without copying the input.</summary>
     /// <param name="config">The round configuration (validated).</param>
     /// <param name="clientId">This client's id, 0 .. n−1.</param>
     /// <param name="input">The encoded input (vector_length ring elements); not copied, so it must not change until the masked input is produced.</param>
     /// <param name="identityPrivateKey">The 32-byte ed25519 identity key; required when the configuration is active.</param>
     public SecureAggregationClient(AggregationConfig config, uint clientId, ReadOnlyMemory<uint> input, byte[]? identityPrivateKey = null)
+        : this(config, clientId, input, IdentityFromKey(config, identityPrivateKey), ownsIdentity: true)
+    {
+    }
+
+    private SecureAggregationClient(AggregationConfig config, uint clientId, ReadOnlyMemory<uint> input, IWorkerIdentity? identity, bool ownsIdentity)
     {
         AggregationRound.Validate(config);
         if (config.Protocol == AggregationProtocol.Plain)
@@ -62,21 +79,17 @@ public sealed class SecureAggregationClient : IAggregationClient
 
         if (config.Active)
         {
-            ArgumentNullException.ThrowIfNull(identityPrivateKey);
-            if (identityPrivateKey.Length != 32)
+            ArgumentNullException.ThrowIfNull(identity);
+            if (!identity.PublicKey.Span.SequenceEqual(config.IdentityKeys[(int)clientId].Span))
             {
-                throw new ArgumentException($"identity key has {identityPrivateKey.Length} bytes, 32 expected", nameof(identityPrivateKey));
+                throw new ArgumentException($"identity key does not match identity_keys[{clientId}]", ownsIdentity ? "identityPrivateKey" : nameof(identity));
             }
 
-            if (!Signatures.PublicKeyOf(identityPrivateKey).AsSpan().SequenceEqual(config.IdentityKeys[(int)clientId].Span))
-            {
-                throw new ArgumentException($"identity key does not match identity_keys[{clientId}]", nameof(identityPrivateKey));
-            }
-
-            _identityKey = (byte[])identityPrivateKey.Clone();
+            _identity = identity;
         }
 
         _config = config;
+        _session = new Session(config);
         ClientId = clientId;
         _threshold = (int)config.Threshold;
         _graph = new HararyGraph((int)config.NumClients, (int)config.Degree, config.GraphSeed.Span);
@@ -87,6 +100,23 @@ public sealed class SecureAggregationClient : IAggregationClient
 
     /// <inheritdoc/>
     public uint ClientId { get; }
+
+    private static Ed25519Identity? IdentityFromKey(AggregationConfig config, byte[]? identityPrivateKey)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        if (!config.Active)
+        {
+            return null;
+        }
+
+        ArgumentNullException.ThrowIfNull(identityPrivateKey);
+        if (identityPrivateKey.Length != 32)
+        {
+            throw new ArgumentException($"identity key has {identityPrivateKey.Length} bytes, 32 expected", nameof(identityPrivateKey));
+        }
+
+        return Ed25519Identity.FromSeed(identityPrivateKey);
+    }
 
     /// <inheritdoc/>
     public AggregationPhase Phase { get; private set; } = AggregationPhase.AdvertiseKeys;
@@ -110,9 +140,9 @@ public sealed class SecureAggregationClient : IAggregationClient
             EncryptionPublicKey = ByteString.CopyFrom(_encPk),
             MaskingPublicKey = ByteString.CopyFrom(_maskPk),
         };
-        if (_identityKey is not null)
+        if (_identity is not null)
         {
-            keys.Signature = ByteString.CopyFrom(Signatures.Sign(_identityKey, Protocol.AdvertiseTranscript(_config, ClientId, _encPk, _maskPk)));
+            keys.Signature = ByteString.CopyFrom(_identity.Sign(Protocol.AdvertiseTranscript(_session, ClientId, _encPk, _maskPk)));
         }
 
         Phase = AggregationPhase.ShareKeys;
@@ -184,7 +214,7 @@ public sealed class SecureAggregationClient : IAggregationClient
                 return Refuse($"roster entry for client {id} reuses a public key of another participant");
             }
 
-            if (_config.Active && !Signatures.Verify(_config.IdentityKeys[(int)id].ToByteArray(), Protocol.AdvertiseTranscript(_config, id, enc, mask), peer.Keys.Signature.Span))
+            if (_config.Active && !Signatures.Verify(_config.IdentityKeys[(int)id].Span, Protocol.AdvertiseTranscript(_session, id, enc, mask), peer.Keys.Signature.Span))
             {
                 return Refuse($"roster entry for client {id} carries an invalid signature");
             }
@@ -244,16 +274,16 @@ public sealed class SecureAggregationClient : IAggregationClient
             }
 
             secrets.AsSpan(2 * i * KeyAgreement.KeySize, KeyAgreement.KeySize).CopyTo(secret);
-            var key = Protocol.ShareKey(_config, secret, ClientId, v);
+            var key = Protocol.ShareKey(_session, secret, ClientId, v);
             secrets.AsSpan(((2 * i) + 1) * KeyAgreement.KeySize, KeyAgreement.KeySize).CopyTo(secret);
-            _peerKeys[v] = (key, Protocol.PairwiseMaskKey(_config, secret, ClientId, v));
+            _peerKeys[v] = (key, Protocol.PairwiseMaskKey(_session, secret, ClientId, v));
             maskKeyShares[i].CopyTo(plaintext, 0);
             seedShares[i].CopyTo(plaintext, Shamir.ShareSize);
             shareKeys.Shares.Add(new EncryptedShare
             {
                 Sender = ClientId,
                 Recipient = v,
-                Ciphertext = ByteString.CopyFrom(ShareCipher.Encrypt(key, Protocol.ShareAad(_config, ClientId, v), plaintext)),
+                Ciphertext = ByteString.CopyFrom(ShareCipher.Encrypt(key, Protocol.ShareAad(_session, ClientId, v), plaintext)),
             });
         }
 
@@ -291,7 +321,7 @@ public sealed class SecureAggregationClient : IAggregationClient
                 throw new AggregationProtocolException(ClientId, $"share from {u} has {share.Ciphertext.Length} bytes, {ShareCipher.CiphertextSize(plaintext.Length)} expected");
             }
 
-            if (!ShareCipher.TryDecrypt(_peerKeys[u].ShareKey, Protocol.ShareAad(_config, u, ClientId), share.Ciphertext.Span, plaintext))
+            if (!ShareCipher.TryDecrypt(_peerKeys[u].ShareKey, Protocol.ShareAad(_session, u, ClientId), share.Ciphertext.Span, plaintext))
             {
                 return Refuse($"share from client {u} does not decrypt (forged, or bound to another sender, recipient, job or round)");
             }
@@ -312,7 +342,7 @@ public sealed class SecureAggregationClient : IAggregationClient
 
         // Masked input: y = x + PRG(b_u) + Σ_{v ∈ U2 ∩ N(u)} ±PRG(s_uv), + when u < v.
         long start = System.Diagnostics.Stopwatch.GetTimestamp();
-        var masks = new List<(MaskPrg, bool)>(received.Count + 1) { (new MaskPrg(Protocol.SelfMaskKey(_config, _selfSeed!, ClientId)), false) };
+        var masks = new List<(MaskPrg, bool)>(received.Count + 1) { (new MaskPrg(Protocol.SelfMaskKey(_session, _selfSeed!, ClientId)), false) };
         foreach (var v in received.Keys)
         {
             masks.Add((new MaskPrg(_peerKeys[v].MaskKey), ClientId > v));
@@ -344,7 +374,7 @@ public sealed class SecureAggregationClient : IAggregationClient
 
         _signedSurvivors = survivors;
         Phase = AggregationPhase.Unmasking;
-        var sig = Signatures.Sign(_identityKey!, Protocol.SurvivorTranscript(_config, survivors));
+        var sig = _identity!.Sign(Protocol.SurvivorTranscript(_session, survivors));
         return NewMessage(m => m.ConsistencySignature = new ConsistencySignature { Signature = ByteString.CopyFrom(sig) });
     }
 
@@ -371,7 +401,7 @@ public sealed class SecureAggregationClient : IAggregationClient
                 return Refuse("unmasking survivor set differs from the set signed in the consistency check");
             }
 
-            var transcript = Protocol.SurvivorTranscript(_config, survivors);
+            var transcript = Protocol.SurvivorTranscript(_session, survivors);
             var survivorSet = survivors.ToHashSet();
             var signers = new HashSet<uint>();
             int neighbourSigners = 0;
@@ -382,7 +412,7 @@ public sealed class SecureAggregationClient : IAggregationClient
                     return Refuse($"signature from client {view.ClientId}, which is not a survivor or signed twice");
                 }
 
-                if (!Signatures.Verify(_config.IdentityKeys[(int)view.ClientId].ToByteArray(), transcript, view.Signature.Span))
+                if (!Signatures.Verify(_config.IdentityKeys[(int)view.ClientId].Span, transcript, view.Signature.Span))
                 {
                     return Refuse($"client {view.ClientId}'s signature over the survivor set is invalid");
                 }
@@ -468,6 +498,9 @@ public sealed class SecureAggregationClient : IAggregationClient
         problem = null;
         return survivors;
     }
+
+    /// <summary>What an adversary that corrupts this client learns: its masking private key and the shares it holds (tests of the malicious-server model).</summary>
+    internal (byte[] MaskingPrivateKey, IReadOnlyDictionary<uint, (byte[] MaskKeyShare, byte[] SeedShare)> HeldShares) CorruptionView() => (_maskSk, _heldShares);
 
     private ClientMessage Refuse(string reason)
     {

@@ -16,6 +16,7 @@ namespace NearML.Aggregation;
 public sealed class SecureAggregationServer : IAggregationServer
 {
     private readonly AggregationConfig _config;
+    private readonly Session _session;
     private readonly HararyGraph _graph;
     private readonly int _threshold;
     private readonly int _bits;
@@ -46,6 +47,7 @@ public sealed class SecureAggregationServer : IAggregationServer
         }
 
         _config = config;
+        _session = new Session(config);
         _threshold = (int)config.Threshold;
         _bits = (int)config.RingBits;
         _graph = new HararyGraph((int)config.NumClients, (int)config.Degree, config.GraphSeed.Span);
@@ -184,8 +186,8 @@ public sealed class SecureAggregationServer : IAggregationServer
         }
 
         if (_config.Active && !Signatures.Verify(
-                _config.IdentityKeys[(int)u].ToByteArray(),
-                Protocol.AdvertiseTranscript(_config, u, keys.EncryptionPublicKey.ToByteArray(), keys.MaskingPublicKey.ToByteArray()),
+                _config.IdentityKeys[(int)u].Span,
+                Protocol.AdvertiseTranscript(_session, u, keys.EncryptionPublicKey.ToByteArray(), keys.MaskingPublicKey.ToByteArray()),
                 keys.Signature.Span))
         {
             throw new AggregationSignatureException(u, "AdvertiseKeys signature does not verify under the client's identity key");
@@ -360,7 +362,7 @@ public sealed class SecureAggregationServer : IAggregationServer
             throw new AggregationProtocolException(u, "consistency signature from a client not in the survivor set");
         }
 
-        if (!Signatures.Verify(_config.IdentityKeys[(int)u].ToByteArray(), Protocol.SurvivorTranscript(_config, _u3), signature.Signature.Span))
+        if (!Signatures.Verify(_config.IdentityKeys[(int)u].Span, Protocol.SurvivorTranscript(_session, _u3), signature.Signature.Span))
         {
             throw new AggregationSignatureException(u, "signature over the survivor set does not verify");
         }
@@ -460,7 +462,7 @@ public sealed class SecureAggregationServer : IAggregationServer
                 throw Fail($"reconstructed self-mask seed of client {u} does not match its commitment (corrupted shares)");
             }
 
-            masks.Add((new MaskPrg(Protocol.SelfMaskKey(_config, secret, u)), true));
+            masks.Add((new MaskPrg(Protocol.SelfMaskKey(_session, secret, u)), true));
         }
 
         // Dropped clients (sent shares, no masked input): their pairwise masks sit in the inputs of their surviving
@@ -520,7 +522,7 @@ public sealed class SecureAggregationServer : IAggregationServer
 
                 // v added +PRG(s_uv) when v < u, −PRG when v > u; remove it.
                 agreed.AsSpan(j * KeyAgreement.KeySize, KeyAgreement.KeySize).CopyTo(one);
-                pairwise[start + j] = (new MaskPrg(Protocol.PairwiseMaskKey(_config, one, u, v)), v < u);
+                pairwise[start + j] = (new MaskPrg(Protocol.PairwiseMaskKey(_session, one, u, v)), v < u);
             }
 
             CryptographicOperations.ZeroMemory(agreed);

@@ -21,6 +21,7 @@ public sealed record TensorEntry(string Name, ImmutableArray<int> Shape, long Of
 public sealed class ParameterLayout : IEquatable<ParameterLayout>
 {
     private readonly Dictionary<string, int> _index;
+    private string? _fingerprint;
 
     /// <summary>Creates a layout from (name, shape) pairs in order.</summary>
     /// <param name="tensors">The tensors, in order. Names must be unique and non-empty; dimensions positive.</param>
@@ -173,6 +174,35 @@ public sealed class ParameterLayout : IEquatable<ParameterLayout>
         }
 
         return h.ToHashCode();
+    }
+
+    /// <summary>
+    /// Gets the layout fingerprint: the lower-case hex SHA-256 of one line per tensor, in order,
+    /// <c>name&lt;TAB&gt;f32&lt;TAB&gt;d0,d1,…&lt;LF&gt;</c>. Equal layouts (names, shapes, element type) have equal
+    /// fingerprints whatever engine built them; a worker whose model fingerprint differs from the job's is refused at join.
+    /// </summary>
+    public string Fingerprint => _fingerprint ??= ComputeFingerprint();
+
+    private string ComputeFingerprint()
+    {
+        var sb = new StringBuilder();
+        foreach (var e in Entries)
+        {
+            sb.Append(e.Name).Append('\t').Append("f32").Append('\t');
+            for (var i = 0; i < e.Shape.Length; i++)
+            {
+                if (i > 0)
+                {
+                    sb.Append(',');
+                }
+
+                sb.Append(e.Shape[i].ToString(System.Globalization.CultureInfo.InvariantCulture));
+            }
+
+            sb.Append('\n');
+        }
+
+        return Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(sb.ToString())));
     }
 
     /// <inheritdoc/>

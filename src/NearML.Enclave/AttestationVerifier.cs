@@ -74,7 +74,11 @@ public sealed partial class AttestationVerifier
     /// <param name="identityPublicKey">The key the worker claims; the report data must bind it.</param>
     /// <param name="nonce">The nonce this verifier issued for the session.</param>
     /// <param name="contextLabel">The context label both sides use.</param>
-    /// <returns>The verdict with every rule.</returns>
+    /// <returns>
+    /// The verdict with every rule. Every input ends in a verdict: malformed evidence gives a refused verdict with the
+    /// <c>evidence.format</c> rule, evidence whose verification fails in any other way one with <c>evidence.verification</c>.
+    /// </returns>
+    /// <exception cref="ArgumentNullException"><paramref name="evidence"/> or <paramref name="contextLabel"/> is <see langword="null"/>.</exception>
     public AttestationVerdict Verify(AttestationEvidence evidence, ReadOnlySpan<byte> identityPublicKey, ReadOnlySpan<byte> nonce, string contextLabel)
     {
         ArgumentNullException.ThrowIfNull(evidence);
@@ -92,6 +96,15 @@ public sealed partial class AttestationVerifier
         {
             rules.Add(new AttestationCheck("evidence.format", false, e.Message));
             LogRefused(_logger, evidence.Vendor, "evidence.format", e.Message);
+            return new AttestationVerdict(rules, null);
+        }
+        catch (Exception e) when (e is not (OutOfMemoryException or StackOverflowException or AccessViolationException))
+        {
+            // Evidence comes from the peer, resolvers from the integrator: whatever fails while verifying it (a certificate
+            // the platform's crypto cannot use, a resolver that throws) refuses this evidence and never the verifier's caller.
+            string why = $"verification failed: {e.GetType().Name}: {e.Message}";
+            rules.Add(new AttestationCheck("evidence.verification", false, why));
+            LogVerificationFailed(_logger, e, evidence.Vendor);
             return new AttestationVerdict(rules, null);
         }
 
@@ -182,6 +195,9 @@ public sealed partial class AttestationVerifier
     [LoggerMessage(EventId = 5104, EventName = "SimulatedEvidenceVerified", Level = LogLevel.Warning,
         Message = "INSECURE simulated attestation evidence presented (policy AllowSimulated={Allowed}); it proves nothing about the worker's machine")]
     private static partial void LogSimulatedEvidence(ILogger logger, bool allowed);
+
+    [LoggerMessage(EventId = 5106, EventName = "AttestationVerificationFailed", Level = LogLevel.Warning, Message = "attestation from {Vendor} refused: verification threw")]
+    private static partial void LogVerificationFailed(ILogger logger, Exception exception, AttestationVendor vendor);
 
     [LoggerMessage(EventId = 5105, EventName = "AttestationRefused", Level = LogLevel.Information, Message = "attestation from {Vendor} refused: {Rule}: {Reason}")]
     private static partial void LogRefused(ILogger logger, AttestationVendor vendor, string rule, string reason);

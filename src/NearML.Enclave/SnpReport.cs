@@ -71,13 +71,18 @@ public sealed class SnpReport
     private SnpReport(ReadOnlyMemory<byte> raw) => _raw = raw;
 
     /// <summary>Parses a report.</summary>
-    /// <param name="report">At least 1184 bytes; further bytes are tolerated and ignored.</param>
+    /// <param name="report">Exactly 1184 bytes (0x4A0), the size of the ATTESTATION_REPORT structure: bytes appended to it are refused, not ignored.</param>
     /// <returns>The parsed report.</returns>
-    /// <exception cref="AttestationFormatException">The report is truncated, of an unsupported version or signature algorithm, or has inconsistent fields.</exception>
+    /// <exception cref="AttestationFormatException">The report is truncated or longer than the structure, of an unsupported version or signature algorithm, or has inconsistent fields.</exception>
     public static SnpReport Parse(ReadOnlyMemory<byte> report)
     {
         ReadOnlySpan<byte> d = report.Span;
         FieldReader.Require(d, 0, Length, Src, "report");
+        if (d.Length != Length)
+        {
+            throw new AttestationFormatException(Src, "report", Length, $"is {d.Length} bytes but an ATTESTATION_REPORT is exactly {Length} (0x{Length:X}): {d.Length - Length} byte(s) follow it");
+        }
+
         uint version = BinaryPrimitives.ReadUInt32LittleEndian(d);
         if (version is < 2 or > 5)
         {

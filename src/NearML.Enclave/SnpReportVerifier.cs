@@ -105,6 +105,9 @@ public sealed class SnpVerificationResult
 /// Verifies SEV-SNP reports offline: the ECDSA P-384 signature by the VCEK/VLEK, VCEK → ASK → ARK under RSA-PSS, the ARK
 /// pinned per product (Milan, Genoa, Turin), the reported TCB against the VCEK's extensions and the VCEK's hwID against CHIP_ID.
 /// Guest policy bits (debug, migration agent, SMT) are exposed on <see cref="SnpReport"/> and judged by <c>AttestationPolicy</c>.
+/// Checks run cheapest first and a public-key operation runs only under a trusted key: the ARK is judged by its fingerprint,
+/// the links top-down, and the report's P-384 signature only when the chain is trusted and the report's product, signing
+/// key, REPORTED_TCB and CHIP_ID agree with the VCEK. A check not reached is reported as failed ("not checked: …").
 /// </summary>
 public sealed class SnpReportVerifier
 {
@@ -143,13 +146,21 @@ public sealed class SnpReportVerifier
         Cert vcek = chain[0], ask = chain[1], ark = chain[2];
         string keyName = report.SigningKey == SnpSigningKey.Vlek ? "vlek" : "vcek";
 
-        Link(checks, certificates, $"snp-chain.{keyName}-signature", vcek, ask);
-        Link(checks, certificates, "snp-chain.ask-signature", ask, ark);
-        Link(checks, certificates, "snp-chain.ark-signature", ark, ark);
-        bool cas = ask.IsCa && ark.IsCa;
-        checks.Add(new AttestationCheck("snp-chain.issuers-are-ca", cas, cas ? "ASK and ARK have basicConstraints CA:TRUE" : "ASK or ARK lacks basicConstraints CA:TRUE"));
+        // Cheapest first; a public-key operation only under a trusted key (see the class summary). The ARK is judged by its
+        // fingerprint before any signature, the links top-down, and the report signature (one P-384 verification, the
+        // costly part) only when the chain is trusted and the report's cheap fields agree with the VCEK.
         string fp = Convert.ToHexString(ark.Fingerprint);
         SnpProduct product = _pinned.GetValueOrDefault(fp);
+        bool arkOk = product != SnpProduct.Unknown && Link(checks, certificates, "snp-chain.ark-signature", ark, ark, null);
+        if (product == SnpProduct.Unknown)
+        {
+            checks.Add(new AttestationCheck("snp-chain.ark-signature", false, "not checked: the ARK is not pinned"));
+        }
+
+        bool askOk = Link(checks, certificates, "snp-chain.ask-signature", ask, ark, arkOk ? null : "not checked: the ARK is not trusted");
+        bool vcekOk = Link(checks, certificates, $"snp-chain.{keyName}-signature", vcek, ask, askOk ? null : "not checked: the ASK is not trusted");
+        bool cas = ask.IsCa && ark.IsCa;
+        checks.Add(new AttestationCheck("snp-chain.issuers-are-ca", cas, cas ? "ASK and ARK have basicConstraints CA:TRUE" : "ASK or ARK lacks basicConstraints CA:TRUE"));
         checks.Add(new AttestationCheck("snp-chain.ark-pinned", product != SnpProduct.Unknown,
             product != SnpProduct.Unknown ? $"ARK {fp} is the pinned {product} root" : $"ARK {fp} is not a pinned AMD root"));
         string? invalid = chain.Where(c => !c.IsValidAt(evaluationTime)).Select(c => $"'{c.Subject}' is valid {c.NotBefore:O} to {c.NotAfter:O}, not at {evaluationTime:O}").FirstOrDefault();
@@ -171,11 +182,6 @@ public sealed class SnpReportVerifier
         };
         checks.Add(new AttestationCheck("report.signing-key", keyKind, $"report says {report.SigningKey}, certificate is '{vcek.Subject}'"));
 
-        bool sig = VerifyReportSignature(report, vcek);
-        checks.Add(new AttestationCheck("report.signature", sig, sig
-            ? $"ECDSA P-384 signature over [0, 0x2A0) verifies with the {keyName.ToUpperInvariant()}"
-            : $"report signature does not verify with the {keyName.ToUpperInvariant()}"));
-
         SnpProduct layout = product != SnpProduct.Unknown ? product : fromCpuid;
         SnpTcbVersion reported = SnpTcbVersion.Decode(report.ReportedTcb, layout);
         SnpTcbVersion? certTcb = certificates.Tcb(layout);
@@ -183,13 +189,12 @@ public sealed class SnpReportVerifier
         checks.Add(new AttestationCheck("snp.reported-tcb", tcbOk,
             $"REPORTED_TCB {reported} vs {keyName.ToUpperInvariant()} extensions {(certTcb?.ToString() ?? "(missing)")}"));
 
+        bool hwOk = true;
         if (report.SigningKey == SnpSigningKey.Vcek)
         {
-            bool hwOk;
             string detail;
             if (report.MaskChipKey)
             {
-                hwOk = true;
                 detail = "CHIP_ID is masked by the guest (MASK_CHIP_KEY); the VCEK is checked through its signature only";
             }
             else
@@ -201,11 +206,30 @@ public sealed class SnpReportVerifier
             checks.Add(new AttestationCheck("snp.chip-id", hwOk, detail));
         }
 
+        string? skip = !vcekOk ? $"the {keyName.ToUpperInvariant()} does not chain to a pinned ARK"
+            : !keyKind ? "the signing key does not match the certificate"
+            : !productOk ? "the product does not match"
+            : !tcbOk ? $"REPORTED_TCB does not match the {keyName.ToUpperInvariant()}"
+            : !hwOk ? $"CHIP_ID does not match the {keyName.ToUpperInvariant()}"
+            : null;
+        bool sig = skip is null && VerifyReportSignature(report, vcek);
+        checks.Add(new AttestationCheck("report.signature", sig, skip is not null
+            ? $"not checked: {skip}"
+            : sig
+                ? $"ECDSA P-384 signature over [0, 0x2A0) verifies with the {keyName.ToUpperInvariant()}"
+                : $"report signature does not verify with the {keyName.ToUpperInvariant()}"));
+
         return new SnpVerificationResult(checks, product, reported);
     }
 
-    private static void Link(List<AttestationCheck> checks, SnpCertificates certs, string name, Cert child, Cert issuer)
+    private static bool Link(List<AttestationCheck> checks, SnpCertificates certs, string name, Cert child, Cert issuer, string? notChecked)
     {
+        if (notChecked is not null)
+        {
+            checks.Add(new AttestationCheck(name, false, notChecked));
+            return false;
+        }
+
         bool ok;
         lock (certs.LinkCache)
         {
@@ -217,6 +241,7 @@ public sealed class SnpReportVerifier
         }
 
         checks.Add(new AttestationCheck(name, ok, ok ? $"'{child.Subject}' is signed by '{issuer.Subject}' ({AlgName(child)})" : $"signature of '{child.Subject}' does not verify with the key of '{issuer.Subject}'"));
+        return ok;
     }
 
     private static string AlgName(Cert c) => c.SignatureAlgorithm == Oids.RsaPss ? $"RSASSA-PSS {c.PssHash.Name}" : c.SignatureAlgorithm;

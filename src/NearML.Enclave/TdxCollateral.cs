@@ -13,9 +13,10 @@ public sealed class TdxCollateral
 {
     private readonly List<TcbInfo> _tcbInfos;
 
-    private TdxCollateral(List<TcbInfo> tcbInfos, QeIdentity? qe, Crl? pckCrl, Crl? rootCrl)
+    private TdxCollateral(List<TcbInfo> tcbInfos, QeIdentity? qe, Crl? pckCrl, Crl? rootCrl, List<Cert>? pckCrlIssuerChain = null)
     {
         _tcbInfos = tcbInfos;
+        PckCrlIssuerChain = pckCrlIssuerChain;
         QeIdentityDocument = qe;
         PckCrl = pckCrl;
         RootCrl = rootCrl;
@@ -38,6 +39,9 @@ public sealed class TdxCollateral
     internal Crl? PckCrl { get; }
 
     internal Crl? RootCrl { get; }
+
+    /// <summary>Gets the PCK CRL's issuer chain when the collateral carries one (dcap-qvl's <c>pck_crl_issuer_chain</c>); it must be the PCK chain's CA and root.</summary>
+    internal List<Cert>? PckCrlIssuerChain { get; }
 
     internal TcbInfo? FindTcbInfo(ReadOnlySpan<byte> fmspc)
     {
@@ -99,11 +103,17 @@ public sealed class TdxCollateral
             throw new AttestationFormatException(W, "json", e.BytePositionInLine ?? -1, e.Message, e);
         }
 
+        if (root.ValueKind != JsonValueKind.Object)
+        {
+            throw new AttestationFormatException(W, "json", 0, $"is a JSON {root.ValueKind}, not an object");
+        }
+
         List<Cert> tcbChain = Cert.ParsePemChain(Encoding.ASCII.GetBytes(Json.Str(root, "tcb_info_issuer_chain", W)), "TCB Info issuer chain");
         List<Cert> qeChain = Cert.ParsePemChain(Encoding.ASCII.GetBytes(Json.Str(root, "qe_identity_issuer_chain", W)), "QE Identity issuer chain");
         var tcb = TcbInfo.Parse(Encoding.UTF8.GetBytes(Json.Str(root, "tcb_info", W)), Json.Hex(root, "tcb_info_signature", W), tcbChain);
         var qe = QeIdentity.Parse(Encoding.UTF8.GetBytes(Json.Str(root, "qe_identity", W)), Json.Hex(root, "qe_identity_signature", W), qeChain);
-        return new TdxCollateral([tcb], qe, Crl.Parse(Json.Hex(root, "pck_crl", W), "PCK CRL"), Crl.Parse(Json.Hex(root, "root_ca_crl", W), "Root CA CRL"));
+        List<Cert> pckCrlChain = Cert.ParsePemChain(Encoding.ASCII.GetBytes(Json.Str(root, "pck_crl_issuer_chain", W)), "PCK CRL issuer chain");
+        return new TdxCollateral([tcb], qe, Crl.Parse(Json.Hex(root, "pck_crl", W), "PCK CRL"), Crl.Parse(Json.Hex(root, "root_ca_crl", W), "Root CA CRL"), pckCrlChain);
     }
 
     /// <summary>

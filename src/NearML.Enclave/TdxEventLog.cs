@@ -24,7 +24,7 @@ public sealed record CcelTable(byte CcType, byte CcSubtype, ulong LogAreaMinimum
     /// <summary>Parses the 56-byte table (for example <c>/sys/firmware/acpi/tables/CCEL</c>).</summary>
     /// <param name="table">The table bytes.</param>
     /// <returns>The parsed table.</returns>
-    /// <exception cref="AttestationFormatException">The signature is not "CCEL" or the length field is inconsistent.</exception>
+    /// <exception cref="AttestationFormatException">The signature is not "CCEL", the length field is inconsistent or the checksum does not sum to zero.</exception>
     public static CcelTable Parse(ReadOnlySpan<byte> table)
     {
         const string W = "CCEL table";
@@ -38,6 +38,18 @@ public sealed record CcelTable(byte CcType, byte CcSubtype, ulong LogAreaMinimum
         if (len < 56 || len > table.Length)
         {
             throw new AttestationFormatException(W, "Length", 4, $"is {len} but {table.Length} bytes were given (minimum 56)");
+        }
+
+        // ACPI 6.5 §5.2.6 (System Description Table Header): all bytes of the table, checksum included, sum to zero.
+        byte sum = 0;
+        foreach (byte b in table[..(int)len])
+        {
+            sum += b;
+        }
+
+        if (sum != 0)
+        {
+            throw new AttestationFormatException(W, "Checksum", 9, $"the table's bytes sum to 0x{sum:x2}, not 0: the table is damaged");
         }
 
         return new CcelTable(table[36], table[37], BinaryPrimitives.ReadUInt64LittleEndian(table[40..]), BinaryPrimitives.ReadUInt64LittleEndian(table[48..]),

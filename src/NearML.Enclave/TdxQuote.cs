@@ -30,6 +30,12 @@ public sealed class TdxQuote
     /// <summary>Length of a TDX 1.5 TD report body.</summary>
     public const int Td15BodyLength = 648;
 
+    /// <summary>
+    /// Largest quote accepted, trailing bytes included (64 KiB). Real quotes are about 5 KB (8000 B when a driver pads
+    /// them); the cap bounds the work an untrusted quote can cause before any signature is checked.
+    /// </summary>
+    public const int MaxLength = 64 * 1024;
+
     /// <summary>Attestation key type of ECDSA-256 with P-256.</summary>
     public const ushort AttestationKeyTypeEcdsaP256 = 2;
 
@@ -73,10 +79,15 @@ public sealed class TdxQuote
     /// <summary>Parses a quote.</summary>
     /// <param name="quote">The quote bytes; the returned object keeps a reference to them (do not mutate them afterwards).</param>
     /// <returns>The parsed quote.</returns>
-    /// <exception cref="AttestationFormatException">The bytes are not a well-formed TDX ECDSA quote v4/v5.</exception>
+    /// <exception cref="AttestationFormatException">The bytes are not a well-formed TDX ECDSA quote v4/v5, or exceed <see cref="MaxLength"/>.</exception>
     public static TdxQuote Parse(ReadOnlyMemory<byte> quote)
     {
         ReadOnlySpan<byte> d = quote.Span;
+        if (d.Length > MaxLength)
+        {
+            throw new AttestationFormatException(Src, "quote", 0, $"is {d.Length} bytes; at most {MaxLength} are accepted");
+        }
+
         FieldReader.Require(d, 0, HeaderLength, Src, "header");
         ushort version = BinaryPrimitives.ReadUInt16LittleEndian(d);
         if (version is not (4 or 5))

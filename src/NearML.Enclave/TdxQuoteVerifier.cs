@@ -59,6 +59,14 @@ public sealed class TdxVerificationResult
 /// the attestation key's binding in the QE report, the PCK chain to a pinned Intel SGX Root CA, CRLs, TCB Info and QE Identity
 /// (signatures, issuer chains, freshness at the caller's evaluation time) and TCB level matching. Thread-safe; keep one instance
 /// so parsed PCK chains are cached.
+/// <para>
+/// The quote comes from an untrusted peer, so the work it can cause is bounded: the quote is at most
+/// <see cref="TdxQuote.MaxLength"/> bytes, its PEM chain at most 16 KiB and 4 certificates of at most 8 KiB each; checks run
+/// cheapest first, and a public-key operation runs only when everything it depends on holds (links top-down from the pinned
+/// root, the QE report under a trusted PCK key, the quote under an attestation key the QE report vouches for). A
+/// tampered quote therefore costs at most one new certificate parse and one signature verification; a check not reached
+/// is reported as failed ("not checked: …"). Parsed certificates and signature outcomes are cached across quotes.
+/// </para>
 /// </summary>
 public sealed class TdxQuoteVerifier
 {
@@ -101,23 +109,16 @@ public sealed class TdxQuoteVerifier
 
         bool vendor = quote.QeVendorId.Span.SequenceEqual(IntelQeVendorId);
         checks.Add(new AttestationCheck("quote.qe-vendor-id", vendor, $"QE vendor id {Convert.ToHexString(quote.QeVendorId.Span)}{(vendor ? " is Intel's" : " is not Intel's")}"));
+        checks.Add(new AttestationCheck("quote.trailing-bytes", true, quote.TrailingByteCount == 0
+            ? "no bytes follow the signature data"
+            : $"{quote.TrailingByteCount} byte(s) after the signature data are not part of the quote (unsigned) and were ignored"));
 
-        // 1. Attestation key signs header+body.
-        ECDsa? ak = GetAttestationKey(quote.AttestationKey.Span);
-        bool quoteSig = false;
-        if (ak is not null)
-        {
-            lock (ak)
-            {
-                quoteSig = ak.VerifyData(quote.SignedRegion.Span, quote.Signature.Span, HashAlgorithmName.SHA256);
-            }
-        }
+        // The checks run cheapest first, and a public-key operation runs only when everything it depends on holds: the
+        // attestation key is trusted only through the QE report, the QE report only through the PCK chain. A mutated or
+        // forged quote therefore costs at most one signature verification (plus parsing one new certificate), and a
+        // check that was not reached is reported as failed with the reason.
 
-        checks.Add(new AttestationCheck("quote.signature", quoteSig, quoteSig
-            ? $"ECDSA P-256 signature over the header and body ({quote.SignedRegion.Length} bytes) verifies with the attestation key"
-            : "quote signature does not verify with the attestation key (header or body changed, or wrong key)"));
-
-        // 2. AK binding: QE report data = SHA-256(AK || QE auth data) || 32 zero bytes.
+        // 1. AK binding: QE report data = SHA-256(AK || QE auth data) || 32 zero bytes (a hash, no key operation).
         Span<byte> h = stackalloc byte[32];
         using (var inc = IncrementalHash.CreateHash(HashAlgorithmName.SHA256))
         {
@@ -132,7 +133,7 @@ public sealed class TdxQuoteVerifier
             ? "QE report data = SHA-256(attestation key ‖ QE auth data) ‖ 0³²"
             : $"QE report data {Convert.ToHexString(qeRd[..32])} ≠ SHA-256(attestation key ‖ QE auth data) {Convert.ToHexString(h)}"));
 
-        // 3. PCK chain.
+        // 2. PCK chain (certificates parsed once and cached; links verified top-down from the pinned root).
         PckChainEntry? pck = null;
         if (quote.PckCertificationDataType != TdxQuote.CertificationDataPckChain)
         {
@@ -145,18 +146,52 @@ public sealed class TdxQuoteVerifier
         }
 
         bool chainOk = false;
+        bool chainTrusted = false;
         if (pck is { Error: null })
         {
-            chainOk = ChainVerifier.Check(checks, "pck-chain", pck.Chain, _pinned, at, PckNames);
-            bool qeSig = pck.VerifyQeReport(quote.QeReport.Raw.Span, quote.QeReportSignature.Span);
+            chainOk = ChainVerifier.Check(checks, "pck-chain", pck.Chain, _pinned, at, PckNames, out chainTrusted);
+        }
+
+        // 3. The PCK leaf signs the QE report.
+        bool qeSig = false;
+        if (chainTrusted)
+        {
+            qeSig = pck!.VerifyQeReport(quote.QeReport.Raw.Span, quote.QeReportSignature.Span);
             checks.Add(new AttestationCheck("qe-report.signature", qeSig, qeSig
                 ? "QE report signature verifies with the PCK leaf key"
                 : "QE report signature does not verify with the PCK leaf key"));
         }
         else
         {
-            checks.Add(new AttestationCheck("qe-report.signature", false, "no PCK key to check the QE report signature with"));
+            checks.Add(new AttestationCheck("qe-report.signature", false, pck is { Error: null }
+                ? "not checked: the PCK chain does not verify to the pinned root"
+                : "no PCK key to check the QE report signature with"));
         }
+
+        // 4. The attestation key, vouched for by the QE report, signs header+body.
+        bool quoteSig = false;
+        string quoteSigDetail;
+        if (!binding || !qeSig)
+        {
+            quoteSigDetail = $"not checked: the attestation key is not vouched for ({(!binding ? "QE report does not bind it" : "QE report signature does not verify")})";
+        }
+        else if (GetAttestationKey(quote.AttestationKey.Span) is not { } ak)
+        {
+            quoteSigDetail = "the attestation key is not a valid P-256 point";
+        }
+        else
+        {
+            lock (ak)
+            {
+                quoteSig = ak.VerifyData(quote.SignedRegion.Span, quote.Signature.Span, HashAlgorithmName.SHA256);
+            }
+
+            quoteSigDetail = quoteSig
+                ? $"ECDSA P-256 signature over the header and body ({quote.SignedRegion.Length} bytes) verifies with the attestation key"
+                : "quote signature does not verify with the attestation key (header or body changed, or wrong key)";
+        }
+
+        checks.Add(new AttestationCheck("quote.signature", quoteSig, quoteSigDetail));
 
         if (collateral is null)
         {
@@ -168,6 +203,16 @@ public sealed class TdxQuoteVerifier
         Cert? leaf = pck is { Error: null } ? pck.Chain[0] : null;
         Cert? inter = pck is { Error: null, Chain.Count: >= 3 } ? pck.Chain[1] : null;
         CheckCrl(checks, "pck-crl", collateral.PckCrl, inter, leaf, at);
+        if (collateral.PckCrlIssuerChain is { } crlChain)
+        {
+            // A supplied CRL issuer chain is checked like any chain, and must name the CA that issued this PCK.
+            ChainVerifier.Check(checks, "pck-crl.issuer-chain", crlChain, _pinned, at, SigningNames);
+            bool same = inter is not null && crlChain[0].Fingerprint.AsSpan().SequenceEqual(inter.Fingerprint);
+            checks.Add(new AttestationCheck("pck-crl.issuer-chain.matches-pck-issuer", same, same
+                ? $"the CRL issuer chain starts with the PCK's issuer '{inter!.Subject}'"
+                : $"the CRL issuer chain starts with '{crlChain[0].Subject}', not with the PCK's issuer{(inter is null ? " (unavailable)" : $" '{inter.Subject}'")}"));
+        }
+
         Cert? root = pck is { Error: null } ? pck.Chain[^1] : null;
         CheckCrl(checks, "root-crl", collateral.RootCrl, root, inter, at);
 
@@ -515,30 +560,18 @@ public sealed class TdxQuoteVerifier
 
     private sealed record PckChainEntry(List<Cert> Chain, PckExtensions? Extensions, string? Error)
     {
-        private readonly Dictionary<string, bool> _qeReports = new(StringComparer.Ordinal);
-
         /// <summary>The QE report (and its PCK signature) is the same in every quote of a platform: the outcome is memoised.</summary>
         public bool VerifyQeReport(ReadOnlySpan<byte> report, ReadOnlySpan<byte> signature)
         {
-            Span<byte> id = stackalloc byte[32];
-            using (var h = IncrementalHash.CreateHash(HashAlgorithmName.SHA256))
+            Cert leaf = Chain[0];
+            UInt128 key = VerificationMemo.Key(leaf.Fingerprint, "qe-report-p256-p1363", report, signature);
+            if (VerificationMemo.TryGet(key, out bool known))
             {
-                h.AppendData(report);
-                h.AppendData(signature);
-                h.GetHashAndReset(id);
-            }
-
-            string k = Convert.ToHexString(id);
-            lock (_qeReports)
-            {
-                if (_qeReports.TryGetValue(k, out bool known))
-                {
-                    return known;
-                }
+                return known;
             }
 
             bool ok;
-            ECDsa? pckKey = Chain[0].Ec;
+            ECDsa? pckKey = leaf.Ec;
             if (pckKey is null)
             {
                 ok = false;
@@ -551,17 +584,7 @@ public sealed class TdxQuoteVerifier
                 }
             }
 
-            lock (_qeReports)
-            {
-                if (_qeReports.Count >= 64)
-                {
-                    _qeReports.Clear();
-                }
-
-                _qeReports[k] = ok;
-            }
-
-            return ok;
+            return VerificationMemo.Remember(key, ok);
         }
     }
 }

@@ -46,3 +46,17 @@ public sealed class LedgerIntegrityException : NearMLException
     /// <summary>Gets the sequence number of the offending entry, or -1 if none applies.</summary>
     public long Sequence { get; }
 }
+
+/// <summary>The ledger's storage failed (for example an SQLite error: a full disk, a file that is not a database). The message names the file.</summary>
+public sealed class LedgerStorageException : NearMLException
+{
+    /// <summary>Initializes a new instance.</summary>
+    /// <param name="path">The storage file.</param>
+    /// <param name="operation">What was being done.</param>
+    /// <param name="innerException">The storage error.</param>
+    public LedgerStorageException(string path, string operation, Exception innerException)
+        : base($"{path}: {operation} failed: {innerException?.Message}", innerException) => Path = path;
+
+    /// <summary>Gets the storage file.</summary>
+    public string Path { get; }
+}

@@ -95,6 +95,25 @@ public sealed class SettlementStore : IDisposable
         }
     }
 
+    /// <summary>Lists the epochs that have an intent, ascending (for the cross-checks a coordinator runs at start).</summary>
+    /// <returns>The epochs.</returns>
+    public IReadOnlyList<long> ListEpochs()
+    {
+        lock (_gate)
+        {
+            using SqliteCommand cmd = _connection.CreateCommand();
+            cmd.CommandText = "SELECT epoch FROM intents ORDER BY epoch";
+            using SqliteDataReader r = cmd.ExecuteReader();
+            var list = new List<long>();
+            while (r.Read())
+            {
+                list.Add(r.GetInt64(0));
+            }
+
+            return list;
+        }
+    }
+
     /// <summary>Stores an intent (durably, before anything is signed).</summary>
     /// <param name="intent">The intent.</param>
     public void CreateIntent(SettlementIntent intent)

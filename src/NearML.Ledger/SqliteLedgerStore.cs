@@ -21,6 +21,7 @@ public sealed class SqliteLedgerStore : ILedgerStore
     private const int SchemaVersion = 1;
     private readonly SqliteConnection _connection;
     private readonly Lock _gate = new();
+    private readonly LedgerDurability _durability;
     private bool _disposed;
 
     /// <summary>Opens (creating if needed) a ledger file.</summary>
@@ -30,36 +31,22 @@ public sealed class SqliteLedgerStore : ILedgerStore
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         Path = System.IO.Path.GetFullPath(path);
+        _durability = durability;
         var csb = new SqliteConnectionStringBuilder { DataSource = Path, Mode = SqliteOpenMode.ReadWriteCreate, Pooling = false };
         _connection = new SqliteConnection(csb.ToString());
-        _connection.Open();
-        Execute("PRAGMA journal_mode=WAL;");
-        Execute(durability == LedgerDurability.Full ? "PRAGMA synchronous=FULL;" : "PRAGMA synchronous=NORMAL;");
-        Execute("PRAGMA busy_timeout=10000;");
-        Execute("""
-            CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
-            CREATE TABLE IF NOT EXISTS entries (
-                seq INTEGER PRIMARY KEY,
-                epoch INTEGER NOT NULL,
-                prev_hash BLOB NOT NULL,
-                entry_hash BLOB NOT NULL,
-                payload BLOB NOT NULL) STRICT;
-            CREATE TABLE IF NOT EXISTS epochs (
-                epoch INTEGER PRIMARY KEY,
-                first_seq INTEGER NOT NULL,
-                count INTEGER NOT NULL) STRICT;
-            CREATE TRIGGER IF NOT EXISTS entries_no_update BEFORE UPDATE ON entries
-                BEGIN SELECT RAISE(ABORT, 'ledger entries are append-only'); END;
-            CREATE TRIGGER IF NOT EXISTS entries_no_delete BEFORE DELETE ON entries
-                BEGIN SELECT RAISE(ABORT, 'ledger entries are append-only'); END;
-            INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '1');
-            """);
-        using SqliteCommand check = _connection.CreateCommand();
-        check.CommandText = "SELECT value FROM meta WHERE key = 'schema_version'";
-        string? version = check.ExecuteScalar() as string;
-        if (version != SchemaVersion.ToString(System.Globalization.CultureInfo.InvariantCulture))
+        try
         {
-            throw new LedgerIntegrityException($"{Path}: ledger schema version '{version}' is not supported (expected {SchemaVersion}).");
+            Initialize();
+        }
+        catch (SqliteException ex)
+        {
+            _connection.Dispose();
+            throw new LedgerStorageException(Path, "opening the ledger", ex);
+        }
+        catch (LedgerIntegrityException)
+        {
+            _connection.Dispose();
+            throw;
         }
     }
 
@@ -72,7 +59,14 @@ public sealed class SqliteLedgerStore : ILedgerStore
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            return ReadHeadCore(null);
+            try
+            {
+                return ReadHeadCore(null);
+            }
+            catch (SqliteException ex)
+            {
+                throw new LedgerStorageException(Path, "reading the ledger head", ex);
+            }
         }
     }
 
@@ -89,6 +83,20 @@ public sealed class SqliteLedgerStore : ILedgerStore
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
+            try
+            {
+                AppendCore(expectedHead, entries);
+            }
+            catch (SqliteException ex)
+            {
+                throw new LedgerStorageException(Path, $"appending {entries.Count} entries", ex);
+            }
+        }
+    }
+
+    private void AppendCore(LedgerHead expectedHead, IReadOnlyList<LedgerEntry> entries)
+    {
+        {
             using SqliteTransaction tx = _connection.BeginTransaction(deferred: false);
             LedgerHead actual = ReadHeadCore(tx);
             if (!actual.SameAs(expectedHead))
@@ -156,11 +164,18 @@ public sealed class SqliteLedgerStore : ILedgerStore
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            using SqliteCommand cmd = _connection.CreateCommand();
-            cmd.CommandText = "SELECT first_seq, count FROM epochs WHERE epoch = $e";
-            cmd.Parameters.AddWithValue("$e", epoch);
-            using SqliteDataReader r = cmd.ExecuteReader();
-            return r.Read() ? (r.GetInt64(0), r.GetInt64(1)) : null;
+            try
+            {
+                using SqliteCommand cmd = _connection.CreateCommand();
+                cmd.CommandText = "SELECT first_seq, count FROM epochs WHERE epoch = $e";
+                cmd.Parameters.AddWithValue("$e", epoch);
+                using SqliteDataReader r = cmd.ExecuteReader();
+                return r.Read() ? (r.GetInt64(0), r.GetInt64(1)) : null;
+            }
+            catch (SqliteException ex)
+            {
+                throw new LedgerStorageException(Path, "reading the epoch index", ex);
+            }
         }
     }
 
@@ -170,16 +185,23 @@ public sealed class SqliteLedgerStore : ILedgerStore
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            using SqliteCommand cmd = _connection.CreateCommand();
-            cmd.CommandText = "SELECT epoch FROM epochs ORDER BY epoch";
-            using SqliteDataReader r = cmd.ExecuteReader();
-            var list = new List<long>();
-            while (r.Read())
+            try
             {
-                list.Add(r.GetInt64(0));
-            }
+                using SqliteCommand cmd = _connection.CreateCommand();
+                cmd.CommandText = "SELECT epoch FROM epochs ORDER BY epoch";
+                using SqliteDataReader r = cmd.ExecuteReader();
+                var list = new List<long>();
+                while (r.Read())
+                {
+                    list.Add(r.GetInt64(0));
+                }
 
-            return list;
+                return list;
+            }
+            catch (SqliteException ex)
+            {
+                throw new LedgerStorageException(Path, "reading the epoch index", ex);
+            }
         }
     }
 
@@ -203,7 +225,6 @@ public sealed class SqliteLedgerStore : ILedgerStore
         // A separate read-only connection: WAL lets it read a consistent snapshot while the writer appends.
         var csb = new SqliteConnectionStringBuilder { DataSource = Path, Mode = SqliteOpenMode.ReadOnly, Pooling = false };
         using var conn = new SqliteConnection(csb.ToString());
-        conn.Open();
         using SqliteCommand cmd = conn.CreateCommand();
         cmd.CommandText = maxCount < 0
             ? "SELECT seq, epoch, prev_hash, entry_hash, payload FROM entries WHERE seq >= $f ORDER BY seq"
@@ -214,10 +235,38 @@ public sealed class SqliteLedgerStore : ILedgerStore
             cmd.Parameters.AddWithValue("$n", maxCount);
         }
 
-        using SqliteDataReader r = cmd.ExecuteReader();
-        while (r.Read())
+        SqliteDataReader r;
+        try
         {
-            yield return new LedgerEntry(r.GetInt64(0), r.GetInt64(1), (byte[])r.GetValue(2), (byte[])r.GetValue(3), (byte[])r.GetValue(4));
+            conn.Open();
+            r = cmd.ExecuteReader();
+        }
+        catch (SqliteException ex)
+        {
+            throw new LedgerStorageException(Path, "reading entries", ex);
+        }
+
+        using (r)
+        {
+            while (true)
+            {
+                LedgerEntry entry;
+                try
+                {
+                    if (!r.Read())
+                    {
+                        yield break;
+                    }
+
+                    entry = new LedgerEntry(r.GetInt64(0), r.GetInt64(1), (byte[])r.GetValue(2), (byte[])r.GetValue(3), (byte[])r.GetValue(4));
+                }
+                catch (SqliteException ex)
+                {
+                    throw new LedgerStorageException(Path, "reading entries", ex);
+                }
+
+                yield return entry;
+            }
         }
     }
 
@@ -236,6 +285,39 @@ public sealed class SqliteLedgerStore : ILedgerStore
         cmd.CommandText = "SELECT seq, entry_hash, epoch FROM entries ORDER BY seq DESC LIMIT 1";
         using SqliteDataReader r = cmd.ExecuteReader();
         return r.Read() ? new LedgerHead(r.GetInt64(0) + 1, (byte[])r.GetValue(1), r.GetInt64(2)) : LedgerHead.Empty;
+    }
+
+    private void Initialize()
+    {
+        _connection.Open();
+        Execute("PRAGMA journal_mode=WAL;");
+        Execute(_durability == LedgerDurability.Full ? "PRAGMA synchronous=FULL;" : "PRAGMA synchronous=NORMAL;");
+        Execute("PRAGMA busy_timeout=10000;");
+        Execute("""
+            CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
+            CREATE TABLE IF NOT EXISTS entries (
+                seq INTEGER PRIMARY KEY,
+                epoch INTEGER NOT NULL,
+                prev_hash BLOB NOT NULL,
+                entry_hash BLOB NOT NULL,
+                payload BLOB NOT NULL) STRICT;
+            CREATE TABLE IF NOT EXISTS epochs (
+                epoch INTEGER PRIMARY KEY,
+                first_seq INTEGER NOT NULL,
+                count INTEGER NOT NULL) STRICT;
+            CREATE TRIGGER IF NOT EXISTS entries_no_update BEFORE UPDATE ON entries
+                BEGIN SELECT RAISE(ABORT, 'ledger entries are append-only'); END;
+            CREATE TRIGGER IF NOT EXISTS entries_no_delete BEFORE DELETE ON entries
+                BEGIN SELECT RAISE(ABORT, 'ledger entries are append-only'); END;
+            INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '1');
+            """);
+        using SqliteCommand check = _connection.CreateCommand();
+        check.CommandText = "SELECT value FROM meta WHERE key = 'schema_version'";
+        string? version = check.ExecuteScalar() as string;
+        if (version != SchemaVersion.ToString(System.Globalization.CultureInfo.InvariantCulture))
+        {
+            throw new LedgerIntegrityException($"{Path}: ledger schema version '{version}' is not supported (expected {SchemaVersion}).");
+        }
     }
 
     private void Execute(string sql)

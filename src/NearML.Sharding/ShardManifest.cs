@@ -16,6 +16,10 @@ public enum ShardKind
 
     /// <summary>Byte ranges of one UTF-8 text corpus, boundaries moved forward to code-point starts. Unit: bytes.</summary>
     TextBytes,
+
+    /// <summary>Runs of records as NumPy arrays: each shard is a <c>.npy</c> array of its records' features (first
+    /// dimension = records) followed, when the dataset has labels, by a <c>.npy</c> int64 array of their labels. Unit: records.</summary>
+    NpyRecords,
 }
 
 /// <summary>One shard: its position in the dataset, its size and its content hash.</summary>
@@ -129,7 +133,7 @@ public sealed class ShardManifest
             w.WriteString("format", FormatTag);
             w.WriteString("name", Name);
             w.WriteString("kind", KindText(Kind));
-            w.WriteString("unit", Kind == ShardKind.IdxRecords ? "records" : "bytes");
+            w.WriteString("unit", Kind == ShardKind.TextBytes ? "bytes" : "records");
             w.WriteNumber("shardSize", ShardSize);
             w.WriteNumber("total", Total);
             w.WriteStartArray("recordShape");
@@ -235,7 +239,8 @@ public sealed class ShardManifest
             {
                 "idx" => ShardKind.IdxRecords,
                 "text" => ShardKind.TextBytes,
-                _ => throw Bad(sourceName, $"field 'kind' is '{kindText}', expected 'idx' or 'text'."),
+                "npy" => ShardKind.NpyRecords,
+                _ => throw Bad(sourceName, $"field 'kind' is '{kindText}', expected 'idx', 'text' or 'npy'."),
             };
             var shape = Get(root, "recordShape", JsonValueKind.Array, sourceName).EnumerateArray()
                 .Select((d, i) => d.TryGetInt32(out var v) ? v : throw Bad(sourceName, $"field 'recordShape[{i}]' is not an integer."))
@@ -299,7 +304,12 @@ public sealed class ShardManifest
         }
     }
 
-    internal static string KindText(ShardKind kind) => kind == ShardKind.IdxRecords ? "idx" : "text";
+    internal static string KindText(ShardKind kind) => kind switch
+    {
+        ShardKind.IdxRecords => "idx",
+        ShardKind.NpyRecords => "npy",
+        _ => "text",
+    };
 
     private void Validate(string source)
     {
@@ -318,7 +328,7 @@ public sealed class ShardManifest
             throw Bad(source, $"field 'total' is {Total}; it must be positive.");
         }
 
-        if (Kind == ShardKind.IdxRecords ? RecordShape.Any(d => d <= 0) : !RecordShape.IsEmpty || HasLabels)
+        if (Kind != ShardKind.TextBytes ? RecordShape.Any(d => d <= 0) : !RecordShape.IsEmpty || HasLabels)
         {
             throw Bad(source, $"field 'recordShape' [{string.Join(", ", RecordShape)}] / 'hasLabels' {HasLabels} do not fit kind '{KindText(Kind)}'.");
         }
@@ -370,7 +380,7 @@ public sealed class ShardManifest
 
         if (next != Total)
         {
-            throw Bad(source, $"the shards cover {next} {(Kind == ShardKind.IdxRecords ? "records" : "bytes")} but field 'total' is {Total}.");
+            throw Bad(source, $"the shards cover {next} {(Kind == ShardKind.TextBytes ? "bytes" : "records")} but field 'total' is {Total}.");
         }
     }
 

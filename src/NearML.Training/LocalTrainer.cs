@@ -1,4 +1,5 @@
 using NearML.Training.Data;
+using NearML.Training.Engines;
 using NearML.Training.Modules;
 using NearML.Training.Optim;
 using NearML.Training.Tensors;
@@ -58,9 +59,11 @@ public sealed class LocalTrainerOptions
 /// worker calls for its inner steps. Steady-state steps allocate nothing on the managed heap (the tape pools its
 /// buffers; progress is a value type). Not thread-safe.
 /// </summary>
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Reliability", "CA1001", Justification = "ManagedTrainableModel holds managed memory only; its Dispose is a no-op.")]
 public sealed class LocalTrainer
 {
     private readonly LocalTrainerOptions _options;
+    private readonly ManagedTrainableModel _engine;
 
     /// <summary>Creates a trainer.</summary>
     /// <param name="model">The model (its <see cref="Module.Parameters"/> are updated in place).</param>
@@ -74,50 +77,34 @@ public sealed class LocalTrainer
         _options = options ?? new LocalTrainerOptions();
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(_options.ReportEvery, nameof(options));
         ArgumentNullException.ThrowIfNull(_options.TimeProvider, nameof(options));
-        Model = model;
-        Optimizer = optimizer;
+        _engine = new ManagedTrainableModel(model, optimizer, _options.CheckGradients);
     }
 
     /// <summary>Gets the model.</summary>
-    public Model Model { get; }
+    public Model Model => _engine.Model;
 
     /// <summary>Gets the optimizer.</summary>
-    public Optimizer Optimizer { get; }
+    public Optimizer Optimizer => _engine.Optimizer;
 
     /// <summary>Gets the tape the trainer records on (reused every step).</summary>
-    public Tape Tape { get; } = new();
+    public Tape Tape => _engine.Tape;
 
-    private Tape? _evalTape;
+    /// <summary>Gets the engine-neutral view of this trainer's model and optimizer (the same step path).</summary>
+    public ManagedTrainableModel Engine => _engine;
 
     /// <summary>Gets the number of training steps taken.</summary>
     public long Step { get; private set; }
 
-    /// <summary>Runs one training step on the first <see cref="Batch.Count"/> samples of <paramref name="batch"/>.</summary>
+    /// <summary>Runs one training step on the first <see cref="Batch.Count"/> samples of <paramref name="batch"/>:
+    /// <see cref="ManagedTrainableModel.ComputeGradients"/>, the schedule, then <see cref="ManagedTrainableModel.OptimizerStep"/>.</summary>
     /// <param name="batch">The batch.</param>
     /// <returns>The step's loss (before the update).</returns>
     /// <exception cref="NonFiniteValueException">The input, the loss or a gradient is NaN/Inf; parameters are left unchanged.</exception>
     public float TrainStep(Batch batch)
     {
-        ArgumentNullException.ThrowIfNull(batch);
-        var tape = Tape;
-        tape.Reset();
-        tape.GradEnabled = true;
-        tape.Training = true;
-        Model.ZeroGrad();
-        var loss = Model.Loss(tape, batch);
-        var value = loss.Data[0];
-        tape.Backward(loss);
-        if (_options.CheckGradients)
-        {
-            // vectorised scan first; the per-tensor lookup only runs when something is wrong
-            if (NearML.Training.Tensors.Internal.Simd.IndexOfNonFinite(Model.Gradients.Data) >= 0 && Model.Gradients.FindNonFinite() is { } b)
-            {
-                throw new NonFiniteValueException("gradient of " + b.Tensor, b.Index, Model.Gradients.GetSpan(b.Tensor)[b.Index]);
-            }
-        }
-
-        _options.Schedule?.Apply(Optimizer);
-        Optimizer.Step(Model.Parameters, Model.Gradients);
+        var value = _engine.ComputeGradients(batch);
+        _options.Schedule?.Apply(_engine.Optimizer);
+        _engine.OptimizerStep();
         Step++;
         return value;
     }
@@ -206,36 +193,5 @@ public sealed class LocalTrainer
     /// <param name="source">The batches (epoch 0 is started).</param>
     /// <param name="cancellationToken">Stops between batches.</param>
     /// <returns>The evaluation.</returns>
-    public EvaluationResult Evaluate(IBatchSource source, CancellationToken cancellationToken = default)
-    {
-        ArgumentNullException.ThrowIfNull(source);
-        var batch = source.CreateBatch();
-        source.StartEpoch(0);
-
-        // Evaluation runs on its own tape: its batch sizes differ from training's, and sharing the training tape would
-        // grow the training buffers (and then their gradient buffers) to evaluation sizes for the rest of the run.
-        var tape = _evalTape ??= new Tape { GradEnabled = false, Training = false };
-        try
-        {
-            long targets = 0, correct = 0;
-            double lossSum = 0;
-            while (source.TryFill(batch))
-            {
-                cancellationToken.ThrowIfCancellationRequested();
-                tape.Reset();
-                var logits = Model.Forward(tape, batch);
-                var rows = logits.Length / logits.Dim(-1);
-                var loss = tape.CrossEntropy(logits, batch.Targets, 0);
-                lossSum += (double)loss.Data[0] * rows;
-                correct += Model.CountCorrect(logits, batch.Targets);
-                targets += rows;
-            }
-
-            return new EvaluationResult(targets > 0 ? lossSum / targets : double.NaN, targets > 0 ? (double)correct / targets : double.NaN, targets);
-        }
-        finally
-        {
-            tape.Reset();
-        }
-    }
+    public EvaluationResult Evaluate(IBatchSource source, CancellationToken cancellationToken = default) => _engine.Evaluate(source, cancellationToken);
 }

@@ -4,7 +4,9 @@ namespace NearML.Aggregation.Tests;
 public sealed class ParameterFinderTests
 {
     // Google's published (k, t) for a semi-honest server, σ = 40, η = 20 (federated-compute's graph parameter finder
-    // table); the same rows are recomputed with exact rational arithmetic by benchmarks/.../finder_check.py.
+    // table); the same rows are recomputed with exact rational arithmetic by benchmarks/.../finder_check.py. Google's t
+    // is the smallest with n · P[Hyp ≥ t] ≤ 2^−41 (fewer than t corrupt neighbours); many rows have 2t ≤ k, inside the
+    // split-view leak region of a malicious server, which NearML's finder never returns.
     [TestMethod]
     [DataRow(100, 0.05, 0.05, 12, 6)]
     [DataRow(1_000, 0.05, 0.05, 30, 17)]
@@ -22,15 +24,55 @@ public sealed class ParameterFinderTests
     [DataRow(100, 0.33, 0.0, 26, 25)]
     [DataRow(1_000, 0.0, 0.33, 38, 2)]
     [DataRow(100, 0.0, 0.0, 2, 2)]
-    public void Find_ReproducesGooglesPublishedTable(int n, double gamma, double delta, int k, int t)
+    public void GooglesSemiHonestTable_IsReproducedByTheThresholdEvent_AndTheFinderStaysOutOfTheLeakRegion(int n, double gamma, double delta, int k, int t)
     {
+        int c = SecAggParameters.Count(gamma, n), d = SecAggParameters.Count(delta, n);
+        // The semi-honest threshold event reproduces Google's t for its k (the shared hypergeometric machinery is right).
+        int semiHonestT = Enumerable.Range(2, k - 1).First(x => Math.Log2(n) + SecAggParameters.Log2HypergeometricTail(n - 1, c, k, x) <= -41);
+        Assert.AreEqual(t, semiHonestT, $"semi-honest threshold for n={n}, k={k}");
+
         var p = SecAggParameters.Find(n, gamma, delta);
-        Assert.AreEqual(k, p.Degree, $"degree for n={n}, γ={gamma}, δ={delta}");
-        Assert.AreEqual(t, p.Threshold, $"threshold for n={n}, γ={gamma}, δ={delta}");
+        Assert.IsGreaterThan(p.Degree, 2 * p.Threshold, $"2t > k for n={n}, γ={gamma}, δ={delta}");
+        Assert.IsGreaterThanOrEqualTo(k, p.Degree, "the malicious-server bound never needs a smaller degree");
+        if (double.IsNaN(p.CorrectnessFailureLog2))
+        {
+            // No graph meets correctness with t > (k + c)/2 (here n = 100, γ = δ = 0.33: 33 colluders and 33 dropouts
+            // on the complete graph need t ≥ 67 and t ≤ 66): the finder says so rather than return a leaking t.
+            Assert.AreEqual(n - 1, p.Degree);
+            Assert.IsLessThan((2 * p.Threshold) - p.Degree, c);
+            return;
+        }
+
         Assert.IsLessThanOrEqualTo(-40.0, p.SecurityFailureLog2);
         Assert.IsLessThanOrEqualTo(-20.0, p.CorrectnessFailureLog2);
+        Assert.IsLessThanOrEqualTo(-41.0, SecAggParameters.Log2SplitViewBound(n, p.Degree, p.Threshold, c));
+        Assert.IsLessThanOrEqualTo(-20.0, SecAggParameters.Log2CorrectnessBound(n, p.Degree, p.Threshold, d));
         Assert.IsGreaterThanOrEqualTo(p.Threshold, p.MaxThreshold);
         Assert.IsLessThanOrEqualTo(p.Degree, p.MaxThreshold);
+    }
+
+    [TestMethod]
+    public void Find_NeverReturnsAConfigurationInTheSplitViewLeakRegion()
+    {
+        // Random cohorts and threat fractions: every result has t > k/2 and, when the bounds are met, fewer than 2t − k
+        // corrupt neighbours anywhere except with probability ≤ 2^−41; the complete-graph fallback has c < 2t − k.
+        var rng = new Random(1207);
+        for (int i = 0; i < 300; i++)
+        {
+            int n = rng.Next(3, 3000);
+            double gamma = Math.Round(rng.NextDouble() * 0.4, 3), delta = Math.Round(rng.NextDouble() * 0.4, 3);
+            var p = SecAggParameters.Find(n, gamma, delta);
+            int c = SecAggParameters.Count(gamma, n);
+            Assert.IsGreaterThan(p.Degree, 2 * p.Threshold, $"n={n}, γ={gamma}, δ={delta}: k={p.Degree}, t={p.Threshold}");
+            if (p.Degree == n - 1)
+            {
+                Assert.IsTrue(double.IsNaN(p.SecurityFailureLog2) || c < (2 * p.Threshold) - p.Degree, $"n={n}, γ={gamma}: complete graph");
+            }
+            else
+            {
+                Assert.IsLessThanOrEqualTo(-41.0, SecAggParameters.Log2SplitViewBound(n, p.Degree, p.Threshold, c), $"n={n}, γ={gamma}, δ={delta}");
+            }
+        }
     }
 
     [TestMethod]
@@ -43,7 +85,7 @@ public sealed class ParameterFinderTests
             Assert.IsLessThanOrEqualTo(-40.0, SecAggParameters.Log2SecurityBound(n, p.Degree, p.Threshold, c, d));
             Assert.IsLessThanOrEqualTo(-20.0, SecAggParameters.Log2CorrectnessBound(n, p.Degree, p.Threshold, d));
             // t − 1 is not secure enough for this k.
-            Assert.IsGreaterThan(-41.0, Math.Log2(n) + SecAggParameters.Log2HypergeometricTail(n - 1, c, p.Degree, p.Threshold - 1));
+            Assert.IsGreaterThan(-41.0, SecAggParameters.Log2SplitViewBound(n, p.Degree, p.Threshold - 1, c));
             // No smaller even k has a threshold meeting both bounds.
             for (int k = 2; k < p.Degree; k += 2)
             {
@@ -51,7 +93,7 @@ public sealed class ParameterFinderTests
                 for (int t = 2; t <= k; t++)
                 {
                     any |= SecAggParameters.Log2SecurityBound(n, k, t, c, d) <= -40 && SecAggParameters.Log2DisconnectBound(n, k, c + d) <= -41
-                        && Math.Log2(n) + SecAggParameters.Log2HypergeometricTail(n - 1, c, k, t) <= -41
+                        && SecAggParameters.Log2SplitViewBound(n, k, t, c) <= -41
                         && SecAggParameters.Log2CorrectnessBound(n, k, t, d) <= -20;
                 }
 
@@ -131,20 +173,25 @@ public sealed class ParameterFinderTests
     [TestMethod]
     public void Find_SmallCohorts_AndCompleteGraphFallback()
     {
-        // Google's finder returns k = 4 here, but its t ≥ 2 clamp is applied after its correctness check: with 3 of
-        // 10 dropped, a given client keeps only one surviving neighbour of 4 with probability C(6,1)/C(9,4) = 1/21,
-        // far above 2^−20. NearML's finder keeps the correctness bound and needs k = 6.
+        // n = 10, 3 dropped, none corrupt: t > k/2 leaves k − t < k/2 dropped neighbours, so only k = 8, t = 5 (no
+        // client can have 4 dropped neighbours) meets correctness; Google's semi-honest finder returns k = 4.
         var small = SecAggParameters.Find(10, 0.05, 0.33);
-        Assert.AreEqual(6, small.Degree);
-        Assert.AreEqual(2, small.Threshold);
+        Assert.AreEqual(8, small.Degree);
+        Assert.AreEqual(5, small.Threshold);
         Assert.IsLessThanOrEqualTo(-20.0, small.CorrectnessFailureLog2);
-        Assert.IsGreaterThan(-20.0, SecAggParameters.Log2CorrectnessBound(10, 4, 2, 3));
+        Assert.IsGreaterThan(-20.0, SecAggParameters.Log2CorrectnessBound(10, 6, 4, 3));
 
-        // Nothing below the complete graph works: SecAgg's deterministic conditions decide t.
-        var complete = SecAggParameters.Find(4, 0.25, 0.25);
-        Assert.AreEqual(3, complete.Degree);
-        Assert.AreEqual(2, complete.Threshold);
+        // Nothing below the complete graph works: SecAgg's deterministic conditions decide t = ⌊(k + c)/2⌋ + 1.
+        var complete = SecAggParameters.Find(5, 0.2, 0.2);
+        Assert.AreEqual(4, complete.Degree);
+        Assert.AreEqual(3, complete.Threshold);
         Assert.AreEqual(double.NegativeInfinity, complete.SecurityFailureLog2);
+
+        // Correctness impossible on the complete graph: NaN bounds, and still a threshold outside the leak region.
+        var impossible = SecAggParameters.Find(4, 0.25, 0.25);
+        Assert.AreEqual(3, impossible.Degree);
+        Assert.AreEqual(3, impossible.Threshold);
+        Assert.IsTrue(double.IsNaN(impossible.CorrectnessFailureLog2));
 
         Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => SecAggParameters.Find(100, 0.6, 0.5));
         Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => SecAggParameters.Find(1, 0.05, 0.05));

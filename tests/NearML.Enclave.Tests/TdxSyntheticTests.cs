@@ -22,6 +22,7 @@ public sealed class TdxSyntheticTests
         var r = pki.Verifier().Verify(TdxQuote.Parse(quote), col, TestIntelPki.At);
         Assert.IsTrue(r.IsValid, string.Join("\n", r.Checks));
         Assert.AreEqual(TcbStatus.UpToDate, r.TcbStatus);
+        StringAssert.StartsWith(r.Checks.Single(c => c.Name == "quote.trailing-bytes").Detail, "17 byte(s) after the signature data");
         Assert.AreEqual(TcbStatus.UpToDate, r.QeTcbStatus);
     }
 
@@ -31,7 +32,10 @@ public sealed class TdxSyntheticTests
         using var pki = new TestIntelPki();
         var r = new TdxQuoteVerifier().Verify(TdxQuote.Parse(pki.Quote(Rd)), null, TestIntelPki.At);
         Assert.IsFalse(Check(r, "pck-chain.root-pinned").Passed);
-        Assert.IsTrue(Check(r, "pck-chain.root-signature").Passed);
+        // An unpinned root is not worth a signature verification, nor is anything under it.
+        Assert.AreEqual("not checked: the root is not pinned", Check(r, "pck-chain.root-signature").Detail);
+        Assert.IsFalse(Check(r, "pck-chain.leaf-signature").Passed);
+        StringAssert.StartsWith(Check(r, "qe-report.signature").Detail, "not checked");
         Assert.IsFalse(r.SignaturesValid);
     }
 
@@ -177,7 +181,9 @@ public sealed class TdxSyntheticTests
         var r = pki.Verifier().Verify(TdxQuote.Parse(q), null, TestIntelPki.At);
         Assert.IsFalse(Check(r, "qe-report.attestation-key-binding").Passed);
         Assert.IsTrue(Check(r, "qe-report.signature").Passed);
-        Assert.IsTrue(Check(r, "quote.signature").Passed);
+        // An attestation key the QE report does not vouch for is not imported nor used.
+        Assert.IsFalse(Check(r, "quote.signature").Passed);
+        StringAssert.StartsWith(Check(r, "quote.signature").Detail, "not checked: the attestation key is not vouched for");
     }
 
     [TestMethod]
@@ -297,7 +303,8 @@ public sealed class ParserTests
         p[0x0A] = 0;
         Assert.AreEqual("POLICY", Assert.ThrowsExactly<AttestationFormatException>(() => SnpReport.Parse(p)).Field);
         byte[] longer = [.. r, 1, 2, 3];
-        Assert.AreEqual(2u, SnpReport.Parse(longer).Version, "trailing bytes tolerated");
+        var trailing = Assert.ThrowsExactly<AttestationFormatException>(() => SnpReport.Parse(longer), "bytes appended to a report are refused");
+        StringAssert.Contains(trailing.Message, "3 byte(s) follow it");
     }
 
     [TestMethod]

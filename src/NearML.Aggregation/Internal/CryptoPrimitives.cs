@@ -1,8 +1,8 @@
 using System.Buffers.Binary;
 using System.Security.Cryptography;
 using System.Text;
+using NearML.Core.Protocol;
 using Org.BouncyCastle.Math.EC.Rfc7748;
-using Org.BouncyCastle.Math.EC.Rfc8032;
 
 namespace NearML.Aggregation.Internal;
 
@@ -72,36 +72,32 @@ internal static class KeyAgreement
     }
 }
 
-/// <summary>ed25519 signatures (RFC 8032) for the active-adversary variant.</summary>
+/// <summary>
+/// ed25519 signatures (RFC 8032) for the active-adversary variant: the worker identity of NearML.Core
+/// (<see cref="Ed25519Identity"/>, the key a worker already proves in its handshake), not a second implementation.
+/// </summary>
 internal static class Signatures
 {
-    public const int PublicKeySize = 32;
-    public const int SignatureSize = 64;
+    public const int PublicKeySize = Ed25519Identity.PublicKeySize;
+    public const int SignatureSize = Ed25519Identity.SignatureSize;
 
     public static byte[] PublicKeyOf(byte[] privateKey)
     {
-        var pk = new byte[PublicKeySize];
-        Ed25519.GeneratePublicKey(privateKey, 0, pk, 0);
-        return pk;
+        using var identity = Ed25519Identity.FromSeed(privateKey);
+        return identity.PublicKey.ToArray();
     }
 
     public static byte[] Sign(byte[] privateKey, byte[] message)
     {
-        var sig = new byte[SignatureSize];
-        Ed25519.Sign(privateKey, 0, message, 0, message.Length, sig, 0);
-        return sig;
+        using var identity = Ed25519Identity.FromSeed(privateKey);
+        return identity.Sign(message);
     }
 
-    public static bool Verify(byte[] publicKey, byte[] message, ReadOnlySpan<byte> signature)
+    public static bool Verify(ReadOnlySpan<byte> publicKey, byte[] message, ReadOnlySpan<byte> signature)
     {
-        if (publicKey.Length != PublicKeySize || signature.Length != SignatureSize)
-        {
-            return false;
-        }
-
         try
         {
-            return Ed25519.Verify(signature.ToArray(), 0, publicKey, 0, message, 0, message.Length);
+            return Ed25519Identity.Verify(publicKey, message, signature);
         }
         catch (ArgumentException)
         {
@@ -156,9 +152,9 @@ internal static class Transcript
     }
 
     /// <summary>HKDF-SHA256 of a full 32-byte secret into a key of <paramref name="length"/> bytes bound to a context.</summary>
-    public static byte[] DeriveKey(byte[] secret, int length, string label, string jobId, ulong round, ReadOnlySpan<uint> ids)
+    public static byte[] DeriveKey(byte[] secret, int length, string label, Session session, ReadOnlySpan<uint> ids)
     {
-        var info = Build(label, jobId, round, ids);
+        var info = Build(label, session.JobId, session.Round, ids, session.Id);
         return HKDF.DeriveKey(HashAlgorithmName.SHA256, secret, length, salt: null, info);
     }
 }

@@ -93,6 +93,9 @@ public enum RejectionReason
 
     /// <summary>The message could not be decoded (wrong length or malformed).</summary>
     Malformed,
+
+    /// <summary>Every value was zero (<see cref="ContributionPolicy.RejectZero"/>): the contribution carries no change.</summary>
+    ZeroNorm,
 }
 
 /// <summary>A contribution that was not averaged in, with the reason.</summary>
@@ -140,10 +143,18 @@ public sealed class ContributionPolicy
     public double? MaxNorm { get; set; }
 
     /// <summary>
-    /// Gets or sets k such that a contribution whose norm exceeds k × the median norm of the round's finite
-    /// contributions is rejected (lower median for an even count; applied only when at least two contributions
-    /// arrived). <see langword="null"/> disables the check.
+    /// Gets or sets k such that a contribution whose norm exceeds k × the reference median is rejected: the lower median
+    /// of the round's finite nonzero norms together with any earlier accepted norms the caller passes to
+    /// <see cref="ContributionScreen.Screen"/> (applied only when that pool holds at least two norms).
+    /// <see langword="null"/> disables the check.
     /// </summary>
     /// <value>The default value is 10.</value>
     public double? MaxNormToMedianRatio { get; set; } = 10;
+
+    /// <summary>
+    /// Gets or sets a value indicating whether a contribution whose values are all zero is rejected (it carries no
+    /// change, and where contributions are rewarded it would be paid for nothing).
+    /// </summary>
+    /// <value>The default value is <see langword="false"/>.</value>
+    public bool RejectZero { get; set; }
 }

@@ -187,9 +187,9 @@ public sealed class InProcessCollectiveGroup
             }
         }
 
-        // Decode and screen every contribution.
+        // Decode every contribution, then run the one screen (ContributionScreen) over the decoded ones.
         var rejections = new List<ContributionRejection>();
-        var accepted = new List<(string Id, float[] Values, double Weight, double Norm)>();
+        var decoded = new List<(string Id, float[] Values, double Weight)>();
         foreach (var (id, c) in items)
         {
             if (!double.IsFinite(c.Weight) || c.Weight <= 0)
@@ -209,57 +209,12 @@ public sealed class InProcessCollectiveGroup
                 continue;
             }
 
-            double sumSq = 0;
-            var bad = -1;
-            for (var i = 0; i < values.Length; i++)
-            {
-                var v = values[i];
-                if (!float.IsFinite(v))
-                {
-                    bad = i;
-                    break;
-                }
-
-                sumSq += (double)v * v;
-            }
-
-            if (bad >= 0 && _policy.RejectNonFinite)
-            {
-                rejections.Add(new ContributionRejection(id, r.Tag, RejectionReason.NonFinite, $"value {values[bad]} at index {bad}"));
-                continue;
-            }
-
-            var norm = bad >= 0 ? double.PositiveInfinity : Math.Sqrt(sumSq);
-            if (_policy.MaxNorm is { } max && norm > max)
-            {
-                rejections.Add(new ContributionRejection(id, r.Tag, RejectionReason.NormAboveLimit, $"norm {norm:G6} exceeds the limit {max:G6}"));
-                continue;
-            }
-
-            accepted.Add((id, values, c.Weight, norm));
+            decoded.Add((id, values, c.Weight));
         }
 
-        if (_policy.MaxNormToMedianRatio is { } k && accepted.Count >= 2)
-        {
-            var norms = accepted.Select(a => a.Norm).Order().ToList();
-            var median = norms[(norms.Count - 1) / 2];
-            var kept = new List<(string Id, float[] Values, double Weight, double Norm)>();
-            foreach (var a in accepted)
-            {
-                if (a.Norm > k * median)
-                {
-                    rejections.Add(new ContributionRejection(a.Id, r.Tag, RejectionReason.NormFarAboveMedian,
-                        $"norm {a.Norm:G6} exceeds {k:G4} × the cohort median {median:G6}"));
-                }
-                else
-                {
-                    kept.Add(a);
-                }
-            }
-
-            accepted = kept;
-        }
-
+        var screened = ContributionScreen.Screen(r.Tag, [.. decoded.Select(d => new ScreenCandidate(d.Id, d.Values, d.Weight))], _policy);
+        rejections.AddRange(screened.Rejections);
+        var accepted = screened.Accepted.Select(a => decoded[a.Index]).ToList();
         _rejections.AddRange(rejections);
         if (accepted.Count == 0)
         {

@@ -32,7 +32,12 @@ public sealed class AdmissionRequest
         Evidence = evidence.Evidence_.Memory;
         ReportData = reportData;
         RemoteEndPoint = remoteEndPoint;
+        KeyRotation = hello.KeyRotation;
+        LayoutFingerprint = evidence.LayoutFingerprint;
     }
+
+    /// <summary>Gets the layout fingerprint of the worker's build of the announced job's model (empty when it has none).</summary>
+    public string LayoutFingerprint { get; }
 
     /// <summary>Gets the worker's self-chosen name.</summary>
     public string WorkerId { get; }
@@ -57,6 +62,12 @@ public sealed class AdmissionRequest
 
     /// <summary>Gets the worker's address.</summary>
     public EndPoint? RemoteEndPoint { get; }
+
+    /// <summary>
+    /// Gets the worker's proof that its id moves from a previous key to <see cref="PublicKey"/>, or <see langword="null"/>
+    /// on an ordinary join (check it with <see cref="KeyRotationProof.Verify"/>).
+    /// </summary>
+    public KeyRotation? KeyRotation { get; }
 }
 
 /// <summary>A coordinator's verdict on an <see cref="AdmissionRequest"/>.</summary>

@@ -97,6 +97,24 @@ public sealed class FrameConnection : IAsyncDisposable
     /// <summary>Gets the options in effect (a private copy).</summary>
     public FrameConnectionOptions Options => _options;
 
+    /// <summary>Gets a value indicating whether the coordinator's handshake admitted the peer on this connection.</summary>
+    public bool IsAdmitted { get; private set; }
+
+    /// <summary>Called once by the listener that owns the connection when it is admitted (moves it out of the handshake budget).</summary>
+    internal Action? Admitted { get; set; }
+
+    /// <summary>Marks the connection admitted (the coordinator's handshake calls this after sending Admission).</summary>
+    internal void MarkAdmitted()
+    {
+        if (IsAdmitted)
+        {
+            return;
+        }
+
+        IsAdmitted = true;
+        Admitted?.Invoke();
+    }
+
     /// <summary>Gets the number of bytes (headers included) of complete frames received.</summary>
     public long BytesReceived => Interlocked.Read(ref _bytesReceived);
 

@@ -13,6 +13,13 @@ public sealed class WorkerHandshakeOptions
     /// <value>The default value is empty, which is invalid.</value>
     public string WorkerId { get; set; } = string.Empty;
 
+    /// <summary>
+    /// Gets or sets the proof, signed by the key the coordinator bound <see cref="WorkerId"/> to, that the id moves to this
+    /// worker's key (<see cref="KeyRotationProof.Create"/>); <see langword="null"/> on an ordinary join.
+    /// </summary>
+    /// <value>The default value is <see langword="null"/>.</value>
+    public KeyRotation? KeyRotation { get; set; }
+
     /// <summary>Gets or sets the capabilities announced in <see cref="Hello"/>.</summary>
     /// <value>The default value is <see langword="null"/> (none announced).</value>
     public WorkerCapabilities? Capabilities { get; set; }
@@ -24,6 +31,11 @@ public sealed class WorkerHandshakeOptions
     /// <summary>Gets or sets the deadline for the whole handshake.</summary>
     /// <value>The default value is 10 seconds.</value>
     public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Gets or sets how the worker answers the job announced in <see cref="Challenge.Job"/>: the layout
+    /// fingerprint of its build of the job's model, or empty when it cannot build it (sent in <see cref="Evidence.LayoutFingerprint"/>).</summary>
+    /// <value>The default value is <see langword="null"/> (no fingerprint sent).</value>
+    public Func<JobDescriptor, string>? LayoutFingerprint { get; set; }
 
     /// <summary>Gets or sets the version announced (tests use this to play an incompatible peer).</summary>
     internal ProtocolVersion? VersionOverride { get; set; }
@@ -54,6 +66,10 @@ public sealed class CoordinatorHandshakeOptions
     /// <summary>Gets or sets the deadline for the whole handshake.</summary>
     /// <value>The default value is 10 seconds.</value>
     public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Gets or sets the job announced in the <see cref="Challenge"/> (workers answer with their layout fingerprint).</summary>
+    /// <value>The default value is <see langword="null"/> (none announced).</value>
+    public JobDescriptor? Job { get; set; }
 }
 
 /// <summary>A worker the coordinator admitted.</summary>
@@ -103,6 +119,7 @@ public static class WorkerHandshake
                 IdentityPublicKey = ByteString.CopyFrom(identity.PublicKey.Span),
                 Capabilities = options.Capabilities ?? new WorkerCapabilities(),
                 WorkerNonce = ByteString.CopyFrom(RandomNumberGenerator.GetBytes(32)),
+                KeyRotation = options.KeyRotation,
             };
             var helloBytes = hello.ToByteArray();
             await connection.SendSerializedAsync(FrameType.Hello, helloBytes, token).ConfigureAwait(false);
@@ -146,6 +163,7 @@ public static class WorkerHandshake
                     Format = evidence?.Format ?? string.Empty,
                     Evidence_ = evidence is null ? ByteString.Empty : ByteString.CopyFrom(evidence.Data.Span),
                     IdentitySignature = ByteString.CopyFrom(identity.Sign(HandshakeTranscript.SignedMessage(transcript))),
+                    LayoutFingerprint = challenge.Job is not null && options.LayoutFingerprint is not null ? options.LayoutFingerprint(challenge.Job) ?? string.Empty : string.Empty,
                 },
                 token).ConfigureAwait(false);
 
@@ -230,6 +248,11 @@ public static class CoordinatorHandshake
                 EvidenceRequired = options.EvidenceRequired,
             };
             challenge.AcceptedEvidenceFormats.AddRange(options.AcceptedEvidenceFormats);
+            if (options.Job is not null)
+            {
+                challenge.Job = options.Job;
+            }
+
             var challengeBytes = challenge.ToByteArray();
             await connection.SendSerializedAsync(FrameType.Challenge, challengeBytes, token).ConfigureAwait(false);
 
@@ -275,6 +298,7 @@ public static class CoordinatorHandshake
                     MaxFrameSize = (uint)connection.Options.MaxFrameSize,
                 },
                 token).ConfigureAwait(false);
+            connection.MarkAdmitted();
             return new AdmittedWorker(request.WorkerId, request.PublicKey, request.Capabilities, sessionId, request.EvidenceFormat, hello.Version);
         }
         catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)

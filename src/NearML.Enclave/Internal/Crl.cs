@@ -40,10 +40,17 @@ internal sealed class Crl
         {
             var reader = new AsnReader(der, AsnEncodingRules.DER);
             AsnReader outer = reader.ReadSequence();
+            reader.ThrowIfNotEmpty();
             byte[] tbsBytes = outer.PeekEncodedValue().ToArray();
             AsnReader tbs = outer.ReadSequence();
+            ReadOnlyMemory<byte> outerAlg = outer.PeekEncodedValue();
             (string alg, HashAlgorithmName pss) = Cert.ReadAlgorithm(outer);
-            byte[] sig = outer.ReadBitString(out _);
+            byte[] sig = outer.ReadBitString(out int unused);
+            if (unused != 0)
+            {
+                throw new AsnContentException("signature bit string has unused bits");
+            }
+
             outer.ThrowIfNotEmpty();
 
             if (tbs.PeekTag().HasSameClassAndValue(Asn1Tag.Integer))
@@ -51,7 +58,12 @@ internal sealed class Crl
                 tbs.ReadInteger();
             }
 
-            tbs.ReadSequence(); // inner signature algorithm
+            // RFC 5280 §5.1.1.2: signatureAlgorithm MUST equal the signature field inside the signed TBSCertList.
+            if (!tbs.ReadEncodedValue().Span.SequenceEqual(outerAlg.Span))
+            {
+                throw new AttestationFormatException(what, "signatureAlgorithm", -1, "the CRL's signatureAlgorithm differs from the one inside the signed TBSCertList (RFC 5280 §5.1.1.2)");
+            }
+
             byte[] issuer = tbs.ReadEncodedValue().ToArray();
             DateTimeOffset thisUpdate = ReadTime(tbs);
             DateTimeOffset? nextUpdate = null;
@@ -74,7 +86,7 @@ internal sealed class Crl
 
             return new Crl(tbsBytes, alg, pss, sig, issuer, thisUpdate, nextUpdate, revoked);
         }
-        catch (AsnContentException e)
+        catch (Exception e) when (e is AsnContentException or ArgumentException or OverflowException)
         {
             throw new AttestationFormatException(what, "crl", -1, $"not a valid DER CRL: {e.Message}", e);
         }
@@ -83,27 +95,18 @@ internal sealed class Crl
     private static DateTimeOffset ReadTime(AsnReader r) =>
         r.PeekTag().HasSameClassAndValue(Asn1Tag.UtcTime) ? r.ReadUtcTime() : r.ReadGeneralizedTime();
 
-    private readonly Dictionary<Cert, bool> _signedBy = new(ReferenceEqualityComparer.Instance);
-
-    /// <summary>Whether <paramref name="issuer"/> signed this CRL; memoised per issuer (both are immutable).</summary>
+    /// <summary>Whether <paramref name="issuer"/> signed this CRL; memoised (<see cref="VerificationMemo"/>: both are immutable).</summary>
     public bool IsSignedBy(Cert issuer)
     {
-        lock (_signedBy)
+        if (!IssuerName.AsSpan().SequenceEqual(issuer.SubjectRaw))
         {
-            if (_signedBy.TryGetValue(issuer, out bool known))
-            {
-                return known;
-            }
+            return false;
         }
 
-        bool ok = IssuerName.AsSpan().SequenceEqual(issuer.X509.SubjectName.RawData)
-            && issuer.VerifySignature(Tbs, SignatureValue, SignatureAlgorithm, PssHash);
-        lock (_signedBy)
-        {
-            _signedBy[issuer] = ok;
-        }
-
-        return ok;
+        UInt128 key = VerificationMemo.Key(issuer.Fingerprint, SignatureAlgorithm + PssHash.Name, Tbs, SignatureValue);
+        return VerificationMemo.TryGet(key, out bool known)
+            ? known
+            : VerificationMemo.Remember(key, issuer.VerifySignature(Tbs, SignatureValue, SignatureAlgorithm, PssHash));
     }
 
     public bool IsFreshAt(DateTimeOffset at) => at >= ThisUpdate && (NextUpdate is null || at <= NextUpdate);

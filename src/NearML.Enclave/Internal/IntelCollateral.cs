@@ -38,8 +38,24 @@ internal abstract class SignedIntelDocument
 
     /// <summary>Checks the ECDSA P-256 signature with the first issuer certificate (cached: the inputs are immutable).</summary>
     public bool SignatureValid => _signatureValid ??= Signature.Length == 64
-        && IssuerChain.Count > 0 && IssuerChain[0].Ec is { } ec
-        && ec.VerifyData(SignedBytes.Span, Signature, System.Security.Cryptography.HashAlgorithmName.SHA256);
+        && IssuerChain.Count > 0 && IssuerChain[0].Ec is not null && VerifyMemoised(IssuerChain[0]);
+
+    private bool VerifyMemoised(Cert signer)
+    {
+        UInt128 key = VerificationMemo.Key(signer.Fingerprint, "ecdsa-p256-sha256-p1363", SignedBytes.Span, Signature);
+        if (VerificationMemo.TryGet(key, out bool known))
+        {
+            return known;
+        }
+
+        bool ok;
+        lock (signer.Ec!)
+        {
+            ok = signer.Ec.VerifyData(SignedBytes.Span, Signature, System.Security.Cryptography.HashAlgorithmName.SHA256);
+        }
+
+        return VerificationMemo.Remember(key, ok);
+    }
 }
 
 internal sealed class TcbInfo : SignedIntelDocument
@@ -56,7 +72,22 @@ internal sealed class TcbInfo : SignedIntelDocument
 
     public required TcbLevel[] Levels { get; init; }
 
+    /// <summary>Parses the signed JSON; any shape it does not expect is an <see cref="AttestationFormatException"/>.</summary>
     public static TcbInfo Parse(ReadOnlyMemory<byte> signed, byte[] signature, List<Cert> chain)
+    {
+        try
+        {
+            return ParseCore(signed, signature, chain);
+        }
+        catch (Exception e) when (e is InvalidOperationException or ArgumentException or FormatException or OverflowException or KeyNotFoundException)
+        {
+            // JsonElement throws InvalidOperationException for a value of another kind than the schema's (an array where an
+            // object belongs, a number where a string does); a short hex field throws ArgumentOutOfRangeException.
+            throw new AttestationFormatException("TCB Info", "json", -1, $"does not have the expected shape: {e.Message}", e);
+        }
+    }
+
+    private static TcbInfo ParseCore(ReadOnlyMemory<byte> signed, byte[] signature, List<Cert> chain)
     {
         const string W = "TCB Info";
         JsonElement t;
@@ -156,7 +187,22 @@ internal sealed class QeIdentity : SignedIntelDocument
 
     public required ModuleLevel[] Levels { get; init; }
 
+    /// <summary>Parses the signed JSON; any shape it does not expect is an <see cref="AttestationFormatException"/>.</summary>
     public static QeIdentity Parse(ReadOnlyMemory<byte> signed, byte[] signature, List<Cert> chain)
+    {
+        try
+        {
+            return ParseCore(signed, signature, chain);
+        }
+        catch (Exception e) when (e is InvalidOperationException or ArgumentException or FormatException or OverflowException or KeyNotFoundException)
+        {
+            // JsonElement throws InvalidOperationException for a value of another kind than the schema's (an array where an
+            // object belongs, a number where a string does); a short hex field throws ArgumentOutOfRangeException.
+            throw new AttestationFormatException("QE Identity", "json", -1, $"does not have the expected shape: {e.Message}", e);
+        }
+    }
+
+    private static QeIdentity ParseCore(ReadOnlyMemory<byte> signed, byte[] signature, List<Cert> chain)
     {
         const string W = "QE Identity";
         JsonElement t;

@@ -5,10 +5,15 @@ namespace NearML.Enclave.Internal;
 
 internal static class Json
 {
-    /// <summary>Returns the exact bytes of the value of a top-level property (what Intel signs for tcbInfo/enclaveIdentity).</summary>
+    /// <summary>
+    /// Returns the exact bytes of the value of a top-level property (what Intel signs for tcbInfo/enclaveIdentity). The
+    /// whole document is read: it must be one JSON object with that property exactly once and nothing after it but
+    /// whitespace, so bytes outside the signed value cannot carry anything unchecked.
+    /// </summary>
     public static ReadOnlyMemory<byte> RawTopLevelValue(ReadOnlyMemory<byte> json, string property, string what)
     {
         var r = new Utf8JsonReader(json.Span, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Disallow });
+        ReadOnlyMemory<byte>? found = null;
         try
         {
             if (!r.Read() || r.TokenType != JsonTokenType.StartObject)
@@ -24,8 +29,18 @@ internal static class Json
                 r.Skip();
                 if (match)
                 {
-                    return json[start..(int)r.BytesConsumed];
+                    if (found is not null)
+                    {
+                        throw new AttestationFormatException(what, property, start, "property appears more than once");
+                    }
+
+                    found = json[start..(int)r.BytesConsumed];
                 }
+            }
+
+            if (r.TokenType != JsonTokenType.EndObject || r.Read())
+            {
+                throw new AttestationFormatException(what, "json", r.BytesConsumed, "unexpected content after the top-level object");
             }
         }
         catch (JsonException e)
@@ -33,7 +48,7 @@ internal static class Json
             throw new AttestationFormatException(what, "json", r.BytesConsumed, e.Message, e);
         }
 
-        throw new AttestationFormatException(what, property, -1, "property is missing");
+        return found ?? throw new AttestationFormatException(what, property, -1, "property is missing");
     }
 
     public static string Str(JsonElement e, string name, string what) =>

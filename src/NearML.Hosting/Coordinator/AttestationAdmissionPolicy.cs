@@ -94,7 +94,8 @@ public sealed class AttestationAdmissionPolicy : IAdmissionPolicy
     /// <param name="format">The evidence format, empty for none.</param>
     /// <param name="evidence">The evidence bytes.</param>
     /// <param name="reportData">The handshake's 64-byte report data.</param>
-    /// <returns>The decision, with the first failed rule as the reason.</returns>
+    /// <returns>The decision, with the first failed rule as the reason. Every evidence outcome is a decision: nothing the
+    /// evidence does to the verifiers escapes as an exception.</returns>
     public AdmissionDecision Evaluate(string workerId, string format, ReadOnlyMemory<byte> evidence, ReadOnlySpan<byte> reportData)
     {
         if (format.Length == 0)
@@ -123,6 +124,12 @@ public sealed class AttestationAdmissionPolicy : IAdmissionPolicy
         catch (Exception ex) when (ex is AttestationFormatException or FormatException)
         {
             return AdmissionDecision.Refuse(RefusalReason.AttestationFailed, $"worker '{workerId}': {format} evidence does not parse: {ex.Message}");
+        }
+        catch (Exception ex) when (ex is not (OutOfMemoryException or StackOverflowException or AccessViolationException))
+        {
+            // The evidence comes from the worker: nothing in it (a certificate the platform's crypto rejects, a resolver that
+            // throws on it) may escape admission and take the coordinator's handshake down. Refuse with what went wrong.
+            return AdmissionDecision.Refuse(RefusalReason.AttestationFailed, $"worker '{workerId}': {format} evidence could not be verified: {ex.GetType().Name}: {ex.Message}");
         }
 
         if (claims.ReportData.Length != reportData.Length || !CryptographicOperations.FixedTimeEquals(claims.ReportData.Span, reportData))

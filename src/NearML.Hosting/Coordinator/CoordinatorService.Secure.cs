@@ -49,25 +49,39 @@ public sealed partial class CoordinatorService
         secure.Inbox.Enqueue((id, message, envelope.Payload.ToByteArray()));
     }
 
-    private async Task<RoundOutcome> RunSecureRoundAsync(long round, long version, List<WorkerSession> cohort, Model model, Sgd outer, long started, long startedMs, DateTimeOffset deadline, CancellationToken ct)
+    private async Task<RoundOutcome> RunSecureRoundAsync(long round, long version, List<WorkerSession> cohort, NearML.Training.Engines.ITrainableModel model, Sgd outer, long started, long startedMs, DateTimeOffset deadline, CancellationToken ct)
     {
         var o = _options;
         var n = cohort.Count;
         var parameterCount = model.Parameters.Length;
         var encoder = CreateEncoder(o, n);
+        // The active (malicious-server) variant: every worker signs its keys and its survivor view with the ed25519 key it
+        // proved in the handshake, and checks every roster entry and view against these keys (docs/secure-aggregation.md).
+        var identityKeys = cohort.Select(s => s.Admitted.PublicKey.ToArray()).ToArray();
         AggregationConfig config;
         try
         {
-            // Plan for at least one dropout: the finder counts ⌊δ·n⌋ dropouts, which is 0 for cohorts under 20 at δ = 0.05 and
-            // would give a graph that cannot survive a single worker leaving mid-round.
-            var dropoutFraction = Math.Max(0.05, 1.0 / n);
-            config = AggregationRound.CreateConfig(o.JobId, (ulong)round, AggregationProtocol.SecaggPlus, n, FixedPointEncoder.EncodedLength(parameterCount), encoder.RingBits,
-                corruptFraction: 0.05, dropoutFraction: dropoutFraction);
+            try
+            {
+                // Plan for at least one dropout: the finder counts ⌊δ·n⌋ dropouts, which is 0 for cohorts under 20 at δ = 0.05 and
+                // would give a graph that cannot survive a single worker leaving mid-round.
+                var dropoutFraction = Math.Max(0.05, 1.0 / n);
+                config = AggregationRound.CreateConfig(o.JobId, (ulong)round, AggregationProtocol.SecaggPlus, n, FixedPointEncoder.EncodedLength(parameterCount), encoder.RingBits,
+                    corruptFraction: 0.05, dropoutFraction: dropoutFraction, identityKeys: identityKeys);
+            }
+            catch (ArgumentException)
+            {
+                // Cohorts too small for a sparse SecAgg+ graph run SecAgg on the complete graph (same messages).
+                config = AggregationRound.CreateConfig(o.JobId, (ulong)round, AggregationProtocol.Secagg, n, FixedPointEncoder.EncodedLength(parameterCount), encoder.RingBits,
+                    corruptFraction: 0.05, identityKeys: identityKeys);
+            }
         }
-        catch (ArgumentException)
+        catch (ArgumentException ex)
         {
-            // Cohorts too small for a sparse SecAgg+ graph run SecAgg on the complete graph (same messages).
-            config = AggregationRound.CreateConfig(o.JobId, (ulong)round, AggregationProtocol.Secagg, n, FixedPointEncoder.EncodedLength(parameterCount), encoder.RingBits);
+            // E.g. two admitted workers presenting the same identity key: no signed round can tell them apart.
+            CoordinatorLog.SecureRoundFailed(_logger, round, $"no secure configuration for this cohort: {ex.Message}");
+            CoordinatorLog.EmptyRound(_logger, round, version);
+            return new RoundOutcome(version, n, [], n, double.NaN, 0, startedMs, _time.GetElapsedTime(started));
         }
 
         var server = new SecureAggregationServer(config);
@@ -100,6 +114,7 @@ public sealed partial class CoordinatorService
                     DeadlineUnixMs = deadline.ToUnixTimeMilliseconds(),
                 };
                 job.ShardIds.AddRange(assignment.ShardsOf(s.Id).Select(x => (uint)x));
+                _job!.Stamp(job);
                 sends.Add(SendAsync(s, job, ct));
                 _status.SetWorker(s.Info());
             }

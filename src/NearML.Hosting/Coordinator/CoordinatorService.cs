@@ -11,6 +11,7 @@ using NearML.Core;
 using NearML.Core.Contracts;
 using NearML.Core.Protocol;
 using NearML.Hosting.Jobs;
+using NearML.Training.Engines;
 using NearML.Hosting.State;
 using NearML.Ledger;
 using NearML.Training;
@@ -41,11 +42,17 @@ public sealed partial class CoordinatorService : BackgroundService
     private readonly AttestationAdmissionPolicy _attestation;
     private readonly ConcurrentDictionary<string, WorkerSession> _sessions = new(StringComparer.Ordinal);
     private readonly Dictionary<(long Round, string Account), long> _credited = [];
+    private const int NormHistory = 32;
+    private readonly RefusalLogLimiter _refusals;
+    private readonly Queue<double> _acceptedNorms = new();
+    private double? _normBound;
     private volatile Published? _published;
     private volatile bool _stopping;
     private long _currentRound;
+    private readonly JobRegistry _registry;
     private JobDataset? _dataset;
     private ModelConfig? _modelConfig;
+    private CoordinatorJob? _job;
 
     /// <summary>Initializes the service (use <c>AddNearMLCoordinator</c>).</summary>
     /// <param name="options">The validated options.</param>
@@ -54,14 +61,17 @@ public sealed partial class CoordinatorService : BackgroundService
     /// <param name="attestation">The admission policy.</param>
     /// <param name="logger">The logger.</param>
     /// <param name="timeProvider">The clock.</param>
+    /// <param name="registry">The models and datasets jobs can name (<see langword="null"/>: the built-ins only).</param>
     public CoordinatorService(
         IOptions<NearMLCoordinatorOptions> options,
         CoordinatorStatus status,
         NearMLMetrics metrics,
         AttestationAdmissionPolicy attestation,
         ILogger<CoordinatorService> logger,
-        TimeProvider timeProvider)
+        TimeProvider timeProvider,
+        JobRegistry? registry = null)
     {
+        _registry = registry ?? JobRegistry.BuiltIn;
         ArgumentNullException.ThrowIfNull(options);
         _options = options.Value;
         _status = status ?? throw new ArgumentNullException(nameof(status));
@@ -69,6 +79,7 @@ public sealed partial class CoordinatorService : BackgroundService
         _attestation = attestation ?? throw new ArgumentNullException(nameof(attestation));
         _logger = logger ?? throw new ArgumentNullException(nameof(logger));
         _time = timeProvider ?? throw new ArgumentNullException(nameof(timeProvider));
+        _refusals = new RefusalLogLimiter(_logger, _time, _options.RefusalLogInterval, _options.RefusalLogBurst);
     }
 
     /// <inheritdoc/>
@@ -93,19 +104,27 @@ public sealed partial class CoordinatorService : BackgroundService
     {
         var o = _options;
         var data = Directory.CreateDirectory(o.DataDirectory).FullName;
-        var dataset = await Task.Run(() => JobDataset.LoadFashionMnist(o.DatasetDirectory, o.ShardCount, (ulong)o.Seed), ct).ConfigureAwait(false);
+        using var job = await Task.Run(() => CoordinatorJob.Load(o, _registry), ct).ConfigureAwait(false);
+        _job = job;
+        var dataset = job.Dataset;
         _dataset = dataset;
-        var model = ModelCatalog.Create(o.Model, o.ModelConfigJson, o.Seed);
-        var modelConfig = ModelCatalog.Describe(o.Model, o.ModelConfigJson, model);
+        var model = job.Model;
+        var modelConfig = job.ModelConfig;
         _modelConfig = modelConfig;
-        var layout = model.Parameters.Layout;
+        var layout = model.Layout;
+        _normBound = o.MaxUpdateNorm ?? DefaultMaxUpdateNorm(o.InnerSteps, o.InnerLearningRate, model.Parameters.Length);
+        CoordinatorLog.UpdateScreen(_logger, _normBound.Value, o.MaxUpdateNorm is null ? "derived: InnerSteps × InnerLearningRate × √parameters" : "MaxUpdateNorm", o.MaxUpdateNormToMedianRatio ?? double.NaN, NormHistory);
         CoordinatorLog.JobLoaded(_logger, o.JobId, modelConfig.Architecture, model.Parameters.Length, dataset.Manifest.Name, dataset.ShardCount, dataset.ManifestRootHex, o.Rounds, o.InnerSteps);
         if (o.AllowSimulatedAttestation || o.AllowUnattestedWorkers)
         {
             CoordinatorLog.InsecureAdmission(_logger, o.AllowSimulatedAttestation, o.AllowUnattestedWorkers);
         }
 
-        using var state = new CoordinatorStateStore(Path.Combine(data, "coordinator.db"));
+        // Cross-checks coordinator.db, ledger.db, checkpoints, settlements and ledger-signer.key, or refuses to start.
+        using var folder = CoordinatorStateFolder.Open(data, o.JobId, _logger, ct);
+        var state = folder.State;
+        var ledger = folder.Ledger;
+        var signer = folder.Signer;
         state.EnsureJob(o.JobId, modelConfig.Architecture, modelConfig.ConfigJson, dataset.ManifestRootHex, Describe(o), NowMs());
         var outer = new Sgd(layout, new SgdOptions { LearningRate = o.OuterLearningRate, Momentum = o.OuterMomentum, Nesterov = true });
         long nextRound = 0;
@@ -119,14 +138,12 @@ public sealed partial class CoordinatorService : BackgroundService
             version = checkpoint.ParameterVersion;
             if (_logger.IsEnabled(LogLevel.Information))
             {
-                var resumedFrom = Path.Combine(data, "checkpoints", CheckpointStore.FileName(checkpoint.Round));
+                var resumedFrom = state.LatestCheckpoint()?.Path ?? CheckpointStore.FileName(checkpoint.Round);
                 CoordinatorLog.Resumed(_logger, o.JobId, checkpoint.Round, version, resumedFrom);
             }
 
         }
 
-        using var ledger = ContributionLedger.OpenSqlite(Path.Combine(data, "ledger.db"));
-        using var signer = LoadOrCreateSigner(Path.Combine(data, "ledger-signer.key"));
         LoadCredited(ledger, o.JobId);
         UpdateLedgerStatus(ledger);
         var settlements = state.ReadSettlements();
@@ -142,11 +159,12 @@ public sealed partial class CoordinatorService : BackgroundService
         var fingerprint = CoordinatorCertificate.GetFingerprint(certificate);
         var handshake = new CoordinatorHandshakeOptions
         {
-            Policy = new SessionAdmission(this),
+            Policy = new SessionAdmission(this, state),
             EvidenceRequired = _attestation.EvidenceRequired,
             HeartbeatInterval = o.HeartbeatInterval,
             HeartbeatTimeout = o.HeartbeatInterval * 3,
             Timeout = o.HandshakeTimeout,
+            Job = job.Spec.ToDescriptor(),
         };
         foreach (var f in _attestation.AcceptedFormats)
         {
@@ -160,9 +178,15 @@ public sealed partial class CoordinatorService : BackgroundService
         {
             Connection = new FrameConnectionOptions { MaxFrameSize = o.MaxFrameSize, SendBufferLimit = Math.Max(4 << 20, o.MaxFrameSize), ReceiveBufferLimit = Math.Max(4 << 20, o.MaxFrameSize) },
             TlsHandshakeTimeout = o.HandshakeTimeout,
-            MaxConnections = Math.Max(o.MaxWorkers * 2, 64),
+            // Admitted workers first: they have MaxWorkers × 2 slots (a reconnecting worker briefly holds two); clients still
+            // in their handshake have a separate, small budget, per address too, so a flood cannot take a joining worker's slot.
+            MaxConnections = (o.MaxWorkers * 2) + o.MaxPendingHandshakes,
+            MaxPendingHandshakes = o.MaxPendingHandshakes,
+            MaxPendingHandshakesPerAddress = o.MaxPendingHandshakesPerAddress,
+            HandshakeRatePerAddress = o.HandshakeRatePerAddress,
+            HandshakeBurstPerAddress = o.HandshakeBurstPerAddress,
             TimeProvider = _time,
-            ConnectionFaulted = (remote, ex) => CoordinatorLog.ConnectionFault(_logger, remote?.ToString() ?? "?", ex is ProtocolException pe ? pe.Code.ToString() : ex.GetType().Name, ex.Message),
+            ConnectionFaulted = OnConnectionFaulted,
         };
         var listener = new ProtocolListener(
             new IPEndPoint(IPAddress.Parse(o.ListenAddress), o.Port),
@@ -171,7 +195,7 @@ public sealed partial class CoordinatorService : BackgroundService
             listenerOptions);
         await using (listener.ConfigureAwait(false))
         {
-            var checkpoints = new CheckpointStore(Path.Combine(data, "checkpoints"), state, o.JobId, o.CheckpointsToKeep, _time, ex => CoordinatorLog.CheckpointFailed(_logger, ex));
+            var checkpoints = new CheckpointStore(Path.Combine(data, CheckpointStore.FolderName), state, o.JobId, o.CheckpointsToKeep, _time, ex => CoordinatorLog.CheckpointFailed(_logger, ex));
             await using (checkpoints.ConfigureAwait(false))
             {
                 listener.Start();
@@ -182,8 +206,6 @@ public sealed partial class CoordinatorService : BackgroundService
                 }
 
                 _status.SetListening(o.JobId, listener.LocalEndPoint.Port, fingerprint);
-                var evalModel = ModelCatalog.Create(o.Model, o.ModelConfigJson, o.Seed);
-                var evaluator = new LocalTrainer(evalModel, new Sgd(layout, new SgdOptions()));
                 var lastCompleted = nextRound - 1;
                 var lastCheckpointed = nextRound - 1;
                 try
@@ -196,8 +218,7 @@ public sealed partial class CoordinatorService : BackgroundService
                         var evaluate = o.EvaluateEveryRounds > 0 && ((round + 1) % o.EvaluateEveryRounds == 0 || round == o.Rounds - 1);
                         if (evaluate)
                         {
-                            evalModel.Parameters.CopyFrom(model.Parameters);
-                            accuracy = await Task.Run(() => Evaluate(evaluator, dataset, o), ct).ConfigureAwait(false);
+                            accuracy = await Task.Run(() => job.Evaluate(EvaluationBatch, o.EvaluationSamples, ct).Accuracy, ct).ConfigureAwait(false);
                             _metrics.Accuracy(accuracy.Value);
                         }
 
@@ -210,7 +231,8 @@ public sealed partial class CoordinatorService : BackgroundService
                         }
 
                         var receipts = AppendReceipts(ledger, signer, round, epoch, outcome.Accepted);
-                        state.RecordRound(new RoundRecord(round, version, outcome.Cohort, outcome.Accepted.Count, outcome.Rejected, outcome.MeanLoss, accuracy, outcome.UpdateBytes, outcome.StartedMs, NowMs()));
+                        var anchor = ledger.Head;
+                        state.RecordRound(new RoundRecord(round, version, outcome.Cohort, outcome.Accepted.Count, outcome.Rejected, outcome.MeanLoss, accuracy, outcome.UpdateBytes, outcome.StartedMs, NowMs()), anchor.Count, anchor.LastHash);
                         lastCompleted = round;
                         var epochEnds = (round + 1) % o.SettleEveryRounds == 0 || round == o.Rounds - 1;
                         if ((round + 1) % o.CheckpointEveryRounds == 0 || epochEnds)
@@ -266,7 +288,7 @@ public sealed partial class CoordinatorService : BackgroundService
         }
     }
 
-    private async Task<RoundOutcome> RunRoundAsync(long round, long version, Model model, Sgd outer, CancellationToken ct)
+    private async Task<RoundOutcome> RunRoundAsync(long round, long version, ITrainableModel model, Sgd outer, CancellationToken ct)
     {
         var o = _options;
         var started = _time.GetTimestamp();
@@ -328,6 +350,7 @@ public sealed partial class CoordinatorService : BackgroundService
                 DeadlineUnixMs = deadline.ToUnixTimeMilliseconds(),
             };
             job.ShardIds.AddRange(assignment.ShardsOf(s.Id).Select(i => (uint)i));
+            _job!.Stamp(job);
             sends.Add(SendAsync(s, job, ct));
             _status.SetWorker(s.Info());
         }
@@ -379,6 +402,21 @@ public sealed partial class CoordinatorService : BackgroundService
                 continue;
             }
 
+            var assigned = assignment.ShardsOf(s.Id).Sum(i => (long)_dataset.Manifest.Shards[i].Count);
+            var credited = CreditedSamples(u.SampleCount, o.InnerSteps, o.BatchSize, assigned);
+            if (credited == 0)
+            {
+                Reject(round, s, "NoAssignedWork", $"no shard records were assigned to it this round (claimed {u.SampleCount} samples)");
+                rejected++;
+                continue;
+            }
+
+            if (credited < u.SampleCount)
+            {
+                CoordinatorLog.SamplesCapped(_logger, round, s.Id, u.SampleCount, credited, o.InnerSteps, o.BatchSize, assigned);
+                u = u with { SampleCount = credited };
+            }
+
             contributions.Add((s, u));
         }
 
@@ -390,12 +428,18 @@ public sealed partial class CoordinatorService : BackgroundService
         {
             var mean = model.Parameters.CreateZeros();
             var total = accepted.Sum(a => (double)a.Update.SampleCount);
-            double loss = 0;
+            var lossTotal = accepted.Where(a => float.IsFinite(a.Update.Loss)).Sum(a => (double)a.Update.SampleCount);
+            double loss = lossTotal > 0 ? 0 : double.NaN;
             foreach (var (_, u) in accepted)
             {
                 var w = (float)(u.SampleCount / total);
                 System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(u.Values!, w, mean.Buffer, mean.Buffer);
-                loss += u.SampleCount / total * u.Loss;
+                if (float.IsFinite(u.Loss))
+                {
+                    // The reported loss is the worker's word: weighted by the credited samples, non-finite values left out.
+                    loss += u.SampleCount / lossTotal * u.Loss;
+                }
+
                 updateBytes += u.PayloadBytes;
                 _metrics.UpdateAccepted();
             }
@@ -424,67 +468,56 @@ public sealed partial class CoordinatorService : BackgroundService
 
     private (List<(WorkerSession Session, SubmittedUpdate Update)> Accepted, int Rejected) Filter(long round, List<(WorkerSession Session, SubmittedUpdate Update)> contributions)
     {
-        var o = _options;
-        var finite = new List<(WorkerSession Session, SubmittedUpdate Update, double Norm)>();
-        var rejected = 0;
-        foreach (var (s, u) in contributions)
+        // The one screen (NearML.Core's ContributionScreen): non-finite, all-zero, above the absolute bound, or far above the
+        // median of this round's and the recent rounds' accepted norms (so a cohort of one or two is screened too).
+        var policy = new NearML.Core.Collectives.ContributionPolicy
         {
-            var values = u.Values!;
-            var bad = -1;
-            double sumSq = 0;
-            for (var i = 0; i < values.Length; i++)
-            {
-                var v = values[i];
-                if (!float.IsFinite(v))
-                {
-                    bad = i;
-                    break;
-                }
-
-                sumSq += (double)v * v;
-            }
-
-            if (bad >= 0)
-            {
-                Reject(round, s, "NonFinite", $"value {values[bad]} at index {bad} of {values.Length}");
-                rejected++;
-                continue;
-            }
-
-            var norm = Math.Sqrt(sumSq);
-            if (o.MaxUpdateNorm is { } max && norm > max)
-            {
-                Reject(round, s, "NormAboveLimit", $"norm {norm:G6} exceeds the limit {max:G6}");
-                rejected++;
-                continue;
-            }
-
-            finite.Add((s, u, norm));
+            RejectNonFinite = true,
+            RejectZero = true,
+            MaxNorm = _normBound,
+            MaxNormToMedianRatio = _options.MaxUpdateNormToMedianRatio,
+        };
+        var candidates = contributions.Select(c => new NearML.Core.Collectives.ScreenCandidate(c.Session.Id, c.Update.Values, c.Update.SampleCount)).ToList();
+        var result = NearML.Core.Collectives.ContributionScreen.Screen(round, candidates, policy, _acceptedNorms.ToArray());
+        foreach (var r in result.Rejections)
+        {
+            Reject(round, contributions.First(c => c.Session.Id == r.WorkerId).Session, r.Reason.ToString(), r.Detail);
         }
 
-        if (o.MaxUpdateNormToMedianRatio is { } k && finite.Count >= 3)
+        if (_logger.IsEnabled(LogLevel.Information) && contributions.Count > 0)
         {
-            var norms = finite.Select(f => f.Norm).Order().ToList();
-            var median = norms[(norms.Count - 1) / 2];
-            var kept = new List<(WorkerSession, SubmittedUpdate, double)>();
-            foreach (var f in finite)
-            {
-                if (f.Norm > k * median)
-                {
-                    Reject(round, f.Session, "NormFarAboveMedian", $"norm {f.Norm:G6} exceeds {k:G4} × the cohort median {median:G6}");
-                    rejected++;
-                }
-                else
-                {
-                    kept.Add(f);
-                }
-            }
-
-            finite = kept;
+            var acceptedText = string.Join(", ", result.Accepted.Select(a => string.Create(CultureInfo.InvariantCulture, $"{contributions[a.Index].Session.Id}: {a.Norm:G4}")));
+            var rejectedText = string.Join(", ", result.Rejections.Select(r => $"{r.WorkerId}: {r.Reason}"));
+            var median = result.ReferenceNorm is { } m ? m.ToString("G4", CultureInfo.InvariantCulture) : "n/a";
+            CoordinatorLog.RoundScreened(_logger, round, acceptedText, rejectedText, median, _normBound ?? double.PositiveInfinity);
         }
 
-        return ([.. finite.Select(f => (f.Session, f.Update))], rejected);
+        foreach (var a in result.Accepted)
+        {
+            _acceptedNorms.Enqueue(a.Norm);
+            while (_acceptedNorms.Count > NormHistory)
+            {
+                _acceptedNorms.Dequeue();
+            }
+        }
+
+        return ([.. result.Accepted.Select(a => contributions[a.Index])], result.Rejections.Count);
     }
+
+    /// <summary>
+    /// The weight (and the work a receipt pays for) of an update: what the worker claims, capped by what its assignment
+    /// allows — InnerSteps × BatchSize samples, and no more than the records of the shards it was assigned.
+    /// </summary>
+    internal static ulong CreditedSamples(ulong claimed, int innerSteps, int batchSize, long assignedRecords) =>
+        Math.Min(claimed, Math.Min((ulong)innerSteps * (ulong)batchSize, (ulong)Math.Max(0, assignedRecords)));
+
+    /// <summary>
+    /// The default absolute bound on an update's Euclidean norm: H inner AdamW steps of learning rate η move each of the
+    /// P parameters by at most about η per step, so ‖Δ‖ ≤ H · η · √P (every coordinate moving a full step the same way
+    /// every step, which honest training never reaches).
+    /// </summary>
+    internal static double DefaultMaxUpdateNorm(int innerSteps, double innerLearningRate, int parameterCount) =>
+        innerSteps * innerLearningRate * Math.Sqrt(parameterCount);
 
     private void Reject(long round, WorkerSession s, string reason, string detail)
     {
@@ -619,6 +652,28 @@ public sealed partial class CoordinatorService : BackgroundService
         }
     }
 
+    /// <inheritdoc/>
+    public override void Dispose()
+    {
+        _refusals.Dispose();
+        base.Dispose();
+    }
+
+    private void OnConnectionFaulted(EndPoint? remote, Exception ex)
+    {
+        var code = ex is ProtocolException pe ? pe.Code.ToString() : ex.GetType().Name;
+        var address = remote?.ToString() ?? "?";
+        if (ex is ProtocolException { Code: ErrorCode.Refused })
+        {
+            _metrics.WorkerRefused("ConnectionLimit");
+        }
+
+        if (_refusals.TryLog(code, address))
+        {
+            CoordinatorLog.ConnectionFault(_logger, address, code, ex.Message);
+        }
+    }
+
     private async Task ServeAsync(FrameConnection connection, CoordinatorHandshakeOptions handshake, CoordinatorStateStore state, CancellationToken token)
     {
         var remote = connection.RemoteEndPoint?.ToString() ?? "?";
@@ -629,14 +684,22 @@ public sealed partial class CoordinatorService : BackgroundService
         }
         catch (AdmissionRefusedException ex)
         {
-            CoordinatorLog.Refused(_logger, remote, ex.Reason.ToString(), ex.CoordinatorMessage);
             _metrics.WorkerRefused(ex.Reason.ToString());
-            TryRecord(state, "?", string.Empty, "refused", $"{remote}: {ex.Reason}: {ex.CoordinatorMessage}");
+            if (_refusals.TryLog(ex.Reason.ToString(), remote))
+            {
+                CoordinatorLog.Refused(_logger, remote, ex.Reason.ToString(), ex.CoordinatorMessage);
+                TryRecord(state, "?", string.Empty, "refused", $"{remote}: {ex.Reason}: {ex.CoordinatorMessage}");
+            }
+
             return;
         }
         catch (ProtocolException ex)
         {
-            CoordinatorLog.ConnectionFault(_logger, remote, ex.Code.ToString(), ex.Message);
+            if (_refusals.TryLog(ex.Code.ToString(), remote))
+            {
+                CoordinatorLog.ConnectionFault(_logger, remote, ex.Code.ToString(), ex.Message);
+            }
+
             _metrics.WorkerRefused(ex.Code.ToString());
             await connection.FailAsync(ex).ConfigureAwait(false);
             return;
@@ -864,14 +927,6 @@ public sealed partial class CoordinatorService : BackgroundService
         return h;
     }
 
-    private static double Evaluate(LocalTrainer evaluator, JobDataset dataset, NearMLCoordinatorOptions o)
-    {
-        var test = dataset.Test;
-        IReadOnlyList<int>? subset = o.EvaluationSamples > 0 && o.EvaluationSamples < test.Count ? Enumerable.Range(0, o.EvaluationSamples).ToArray() : null;
-        var source = new ClassificationBatchSource(test, subset, EvaluationBatch, 0, shuffle: false);
-        return evaluator.Evaluate(source).Accuracy;
-    }
-
     private void LoadCredited(ContributionLedger ledger, string jobId)
     {
         foreach (var entry in ledger.Store.Read(0))
@@ -911,9 +966,9 @@ public sealed partial class CoordinatorService : BackgroundService
         {
             state.RecordMembership(NowMs(), workerId, key, kind, Interlocked.Read(ref _currentRound), detail);
         }
-        catch (Exception ex) when (ex is Microsoft.Data.Sqlite.SqliteException or ObjectDisposedException or InvalidOperationException)
+        catch (Exception ex) when (ex is CoordinatorStateException or ObjectDisposedException or InvalidOperationException)
         {
-            // The store is closing (shutdown): membership events after that are not recorded.
+            // The store is closing (shutdown), or the disk is full: membership events are then not recorded.
         }
     }
 
@@ -924,30 +979,6 @@ public sealed partial class CoordinatorService : BackgroundService
             ? X509CertificateLoader.LoadPkcs12FromFile(path, _options.CertificatePassword)
             : CoordinatorCertificate.LoadOrCreateDevelopment(Path.Combine(data, "coordinator-dev.pfx"), [_options.ListenAddress, "localhost"], _time);
 
-    private static NearKeyPair LoadOrCreateSigner(string path)
-    {
-        if (File.Exists(path))
-        {
-            return NearKeyPair.Parse(File.ReadAllText(path).Trim());
-        }
-
-        var key = NearKeyPair.Generate();
-        var temp = path + ".tmp";
-        using (var fs = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
-        {
-            if (!OperatingSystem.IsWindows())
-            {
-                File.SetUnixFileMode(temp, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-            }
-
-            fs.Write(System.Text.Encoding.ASCII.GetBytes(key.ExportSecretKey()));
-            fs.Flush(flushToDisk: true);
-        }
-
-        File.Move(temp, path);
-        return key;
-    }
-
     private static string Describe(NearMLCoordinatorOptions o) => string.Create(
         CultureInfo.InvariantCulture,
         $"rounds={o.Rounds} H={o.InnerSteps} batch={o.BatchSize} lr={o.InnerLearningRate} wd={o.WeightDecay} outer_lr={o.OuterLearningRate} outer_momentum={o.OuterMomentum} compression={o.Compression} seed={o.Seed} shards={o.ShardCount}");
@@ -956,29 +987,106 @@ public sealed partial class CoordinatorService : BackgroundService
 
     private sealed record RoundOutcome(long Version, int Cohort, List<(WorkerSession Session, SubmittedUpdate Update)> Accepted, int Rejected, double MeanLoss, long UpdateBytes, long StartedMs, TimeSpan Duration);
 
-    /// <summary>Shutdown, capacity and duplicate checks before the attestation policy.</summary>
-    private sealed class SessionAdmission(CoordinatorService owner) : IAdmissionPolicy
+    /// <summary>
+    /// Shutdown, identity-binding, capacity and duplicate checks before the attestation policy; after it admits, the worker
+    /// id is bound to the key durably (first key wins; a rotation needs the bound key's signature over the new key).
+    /// </summary>
+    private sealed class SessionAdmission(CoordinatorService owner, CoordinatorStateStore state) : IAdmissionPolicy
     {
-        public ValueTask<AdmissionDecision> EvaluateAsync(AdmissionRequest request, CancellationToken cancellationToken)
+        public async ValueTask<AdmissionDecision> EvaluateAsync(AdmissionRequest request, CancellationToken cancellationToken)
         {
             if (owner._stopping)
             {
-                return ValueTask.FromResult(AdmissionDecision.Refuse(RefusalReason.ShuttingDown, "the coordinator is shutting down; try again later"));
+                return AdmissionDecision.Refuse(RefusalReason.ShuttingDown, "the coordinator is shutting down; try again later");
             }
 
-            if (owner._sessions.TryGetValue(request.WorkerId, out var existing))
+            var id = request.WorkerId;
+            var keyHex = Convert.ToHexStringLower(request.PublicKey.Span);
+            WorkerKeyBinding? bound;
+            try
             {
-                if (!existing.Admitted.PublicKey.Span.SequenceEqual(request.PublicKey.Span))
+                bound = state.ReadWorkerKey(id);
+            }
+            catch (Exception ex) when (ex is Microsoft.Data.Sqlite.SqliteException or ObjectDisposedException or InvalidOperationException)
+            {
+                return AdmissionDecision.Refuse(RefusalReason.ShuttingDown, "the coordinator's state is not available; try again later");
+            }
+
+            string? rotateFrom = null;
+            if (bound is not null && !string.Equals(bound.PublicKeyHex, keyHex, StringComparison.Ordinal))
+            {
+                var boundFingerprint = Fingerprint(Convert.FromHexString(bound.PublicKeyHex));
+                if (request.KeyRotation is null)
                 {
-                    return ValueTask.FromResult(AdmissionDecision.Refuse(RefusalReason.DuplicateIdentity, $"worker id '{request.WorkerId}' is connected with another identity key"));
+                    return AdmissionDecision.Refuse(
+                        RefusalReason.DuplicateIdentity,
+                        $"worker id '{id}' is bound to another identity key ({boundFingerprint}); join under another id, or send a KeyRotation signed by that key");
+                }
+
+                if (!KeyRotationProof.Verify(request.KeyRotation, Convert.FromHexString(bound.PublicKeyHex), id, request.PublicKey.Span, out var problem))
+                {
+                    return AdmissionDecision.Refuse(RefusalReason.BadSignature, $"key rotation of worker id '{id}' (bound to {boundFingerprint}) refused: {problem}");
+                }
+
+                rotateFrom = bound.PublicKeyHex;
+            }
+
+            if (owner._sessions.TryGetValue(id, out var existing))
+            {
+                if (!existing.Admitted.PublicKey.Span.SequenceEqual(request.PublicKey.Span) && rotateFrom is null)
+                {
+                    return AdmissionDecision.Refuse(RefusalReason.DuplicateIdentity, $"worker id '{id}' is connected with another identity key");
                 }
             }
             else if (owner._sessions.Count >= owner._options.MaxWorkers)
             {
-                return ValueTask.FromResult(AdmissionDecision.Refuse(RefusalReason.CohortFull, $"{owner._sessions.Count} workers are connected (MaxWorkers = {owner._options.MaxWorkers}); try again later"));
+                return AdmissionDecision.Refuse(RefusalReason.CohortFull, $"{owner._sessions.Count} workers are connected (MaxWorkers = {owner._options.MaxWorkers}); try again later");
             }
 
-            return owner._attestation.EvaluateAsync(request, cancellationToken);
+            if (owner._job?.Spec.Check(request) is { } refusal)
+            {
+                return refusal;
+            }
+
+            var decision = await owner._attestation.EvaluateAsync(request, cancellationToken).ConfigureAwait(false);
+            if (!decision.IsAdmitted)
+            {
+                return decision;
+            }
+
+            try
+            {
+                if (rotateFrom is not null)
+                {
+                    if (!state.RotateWorkerKey(id, rotateFrom, keyHex, owner.NowMs()))
+                    {
+                        return AdmissionDecision.Refuse(RefusalReason.DuplicateIdentity, $"worker id '{id}' was rebound by another join during this handshake");
+                    }
+
+                    var from = Fingerprint(Convert.FromHexString(rotateFrom));
+                    var to = Fingerprint(request.PublicKey.Span);
+                    CoordinatorLog.KeyRotated(owner._logger, id, from, to);
+                }
+                else if (bound is null)
+                {
+                    var binding = state.BindWorkerKey(id, keyHex, owner.NowMs());
+                    if (!string.Equals(binding.PublicKeyHex, keyHex, StringComparison.Ordinal))
+                    {
+                        return AdmissionDecision.Refuse(RefusalReason.DuplicateIdentity, $"worker id '{id}' was bound to another identity key by a concurrent join");
+                    }
+
+                    var fingerprint = Fingerprint(request.PublicKey.Span);
+                    CoordinatorLog.KeyBound(owner._logger, id, fingerprint);
+                }
+            }
+            catch (Exception ex) when (ex is Microsoft.Data.Sqlite.SqliteException or ObjectDisposedException or InvalidOperationException)
+            {
+                return AdmissionDecision.Refuse(RefusalReason.ShuttingDown, "the coordinator's state is not available; try again later");
+            }
+
+            return decision;
         }
+
+        private static string Fingerprint(ReadOnlySpan<byte> key) => Convert.ToHexStringLower(SHA256.HashData(key))[..16];
     }
 }

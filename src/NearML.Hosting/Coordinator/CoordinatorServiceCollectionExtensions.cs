@@ -16,8 +16,8 @@ public static class CoordinatorServiceCollectionExtensions
     /// </summary>
     /// <param name="services">The services.</param>
     /// <param name="configure">Sets the options.</param>
-    /// <returns>The services.</returns>
-    public static IServiceCollection AddNearMLCoordinator(this IServiceCollection services, Action<NearMLCoordinatorOptions> configure)
+    /// <returns>A builder for the models and datasets jobs can name (<c>.AddModel(…)</c>, <c>.AddDataset(…)</c>).</returns>
+    public static NearMLCoordinatorBuilder AddNearMLCoordinator(this IServiceCollection services, Action<NearMLCoordinatorOptions> configure)
     {
         ArgumentNullException.ThrowIfNull(services);
         ArgumentNullException.ThrowIfNull(configure);
@@ -28,8 +28,8 @@ public static class CoordinatorServiceCollectionExtensions
     /// <summary>Adds the coordinator with options bound from a configuration section (conventionally <c>NearML:Coordinator</c>).</summary>
     /// <param name="services">The services.</param>
     /// <param name="configuration">The section.</param>
-    /// <returns>The services.</returns>
-    public static IServiceCollection AddNearMLCoordinator(this IServiceCollection services, IConfiguration configuration)
+    /// <returns>A builder for the models and datasets jobs can name.</returns>
+    public static NearMLCoordinatorBuilder AddNearMLCoordinator(this IServiceCollection services, IConfiguration configuration)
     {
         ArgumentNullException.ThrowIfNull(services);
         ArgumentNullException.ThrowIfNull(configuration);
@@ -37,8 +37,9 @@ public static class CoordinatorServiceCollectionExtensions
         return AddCore(services);
     }
 
-    private static IServiceCollection AddCore(IServiceCollection services)
+    private static NearMLCoordinatorBuilder AddCore(IServiceCollection services)
     {
+        NearMLBuilderExtensions.AddJobRegistry(services);
         services.AddMetrics();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<NearMLCoordinatorOptions>, NearMLCoordinatorOptionsValidator>());
         services.TryAddSingleton(TimeProvider.System);
@@ -46,6 +47,6 @@ public static class CoordinatorServiceCollectionExtensions
         services.TryAddSingleton<CoordinatorStatus>();
         services.TryAddSingleton(sp => new AttestationAdmissionPolicy(sp.GetRequiredService<IOptions<NearMLCoordinatorOptions>>().Value, sp.GetRequiredService<TimeProvider>()));
         services.AddHostedService<CoordinatorService>();
-        return services;
+        return new NearMLCoordinatorBuilder(services);
     }
 }

@@ -37,15 +37,27 @@ public sealed class NearMLCoordinatorOptions
     /// <value>The default value is <see langword="null"/>.</value>
     public string? CertificatePassword { get; set; }
 
-    /// <summary>Gets or sets the model architecture (<c>mlp</c>, <c>cnn</c>, <c>gpt</c>; see <see cref="ModelCatalog"/>).</summary>
+    /// <summary>Gets or sets the registered model key: a built-in (<c>mlp</c>, <c>cnn</c>, <c>gpt</c>; see <see cref="BuiltInJobs"/>) or one
+    /// added with <c>AddModel</c>.</summary>
     /// <value>The default value is <c>mlp</c>.</value>
     public string Model { get; set; } = "mlp";
 
-    /// <summary>Gets or sets the model configuration JSON; <see langword="null"/> for the architecture's default.</summary>
+    /// <summary>Gets or sets the model configuration JSON; <see langword="null"/> for the registration's default.</summary>
     /// <value>The default value is <see langword="null"/>.</value>
     public string? ModelConfigJson { get; set; }
 
-    /// <summary>Gets or sets the Fashion-MNIST folder; <see langword="null"/> for <c>$FASHION_MNIST_DIR</c> or the Debian package's folder.</summary>
+    /// <summary>Gets or sets the registered dataset key: a built-in (<c>fashion-mnist</c>, <c>text</c>, <c>npz</c>; see
+    /// <see cref="BuiltInJobs"/>) or one added with <c>AddDataset</c>.</summary>
+    /// <value>The default value is <c>fashion-mnist</c>.</value>
+    public string Dataset { get; set; } = JobDataset.FashionMnistName;
+
+    /// <summary>Gets or sets the dataset configuration JSON (sent to workers); <see langword="null"/> for <c>{}</c>.</summary>
+    /// <value>The default value is <see langword="null"/>.</value>
+    public string? DatasetConfigJson { get; set; }
+
+    /// <summary>Gets or sets this host's data folder, passed to dataset providers (Fashion-MNIST's IDX files; the folder
+    /// that <c>text</c>/<c>npz</c> file names are relative to); <see langword="null"/> for each provider's default
+    /// (<c>$FASHION_MNIST_DIR</c> or the Debian package's folder for Fashion-MNIST).</summary>
     /// <value>The default value is <see langword="null"/>.</value>
     public string? DatasetDirectory { get; set; }
 
@@ -125,6 +137,36 @@ public sealed class NearMLCoordinatorOptions
     public TimeSpan HandshakeTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>
+    /// Gets or sets the most connections still in their TLS or NearML handshake served at once: unauthenticated clients
+    /// get this budget of their own, apart from the admitted workers' (see docs/operator-guide.md, "Connection limits").
+    /// </summary>
+    /// <value>The default value is 64.</value>
+    public int MaxPendingHandshakes { get; set; } = 64;
+
+    /// <summary>Gets or sets the most connections in their handshake from one IP address at once.</summary>
+    /// <value>The default value is 16.</value>
+    public int MaxPendingHandshakesPerAddress { get; set; } = 16;
+
+    /// <summary>Gets or sets the sustained rate of new connections accepted from one IP address, per second.</summary>
+    /// <value>The default value is 10.</value>
+    public double HandshakeRatePerAddress { get; set; } = 10;
+
+    /// <summary>Gets or sets the burst of new connections accepted from one IP address.</summary>
+    /// <value>The default value is 32.</value>
+    public int HandshakeBurstPerAddress { get; set; } = 32;
+
+    /// <summary>
+    /// Gets or sets the interval of the refused-connection log: at most <see cref="RefusalLogBurst"/> refusals and
+    /// connection faults are logged one by one per interval; the rest are counted into one summary line at its end.
+    /// </summary>
+    /// <value>The default value is 10 seconds.</value>
+    public TimeSpan RefusalLogInterval { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Gets or sets the refusals and connection faults logged one by one per <see cref="RefusalLogInterval"/>.</summary>
+    /// <value>The default value is 10.</value>
+    public int RefusalLogBurst { get; set; } = 10;
+
+    /// <summary>
     /// Gets or sets a value indicating whether NearML.Enclave's INSECURE simulated evidence is accepted (development only:
     /// it proves nothing about the worker's machine; the evidence must still bind the handshake).
     /// </summary>
@@ -175,11 +217,19 @@ public sealed class NearMLCoordinatorOptions
     /// <value>The default value is 1 NEAR.</value>
     public string RewardPerEpoch { get; set; } = "1000000000000000000000000";
 
-    /// <summary>Gets or sets the largest accepted Euclidean norm of an update; <see langword="null"/> for no absolute limit.</summary>
-    /// <value>The default value is <see langword="null"/>.</value>
+    /// <summary>
+    /// Gets or sets the largest accepted Euclidean norm of an update. <see langword="null"/> derives it from the job:
+    /// InnerSteps × InnerLearningRate × √(parameter count), the norm H AdamW steps reach only if every parameter moved a
+    /// full learning rate the same way on every step (see docs/hosting.md, "Hostile workers").
+    /// </summary>
+    /// <value>The default value is <see langword="null"/> (derived).</value>
     public double? MaxUpdateNorm { get; set; }
 
-    /// <summary>Gets or sets k: an update whose norm exceeds k × the cohort's median norm is rejected (with ≥ 3 updates); <see langword="null"/> disables.</summary>
+    /// <summary>
+    /// Gets or sets k: an update whose norm exceeds k × the reference median is rejected. The reference is the lower median
+    /// of this round's finite norms together with the last 32 accepted norms of earlier rounds, so a cohort of one or two
+    /// workers is screened too; <see langword="null"/> disables.
+    /// </summary>
     /// <value>The default value is 10.</value>
     public double? MaxUpdateNormToMedianRatio { get; set; } = 10;
 
@@ -208,6 +258,15 @@ public sealed class NearMLCoordinatorOptions
 /// <summary>Validates <see cref="NearMLCoordinatorOptions"/> (every failure is listed, naming the setting).</summary>
 internal sealed class NearMLCoordinatorOptionsValidator : IValidateOptions<NearMLCoordinatorOptions>
 {
+    private readonly JobRegistry _registry;
+
+    public NearMLCoordinatorOptionsValidator()
+        : this(JobRegistry.BuiltIn)
+    {
+    }
+
+    public NearMLCoordinatorOptionsValidator(JobRegistry registry) => _registry = registry;
+
     public ValidateOptionsResult Validate(string? name, NearMLCoordinatorOptions options)
     {
         var f = new List<string>();
@@ -227,12 +286,14 @@ internal sealed class NearMLCoordinatorOptionsValidator : IValidateOptions<NearM
         Check(options.CertificatePath is null || File.Exists(options.CertificatePath), $"CertificatePath '{options.CertificatePath}' does not exist.");
         try
         {
-            _ = ModelCatalog.Create(options.Model, options.ModelConfigJson, options.Seed);
+            using var model = _registry.BuildModel(options.Model, new NearML.Training.Engines.ModelBuildContext(options.ModelConfigJson ?? string.Empty, options.Seed, new NearML.Training.Engines.InnerOptimizerSettings()));
         }
         catch (JobConfigurationException ex)
         {
             f.Add($"Model: {ex.Message}");
         }
+
+        Check(_registry.HasDataset(options.Dataset), $"Dataset '{options.Dataset}' is not registered (registered: {string.Join(", ", _registry.DatasetKeys)}); add it with AddDataset.");
 
         Check(options.ShardCount > 0, $"ShardCount {options.ShardCount} must be positive.");
         Check(options.Rounds > 0, $"Rounds {options.Rounds} must be positive.");
@@ -253,6 +314,14 @@ internal sealed class NearMLCoordinatorOptionsValidator : IValidateOptions<NearM
         Check(options.RoundTimeout > TimeSpan.Zero, $"RoundTimeout {options.RoundTimeout} must be positive.");
         Check(options.HeartbeatInterval >= TimeSpan.FromMilliseconds(50), $"HeartbeatInterval {options.HeartbeatInterval} must be at least 50 ms.");
         Check(options.HandshakeTimeout > TimeSpan.Zero, $"HandshakeTimeout {options.HandshakeTimeout} must be positive.");
+        Check(options.MaxPendingHandshakes >= 1, $"MaxPendingHandshakes {options.MaxPendingHandshakes} must be at least 1.");
+        Check(
+            options.MaxPendingHandshakesPerAddress >= 1 && options.MaxPendingHandshakesPerAddress <= options.MaxPendingHandshakes,
+            $"MaxPendingHandshakesPerAddress {options.MaxPendingHandshakesPerAddress} must be in [1, MaxPendingHandshakes {options.MaxPendingHandshakes}].");
+        Check(Finite(options.HandshakeRatePerAddress) && options.HandshakeRatePerAddress > 0, $"HandshakeRatePerAddress {options.HandshakeRatePerAddress} must be positive and finite.");
+        Check(options.HandshakeBurstPerAddress >= 1, $"HandshakeBurstPerAddress {options.HandshakeBurstPerAddress} must be at least 1.");
+        Check(options.RefusalLogInterval >= TimeSpan.FromMilliseconds(100), $"RefusalLogInterval {options.RefusalLogInterval} must be at least 100 ms.");
+        Check(options.RefusalLogBurst >= 0, $"RefusalLogBurst {options.RefusalLogBurst} must be non-negative.");
         Check(options.EvaluateEveryRounds >= 0, $"EvaluateEveryRounds {options.EvaluateEveryRounds} must be non-negative.");
         Check(options.EvaluationSamples >= 0, $"EvaluationSamples {options.EvaluationSamples} must be non-negative.");
         Check(options.CheckpointEveryRounds >= 1, $"CheckpointEveryRounds {options.CheckpointEveryRounds} must be at least 1.");

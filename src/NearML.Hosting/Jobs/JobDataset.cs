@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.Collections.Immutable;
 using System.Security.Cryptography;
 using NearML.Sharding;
@@ -7,30 +6,32 @@ using NearML.Training.Data;
 namespace NearML.Hosting.Jobs;
 
 /// <summary>
-/// A job's dataset as both ends see it: the training records cut into content-addressed shards (a NearML.Sharding
-/// <see cref="ShardManifest"/> whose Merkle root identifies the data) and the held-out test set the coordinator
-/// evaluates on. The records are put in a seeded order before cutting, so shards are mixed rather than runs of the
-/// files' order; the coordinator and every worker that load the same files with the same (shard count, seed) compute
-/// the same manifest root, and a worker refuses an assignment whose root differs from its own. Each shard's bytes are
-/// exactly what <see cref="ShardBuilder.BuildIdx"/> writes for the same record order (an IDX array of the images
-/// followed by an IDX array of the labels), so this manifest equals the one that tool builds on disk.
+/// A job's dataset as both ends see it: a <see cref="TrainingDataset"/> (any registered provider's) whose training
+/// records are cut into content-addressed shards — a NearML.Sharding <see cref="ShardManifest"/> whose Merkle root
+/// identifies the data — and its held-out evaluation set. Classification records are put in a seeded order before
+/// cutting, so shards are mixed rather than runs of the files' order; text stays in order. The coordinator and every
+/// worker that load the same data with the same (shard count, seed) compute the same manifest; a worker reads each
+/// assigned shard through a <see cref="ShardReader"/> over the coordinator's manifest, so a shard whose bytes differ is
+/// refused with a <see cref="ShardIntegrityException"/> naming it. For Fashion-MNIST each shard's bytes are exactly
+/// what <see cref="ShardBuilder.BuildIdx"/> writes for the same record order, so this manifest equals that tool's.
 /// </summary>
 public sealed class JobDataset
 {
     /// <summary>The dataset name recorded in the manifest and sent as <c>extra["dataset"]</c>.</summary>
     public const string FashionMnistName = "fashion-mnist";
 
-    private readonly LabeledDataset _train;
     private readonly int[] _order;
 
-    private JobDataset(LabeledDataset train, LabeledDataset test, int[] order, ShardManifest manifest)
+    private JobDataset(TrainingDataset data, int[] order, ShardManifest manifest)
     {
-        _train = train;
+        Data = data;
         _order = order;
-        Test = test;
         Manifest = manifest;
         ManifestRoot = manifest.MerkleRoot.ToArray();
     }
+
+    /// <summary>Gets the dataset.</summary>
+    public TrainingDataset Data { get; }
 
     /// <summary>Gets the shard manifest of the training records.</summary>
     public ShardManifest Manifest { get; }
@@ -44,11 +45,13 @@ public sealed class JobDataset
     /// <summary>Gets the number of shards (≤ the count asked for when the records do not divide evenly).</summary>
     public int ShardCount => Manifest.Shards.Length;
 
-    /// <summary>Gets the training records.</summary>
-    public LabeledDataset Train => _train;
+    /// <summary>Gets the training records of a classification dataset.</summary>
+    /// <exception cref="InvalidOperationException">The dataset is not a <see cref="ClassificationDataset"/>.</exception>
+    public LabeledDataset Train => (Data as ClassificationDataset)?.Train ?? throw new InvalidOperationException($"dataset '{Data.Name}' is not a classification dataset.");
 
-    /// <summary>Gets the held-out test set (the coordinator's evaluation set).</summary>
-    public LabeledDataset Test { get; }
+    /// <summary>Gets the held-out test set of a classification dataset.</summary>
+    /// <exception cref="InvalidOperationException">The dataset is not a <see cref="ClassificationDataset"/>.</exception>
+    public LabeledDataset Test => (Data as ClassificationDataset)?.Test ?? throw new InvalidOperationException($"dataset '{Data.Name}' is not a classification dataset.");
 
     /// <summary>Loads Fashion-MNIST and cuts its 60 000 training images into shards.</summary>
     /// <param name="directory">The folder with the four IDX files; <see langword="null"/> for <see cref="FashionMnist.ResolveDefaultDirectory"/>.</param>
@@ -64,7 +67,7 @@ public sealed class JobDataset
     }
 
     /// <summary>
-    /// Cuts an in-memory dataset into shards. Features must be 8-bit pixels scaled as <c>x / 255</c> (as
+    /// Cuts an in-memory dataset into IDX shards. Features must be 8-bit pixels scaled as <c>x / 255</c> (as
     /// <see cref="LabeledDataset.FromIdx"/> produces), since shards are hashed as the IDX bytes they came from.
     /// </summary>
     /// <param name="name">The dataset name recorded in the manifest.</param>
@@ -74,30 +77,57 @@ public sealed class JobDataset
     /// <param name="seed">The seed of the record order before cutting.</param>
     /// <returns>The dataset.</returns>
     /// <exception cref="JobConfigurationException">The shard count is invalid or a feature is not an 8-bit pixel value.</exception>
-    public static JobDataset Create(string name, LabeledDataset train, LabeledDataset test, int shardCount, ulong seed)
+    public static JobDataset Create(string name, LabeledDataset train, LabeledDataset test, int shardCount, ulong seed) =>
+        Create(new ClassificationDataset(name, train, test, RecordEncoding.Idx), shardCount, seed);
+
+    /// <summary>Cuts any <see cref="TrainingDataset"/> into content-addressed shards.</summary>
+    /// <param name="data">The dataset.</param>
+    /// <param name="shardCount">The number of shards wanted (records per shard = ⌈records / shardCount⌉).</param>
+    /// <param name="seed">The seed of the record order before cutting (ignored for unshuffled datasets).</param>
+    /// <returns>The dataset.</returns>
+    /// <exception cref="JobConfigurationException">The shard count is invalid or the records cannot be encoded.</exception>
+    public static JobDataset Create(TrainingDataset data, int shardCount, ulong seed)
     {
-        ArgumentException.ThrowIfNullOrEmpty(name);
-        ArgumentNullException.ThrowIfNull(train);
-        ArgumentNullException.ThrowIfNull(test);
-        if (shardCount <= 0 || shardCount > train.Count)
+        ArgumentNullException.ThrowIfNull(data);
+        var count = data.RecordCount;
+        if (shardCount <= 0 || shardCount > count)
         {
-            throw new JobConfigurationException($"shard count {shardCount} must be between 1 and the {train.Count} training records.");
+            throw new JobConfigurationException($"shard count {shardCount} must be between 1 and the {count} training records of dataset '{data.Name}'.");
         }
 
-        var order = RecordOrder(train.Count, seed);
-        var perShard = (train.Count + shardCount - 1) / shardCount;
-        var per = train.FeaturesPerSample;
-        var shape = train.SampleShape.Length == 3 && train.SampleShape[0] == 1 ? train.SampleShape.RemoveAt(0) : train.SampleShape;
+        var order = data.ShuffleBeforeSharding ? RecordOrder(count, seed) : Enumerable.Range(0, count).ToArray();
+        var perShard = (count + shardCount - 1) / shardCount;
         var shards = ImmutableArray.CreateBuilder<ShardDescriptor>();
-        for (int start = 0, index = 0; start < train.Count; start += perShard, index++)
+        long unit = 0;
+        for (int start = 0, index = 0; start < count; start += perShard, index++)
         {
-            var n = Math.Min(perShard, train.Count - start);
-            var bytes = EncodeShard(train, order.AsSpan(start, n), shape.AsSpan(), per);
-            shards.Add(new ShardDescriptor(index, start, n, bytes.Length, [.. SHA256.HashData(bytes)]));
+            var n = Math.Min(perShard, count - start);
+            byte[] bytes;
+            try
+            {
+                bytes = data.EncodeRecords(order.AsSpan(start, n));
+            }
+            catch (ArgumentException ex)
+            {
+                throw new JobConfigurationException($"dataset '{data.Name}' shard {index}: {ex.Message}", ex);
+            }
+
+            var units = data.UnitCount(order.AsSpan(start, n), bytes);
+            shards.Add(new ShardDescriptor(index, unit, units, bytes.Length, [.. SHA256.HashData(bytes)]));
+            unit += units;
         }
 
-        var manifest = new ShardManifest(name, ShardKind.IdxRecords, perShard, train.Count, shape, true, OrderingName(seed), shards.ToImmutable());
-        return new JobDataset(train, test, order, manifest);
+        var kind = data.Encoding switch
+        {
+            RecordEncoding.Idx => ShardKind.IdxRecords,
+            RecordEncoding.Npy => ShardKind.NpyRecords,
+            _ => ShardKind.TextBytes,
+        };
+        var shardSize = kind == ShardKind.TextBytes ? Math.Max(1, shards.Max(s => s.Count)) : perShard;
+        var shape = kind == ShardKind.TextBytes ? [] : data.RecordShape.ToImmutableArray();
+        var ordering = data.ShuffleBeforeSharding ? OrderingName(seed) : "natural";
+        var manifest = new ShardManifest(data.Name, kind, shardSize, unit, shape, kind != ShardKind.TextBytes, ordering, shards.ToImmutable());
+        return new JobDataset(data, order, manifest);
     }
 
     /// <summary>Gets the record order used before cutting: a seeded permutation of the record indices.</summary>
@@ -140,16 +170,40 @@ public sealed class JobDataset
         var records = new List<int>();
         foreach (var id in shardIds)
         {
+            records.AddRange(RecordSpan(id).ToArray());
+        }
+
+        return [.. records];
+    }
+
+    /// <summary>
+    /// Reads this host's copy of the given shards through a <see cref="ShardReader"/> over <paramref name="manifest"/>
+    /// (the coordinator's): each shard's bytes must have the length and SHA-256 the manifest states.
+    /// </summary>
+    /// <param name="manifest">The authoritative manifest.</param>
+    /// <param name="shardIds">The shards to check.</param>
+    /// <exception cref="ShardIntegrityException">A shard differs; the exception names it.</exception>
+    /// <exception cref="JobConfigurationException">The manifests disagree on the shard count or a shard id is out of range.</exception>
+    public void VerifyShards(ShardManifest manifest, IReadOnlyList<int> shardIds)
+    {
+        ArgumentNullException.ThrowIfNull(manifest);
+        ArgumentNullException.ThrowIfNull(shardIds);
+        if (manifest.Shards.Length != ShardCount)
+        {
+            throw new JobConfigurationException(
+                $"the job's manifest of '{manifest.Name}' has {manifest.Shards.Length} shards but this host's copy of '{Data.Name}' cuts into {ShardCount}.");
+        }
+
+        var reader = new ShardReader(manifest, new LocalStore(this));
+        foreach (var id in shardIds)
+        {
             if ((uint)id >= (uint)ShardCount)
             {
                 throw new JobConfigurationException($"shard id {id} is outside [0, {ShardCount}) of dataset '{Manifest.Name}' (root {ManifestRootHex}).");
             }
 
-            var s = Manifest.Shards[id];
-            records.AddRange(_order.AsSpan((int)s.Start, (int)s.Count));
+            _ = reader.ReadVerified(id);
         }
-
-        return [.. records];
     }
 
     /// <summary>Creates the training batch source of the given shards (a worker's share of the round).</summary>
@@ -166,50 +220,35 @@ public sealed class JobDataset
             throw new JobConfigurationException("no shards were assigned: a batch source needs at least one shard.");
         }
 
-        return new ClassificationBatchSource(_train, RecordsOf(shardIds), batchSize, seed);
+        return Data.CreateTrainingSource(RecordsOf(shardIds), batchSize, seed);
     }
 
-    private static byte[] EncodeShard(LabeledDataset train, ReadOnlySpan<int> records, ReadOnlySpan<int> shape, int per)
+    /// <summary>Creates the held-out evaluation source.</summary>
+    /// <param name="batchSize">Samples per batch.</param>
+    /// <param name="maxSamples">At most this many samples (0: all).</param>
+    /// <returns>The source.</returns>
+    public IBatchSource CreateEvaluationSource(int batchSize, int maxSamples) => Data.CreateEvaluationSource(batchSize, maxSamples);
+
+    private ReadOnlySpan<int> RecordSpan(int id)
     {
-        var headerImages = 4 + (4 * (shape.Length + 1));
-        var headerLabels = 8;
-        var bytes = new byte[headerImages + (records.Length * per) + headerLabels + records.Length];
-        var span = bytes.AsSpan();
-        span[2] = 0x08;
-        span[3] = (byte)(shape.Length + 1);
-        BinaryPrimitives.WriteInt32BigEndian(span[4..], records.Length);
-        for (var i = 0; i < shape.Length; i++)
+        if ((uint)id >= (uint)ShardCount)
         {
-            BinaryPrimitives.WriteInt32BigEndian(span[(8 + (4 * i))..], shape[i]);
+            throw new JobConfigurationException($"shard id {id} is outside [0, {ShardCount}) of dataset '{Manifest.Name}' (root {ManifestRootHex}).");
         }
 
-        var pixels = span.Slice(headerImages, records.Length * per);
-        var features = train.Features;
-        for (var r = 0; r < records.Length; r++)
-        {
-            var src = features.AsSpan(records[r] * per, per);
-            var dst = pixels.Slice(r * per, per);
-            for (var j = 0; j < per; j++)
-            {
-                var v = MathF.Round(src[j] * 255f);
-                if (v < 0f || v > 255f || src[j] != (byte)v / 255f)
-                {
-                    throw new JobConfigurationException($"record {records[r]} feature {j} is {src[j]}, not an 8-bit pixel value / 255.");
-                }
+        // Shard i holds positions [i·perShard, …) of the order, whatever the manifest's unit.
+        var perShard = (Data.RecordCount + ShardCount - 1) / ShardCount;
+        var start = id * perShard;
+        return _order.AsSpan(start, Math.Min(perShard, Data.RecordCount - start));
+    }
 
-                dst[j] = (byte)v;
-            }
-        }
+    /// <summary>This host's shard bytes, encoded from its own copy of the data.</summary>
+    private sealed class LocalStore(JobDataset owner) : IShardStore
+    {
+        public string Describe(ShardDescriptor shard) => $"local copy of '{owner.Data.Name}' shard {shard.Index}";
 
-        var labels = span[(headerImages + pixels.Length)..];
-        labels[2] = 0x08;
-        labels[3] = 1;
-        BinaryPrimitives.WriteInt32BigEndian(labels[4..], records.Length);
-        for (var r = 0; r < records.Length; r++)
-        {
-            labels[8 + r] = (byte)train.Labels[records[r]];
-        }
+        public byte[] Read(ShardDescriptor shard) => owner.Data.EncodeRecords(owner.RecordSpan(shard.Index));
 
-        return bytes;
+        public ValueTask<byte[]> ReadAsync(ShardDescriptor shard, CancellationToken cancellationToken = default) => ValueTask.FromResult(Read(shard));
     }
 }

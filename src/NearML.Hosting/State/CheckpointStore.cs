@@ -20,6 +20,12 @@ public sealed record CoordinatorCheckpoint(long Round, long ParameterVersion, Pa
 /// </summary>
 public sealed class CheckpointStore : IAsyncDisposable
 {
+    /// <summary>The name of the checkpoint folder inside the state folder.</summary>
+    public const string FolderName = "checkpoints";
+
+    /// <summary>The suffix of a checkpoint being written (renamed away once it is durable).</summary>
+    public const string TemporarySuffix = ".tmp";
+
     private const string ParamPrefix = "param.";
     private const string MomentumPrefix = "outer_momentum.";
     private readonly CoordinatorStateStore _state;
@@ -31,7 +37,10 @@ public sealed class CheckpointStore : IAsyncDisposable
         Channel.CreateUnbounded<(CoordinatorCheckpoint?, TaskCompletionSource?)>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Task _writer;
 
-    /// <summary>Initializes the store and starts its writer.</summary>
+    /// <summary>
+    /// Initializes the store and starts its writer. Temporary files left by a write that failed or was interrupted
+    /// (<c>*.safetensors.tmp</c>) are removed first: they are never indexed, and on a full disk they keep it full.
+    /// </summary>
     /// <param name="directory">The checkpoint folder.</param>
     /// <param name="state">The index.</param>
     /// <param name="jobId">The job id written into the metadata.</param>
@@ -43,6 +52,7 @@ public sealed class CheckpointStore : IAsyncDisposable
         ArgumentException.ThrowIfNullOrEmpty(directory);
         ArgumentNullException.ThrowIfNull(state);
         Directory = System.IO.Directory.CreateDirectory(directory).FullName;
+        RemovedTemporaryFiles = RemoveTemporaryFiles(Directory);
         _state = state;
         _jobId = jobId;
         _keep = Math.Max(1, keep);
@@ -53,6 +63,9 @@ public sealed class CheckpointStore : IAsyncDisposable
 
     /// <summary>Gets the checkpoint folder.</summary>
     public string Directory { get; }
+
+    /// <summary>Gets the stale temporary files removed when the store was opened.</summary>
+    public IReadOnlyList<string> RemovedTemporaryFiles { get; }
 
     /// <summary>Gets the number of checkpoints written by this instance.</summary>
     public int Written { get; private set; }
@@ -109,22 +122,32 @@ public sealed class CheckpointStore : IAsyncDisposable
         };
 
         var path = Path.Combine(Directory, FileName(checkpoint.Round));
-        var temp = path + ".tmp";
+        var temp = path + TemporarySuffix;
         byte[] hash;
         long bytes;
-        using (var fs = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16))
+        try
         {
-            using (var hashing = new HashingStream(fs))
+            using (var fs = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16))
             {
-                SafeTensors.Write(hashing, combined, metadata);
-                hash = hashing.GetHash();
+                using (var hashing = new HashingStream(fs))
+                {
+                    SafeTensors.Write(hashing, combined, metadata);
+                    hash = hashing.GetHash();
+                }
+
+                fs.Flush(flushToDisk: true);
+                bytes = fs.Length;
             }
 
-            fs.Flush(flushToDisk: true);
-            bytes = fs.Length;
+            File.Move(temp, path, overwrite: true);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // A failed write (typically a full disk) must not leave its partial file behind: it would keep the disk full.
+            TryDelete(temp);
+            throw new IOException($"writing checkpoint of round {checkpoint.Round} to '{path}' failed: {ex.Message}", ex);
         }
 
-        File.Move(temp, path, overwrite: true);
         var record = new CheckpointRecord(checkpoint.Round, checkpoint.ParameterVersion, path, Convert.ToHexStringLower(hash), bytes);
         _state.RecordCheckpoint(record, _time.GetUtcNow().ToUnixTimeMilliseconds());
         Written++;
@@ -215,13 +238,49 @@ public sealed class CheckpointStore : IAsyncDisposable
                 {
                     Write(checkpoint);
                 }
-                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or Microsoft.Data.Sqlite.SqliteException or CoordinatorStateException)
+                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or CoordinatorStateException)
                 {
                     _onError?.Invoke(ex);
                 }
             }
 
             flushed?.TrySetResult();
+        }
+    }
+
+    /// <summary>Deletes the temporary files of interrupted or failed checkpoint writes in <paramref name="directory"/>.</summary>
+    /// <param name="directory">The checkpoint folder.</param>
+    /// <returns>The files removed.</returns>
+    public static IReadOnlyList<string> RemoveTemporaryFiles(string directory)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(directory);
+        if (!System.IO.Directory.Exists(directory))
+        {
+            return [];
+        }
+
+        var removed = new List<string>();
+        foreach (var file in System.IO.Directory.EnumerateFiles(directory, "*" + TemporarySuffix))
+        {
+            if (TryDelete(file))
+            {
+                removed.Add(file);
+            }
+        }
+
+        return removed;
+    }
+
+    private static bool TryDelete(string file)
+    {
+        try
+        {
+            File.Delete(file);
+            return true;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return false;
         }
     }
 
@@ -235,7 +294,7 @@ public sealed class CheckpointStore : IAsyncDisposable
                 File.Delete(all[i].Path);
                 _state.ForgetCheckpoint(all[i].Round);
             }
-            catch (IOException)
+            catch (Exception ex) when (ex is IOException or CoordinatorStateException)
             {
                 // Keep the index entry; the next prune tries again.
             }

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Microsoft.Extensions.Options;
+using NearML.Aggregation;
 using NearML.Core.Protocol;
 using NearML.Ledger;
 
@@ -95,11 +96,29 @@ public sealed class NearMLWorkerOptions
     public bool StopApplicationOnFatalError { get; set; }
 
     /// <summary>
+    /// Gets or sets a value indicating whether the worker stops the host application when the coordinator says the job is
+    /// complete (<see cref="WorkerState.Completed"/>), so a console worker exits (code 0) instead of idling; integrators that
+    /// host the worker inside a longer-lived service leave it off and watch <see cref="WorkerStatus"/> instead.
+    /// </summary>
+    /// <value>The default value is <see langword="false"/>.</value>
+    public bool StopApplicationOnCompletion { get; set; }
+
+    /// <summary>
     /// Gets or sets a value indicating whether to replace every pseudo-gradient by NaN before encoding. TEST ONLY: it exists so
     /// the coordinator's rejection of bad updates can be exercised end to end; never set it on a real worker.
     /// </summary>
     /// <value>The default value is <see langword="false"/>.</value>
     public bool InjectNanUpdate { get; set; }
+
+    /// <summary>
+    /// Gets or sets the worker's local floor for secure-aggregation rounds: the worker joins only the signed
+    /// (malicious-coordinator) variant with its own handshake key at its client id, a threshold and degree at least
+    /// <see cref="SecureAggregationPolicy.MinimumThreshold"/> / <see cref="SecureAggregationPolicy.MinimumDegree"/>, and a
+    /// (degree, threshold) that no split view can break with ⌊γn⌋ colluders (γ = <see cref="SecureAggregationPolicy.CorruptFraction"/>);
+    /// anything weaker is refused with the reason (see docs/secure-aggregation.md). Bound from <c>NearML:Worker:SecureAggregationMinimum</c>.
+    /// </summary>
+    /// <value>The default value is t ≥ 2, k ≥ 2, γ = 0.05, σ = 40 bits: the coordinator's own planning assumptions.</value>
+    public SecureAggregationPolicy SecureAggregationMinimum { get; set; } = new();
 
     /// <summary>Gets the identity key file path.</summary>
     internal string IdentityPath => Path.Combine(DataDirectory, "worker.key");
@@ -193,6 +212,15 @@ internal sealed class NearMLWorkerOptionsValidator : IValidateOptions<NearMLWork
         if (options.StopTimeout < TimeSpan.Zero)
         {
             errors.Add($"{S}:StopTimeout must not be negative; got {options.StopTimeout}.");
+        }
+
+        if (options.SecureAggregationMinimum is null)
+        {
+            errors.Add($"{S}:SecureAggregationMinimum is required.");
+        }
+        else
+        {
+            errors.AddRange(options.SecureAggregationMinimum.Problems().Select(p => $"{S}:SecureAggregationMinimum:{p}"));
         }
 
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);

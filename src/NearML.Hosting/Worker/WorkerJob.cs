@@ -4,9 +4,9 @@ using System.Security.Cryptography;
 using NearML.Core;
 using NearML.Core.Contracts;
 using NearML.Hosting.Jobs;
-using NearML.Training.Modules;
-using NearML.Training.Optim;
-using NearML.Training;
+using NearML.Sharding;
+using NearML.Training.Data;
+using NearML.Training.Engines;
 
 namespace NearML.Hosting.Worker;
 
@@ -14,22 +14,23 @@ namespace NearML.Hosting.Worker;
 internal sealed class WorkerFatalException(string message, Exception? innerException = null) : NearMLException(message, innerException);
 
 /// <summary>
-/// What the worker keeps for one job across rounds and reconnects: the model (built once per job), the global parameters it
-/// last downloaded (version + manifest root, so an unchanged version is not downloaded again), and the inner AdamW state
-/// (kept across rounds, reset when the worker rejoins).
+/// What the worker keeps for one job across rounds and reconnects: the model (built once per job through the
+/// <see cref="JobRegistry"/>), the global parameters it last downloaded (version + manifest root, so an unchanged version
+/// is not downloaded again), and the inner optimizer (kept across rounds, reset when the worker rejoins).
 /// </summary>
-internal sealed class WorkerJob
+internal sealed class WorkerJob : IDisposable
 {
-    private WorkerJob(string jobId, string architecture, string configJson, ulong seed, Model model, JobDataset dataset)
+    private WorkerJob(string jobId, string architecture, string configJson, string datasetKey, ulong seed, ITrainableModel model, JobDataset dataset)
     {
         JobId = jobId;
         Architecture = architecture;
         ConfigJson = configJson;
+        DatasetKey = datasetKey;
         Seed = seed;
         Model = model;
         Dataset = dataset;
-        Global = new ParameterSet(model.Parameters.Layout);
-        Delta = new ParameterSet(model.Parameters.Layout);
+        Global = new ParameterSet(model.Layout);
+        Delta = new ParameterSet(model.Layout);
     }
 
     public string JobId { get; }
@@ -38,9 +39,12 @@ internal sealed class WorkerJob
 
     public string ConfigJson { get; }
 
+    public string DatasetKey { get; }
+
     public ulong Seed { get; }
 
-    public Model Model { get; }
+    /// <summary>Gets the model through the engine-neutral contract (its host view of the parameters is <see cref="ITrainableModel.Parameters"/>).</summary>
+    public ITrainableModel Model { get; }
 
     public JobDataset Dataset { get; }
 
@@ -54,17 +58,14 @@ internal sealed class WorkerJob
 
     public byte[]? GlobalRoot { get; private set; }
 
-    public LocalTrainer? Trainer { get; private set; }
+    private InnerOptimizerSettings? _optimizer;
 
-    public double LearningRate { get; private set; }
-
-    public double WeightDecay { get; private set; }
-
-    /// <summary>Returns whether this job state fits <paramref name="assignment"/> (same job, model and seed).</summary>
+    /// <summary>Returns whether this job state fits <paramref name="assignment"/> (same job, model, dataset and seed).</summary>
     public bool Matches(JobAssignment assignment) =>
         assignment.JobId == JobId
         && assignment.Model.Architecture == Architecture
         && assignment.Model.ConfigJson == ConfigJson
+        && DatasetKeyOf(assignment) == DatasetKey
         && assignment.HyperParameters.Seed == Seed;
 
     /// <summary>Returns whether the worker already holds version <paramref name="version"/> with manifest root <paramref name="root"/>.</summary>
@@ -79,35 +80,53 @@ internal sealed class WorkerJob
         GlobalRoot = root.ToArray();
     }
 
-    /// <summary>Starts a fresh inner optimizer (on joining or rejoining).</summary>
-    public void ResetOptimizer() => Trainer = null;
+    /// <summary>Starts a fresh inner optimizer at the next round (on joining or rejoining).</summary>
+    public void ResetOptimizer() => _optimizer = null;
 
-    /// <summary>Gets the trainer, creating the inner AdamW when absent or when the hyper-parameters changed.</summary>
-    public LocalTrainer EnsureTrainer(double learningRate, double weightDecay)
+    /// <summary>Loads the global parameters into the model (host view, then the engine).</summary>
+    public void LoadGlobal()
     {
-        if (Trainer is null || LearningRate != learningRate || WeightDecay != weightDecay)
-        {
-            var optimizer = new AdamW(Model.Parameters.Layout, new AdamWOptions { LearningRate = learningRate, WeightDecay = weightDecay });
-            Trainer = new LocalTrainer(Model, optimizer);
-            LearningRate = learningRate;
-            WeightDecay = weightDecay;
-        }
-
-        return Trainer;
+        Model.Parameters.CopyFrom(Global);
+        Model.PushParameters();
     }
 
+    /// <summary>Makes sure the inner optimizer is the job's: a fresh one when absent or when the hyper-parameters changed.</summary>
+    public ITrainableModel EnsureTrainer(double learningRate, double weightDecay)
+    {
+        var settings = new InnerOptimizerSettings(LearningRate: learningRate, WeightDecay: weightDecay);
+        if (_optimizer is null || _optimizer != settings)
+        {
+            Model.ResetOptimizer(settings);
+            _optimizer = settings;
+        }
+
+        return Model;
+    }
+
+    public void Dispose() => Model.Dispose();
+
+    private static string DatasetKeyOf(JobAssignment assignment) =>
+        assignment.DatasetKey.Length > 0 ? assignment.DatasetKey.Trim().ToLowerInvariant() : JobDataset.FashionMnistName;
+
     /// <summary>
-    /// Builds the job state for an assignment: loads (or reuses) the dataset and checks its manifest root against the
-    /// assignment, builds the model through <see cref="ModelCatalog"/> and checks its layout against the assignment's.
+    /// Builds the job state for an assignment: loads (or reuses) the dataset through the registry and checks it against the
+    /// coordinator's manifest (its root, and each assigned shard's bytes through a <see cref="ShardReader"/>), builds the
+    /// model through the registry and checks its layout against the assignment's.
     /// </summary>
-    /// <exception cref="WorkerFatalException">The dataset or model does not match the coordinator's.</exception>
-    public static WorkerJob Create(JobAssignment assignment, string? datasetDirectory)
+    /// <exception cref="WorkerFatalException">The dataset or model is missing here or does not match the coordinator's.</exception>
+    public static WorkerJob Create(JobAssignment assignment, string? datasetDirectory, JobRegistry registry)
     {
         var hp = assignment.HyperParameters;
         var extra = hp.Extra;
-        if (extra.TryGetValue("dataset", out var datasetName) && !string.Equals(datasetName, "fashion-mnist", StringComparison.OrdinalIgnoreCase))
+        var datasetKey = DatasetKeyOf(assignment);
+        if (!registry.HasDataset(datasetKey))
         {
-            throw new WorkerFatalException($"job '{assignment.JobId}' trains on dataset '{datasetName}'; this worker only has 'fashion-mnist'");
+            throw new WorkerFatalException($"job '{assignment.JobId}' trains on dataset '{datasetKey}', which this worker has not registered (it has: {string.Join(", ", registry.DatasetKeys)})");
+        }
+
+        if (!registry.HasModel(assignment.Model.Architecture))
+        {
+            throw new WorkerFatalException($"job '{assignment.JobId}' trains model '{assignment.Model.Architecture}', which this worker has not registered (it has: {string.Join(", ", registry.ModelKeys)})");
         }
 
         if (!extra.TryGetValue("shard_count", out var shardText)
@@ -116,14 +135,42 @@ internal sealed class WorkerJob
             throw new WorkerFatalException($"job '{assignment.JobId}' gives no valid extra[\"shard_count\"] (got '{shardText}')");
         }
 
+        var datasetConfig = assignment.DatasetConfigJson.Length > 0 ? assignment.DatasetConfigJson : "{}";
         JobDataset dataset;
         try
         {
-            dataset = DatasetCache.Get(datasetDirectory, shardCount, hp.Seed);
+            dataset = DatasetCache.Get(registry, datasetKey, datasetConfig, datasetDirectory, shardCount, hp.Seed);
         }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidDataFormatException)
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or NearMLException)
         {
-            throw new WorkerFatalException($"cannot load Fashion-MNIST from '{datasetDirectory ?? "(default path)"}': {ex.Message}", ex);
+            throw new WorkerFatalException($"cannot load dataset '{datasetKey}' from '{datasetDirectory ?? "(default path)"}': {ex.Message}", ex);
+        }
+
+        if (assignment.DatasetManifest.Length > 0)
+        {
+            ShardManifest manifest;
+            try
+            {
+                manifest = ShardManifest.Parse(assignment.DatasetManifest.ToByteArray(), "the coordinator's manifest");
+            }
+            catch (InvalidDataFormatException ex)
+            {
+                throw new WorkerFatalException($"job '{assignment.JobId}' sends a dataset manifest that does not parse: {ex.Message}", ex);
+            }
+
+            try
+            {
+                dataset.VerifyShards(manifest, assignment.ShardIds.Select(static s => (int)s).ToArray());
+            }
+            catch (ShardIntegrityException ex)
+            {
+                throw new WorkerFatalException(
+                    $"refusing job '{assignment.JobId}': shard {ex.ShardIndex} of dataset '{datasetKey}' fails its integrity check against the coordinator's manifest (root {manifest.MerkleRootHex}): {ex.Message}", ex);
+            }
+            catch (JobConfigurationException ex)
+            {
+                throw new WorkerFatalException($"refusing job '{assignment.JobId}': {ex.Message}", ex);
+            }
         }
 
         if (extra.TryGetValue("manifest_root", out var expectedRoot))
@@ -136,48 +183,48 @@ internal sealed class WorkerJob
             }
         }
 
-        Model model;
+        ITrainableModel model;
         try
         {
-            model = ModelCatalog.Create(assignment.Model.Architecture, assignment.Model.ConfigJson, unchecked((int)hp.Seed));
+            model = registry.BuildModel(
+                assignment.Model.Architecture,
+                new ModelBuildContext(assignment.Model.ConfigJson, unchecked((int)hp.Seed), new InnerOptimizerSettings(LearningRate: hp.InnerLearningRate, WeightDecay: hp.WeightDecay)));
         }
         catch (JobConfigurationException ex)
         {
             throw new WorkerFatalException($"cannot build model '{assignment.Model.Architecture}' for job '{assignment.JobId}': {ex.Message}", ex);
         }
 
-        if (assignment.Model.Tensors.Count > 0)
+        try
         {
-            var expected = new ParameterLayout(assignment.Model.Tensors.Select(static t => (t.Name, t.Shape.ToArray())));
-            try
-            {
-                expected.EnsureSameAs(model.Parameters.Layout);
-            }
-            catch (LayoutMismatchException ex)
-            {
-                throw new WorkerFatalException($"the coordinator's parameter layout for '{assignment.Model.Architecture}' differs from this worker's: {ex.Message}", ex);
-            }
+            JobModel.EnsureLayout(assignment.Model, model.Layout);
+        }
+        catch (JobConfigurationException ex)
+        {
+            model.Dispose();
+            throw new WorkerFatalException($"the coordinator's parameter layout for '{assignment.Model.Architecture}' differs from this worker's: {ex.Message}", ex);
         }
 
-        return new WorkerJob(assignment.JobId, assignment.Model.Architecture, assignment.Model.ConfigJson, hp.Seed, model, dataset);
+        return new WorkerJob(assignment.JobId, assignment.Model.Architecture, assignment.Model.ConfigJson, datasetKey, hp.Seed, model, dataset);
     }
 
-    /// <summary>One load of the dataset files per process and (folder, shard count, seed), shared by every worker in the process.</summary>
+    /// <summary>One load of a dataset per process and (registry, key, configuration, folder, shard count, seed), shared by every worker in the process.</summary>
     private static class DatasetCache
     {
-        private static readonly ConcurrentDictionary<(string, int, ulong), Lazy<JobDataset>> Cache = new();
+        private static readonly ConcurrentDictionary<(JobRegistry, string, string, string, int, ulong), Lazy<JobDataset>> Cache = new();
 
-        public static JobDataset Get(string? directory, int shardCount, ulong seed)
+        public static JobDataset Get(JobRegistry registry, string key, string config, string? directory, int shardCount, ulong seed)
         {
-            var key = (directory is null ? string.Empty : Path.GetFullPath(directory), shardCount, seed);
-            var lazy = Cache.GetOrAdd(key, k => new Lazy<JobDataset>(() => JobDataset.LoadFashionMnist(directory, k.Item2, k.Item3)));
+            var k = (registry, key, config, directory is null ? string.Empty : Path.GetFullPath(directory), shardCount, seed);
+            var lazy = Cache.GetOrAdd(k, k => new Lazy<JobDataset>(() =>
+                JobDataset.Create(k.Item1.LoadDataset(k.Item2, new DatasetLoadContext(k.Item3, k.Item6, directory)), k.Item5, k.Item6)));
             try
             {
                 return lazy.Value;
             }
             catch
             {
-                Cache.TryRemove(new KeyValuePair<(string, int, ulong), Lazy<JobDataset>>(key, lazy));
+                Cache.TryRemove(new KeyValuePair<(JobRegistry, string, string, string, int, ulong), Lazy<JobDataset>>(k, lazy));
                 throw;
             }
         }

@@ -33,7 +33,8 @@ public sealed partial class WorkerService
         private async Task<PendingReceipt?> RunRelayRoundAsync(
             WorkerJob job, JobAssignment assignment, HyperParameters hp, int steps, DateTimeOffset deadline, CancellationToken stopping)
         {
-            var parameters = job.Model.Parameters;
+            var model = job.Model;
+            var parameters = model.Parameters;
             var collective = new RelayCollective(
                 owner._options.WorkerId, assignment.JobId, assignment.Round,
                 (m, ct) => connection.SendAsync(m, ct),
@@ -49,7 +50,6 @@ public sealed partial class WorkerService
             var epoch = 0;
             source.StartEpoch(epoch);
             var batch = source.CreateBatch();
-            var tape = new Tape();
             var start = Stopwatch.GetTimestamp();
             long samples = 0;
             double lossSum = 0;
@@ -75,16 +75,13 @@ public sealed partial class WorkerService
                         }
                     }
 
-                    tape.Reset();
-                    tape.GradEnabled = true;
-                    tape.Training = true;
-                    job.Model.ZeroGrad();
-                    var loss = job.Model.Loss(tape, batch);
-                    lastLoss = loss.Data[0];
-                    tape.Backward(loss);
+                    // The strategy updates the host view of the parameters; the engine computes the gradients.
+                    lastLoss = model.ComputeGradients(batch);
+                    model.PullGradients();
                     samples += batch.Count;
                     lossSum += (double)lastLoss * batch.Count;
-                    await strategy.StepAsync(job.Model.Gradients, batch.Count, round.Token).ConfigureAwait(false);
+                    await strategy.StepAsync(model.Gradients, batch.Count, round.Token).ConfigureAwait(false);
+                    model.PushParameters();
                     Status.SetProgress(step + 1, lastLoss);
                     if (Stopwatch.GetElapsedTime(lastProgress) >= ProgressInterval)
                     {
@@ -95,6 +92,11 @@ public sealed partial class WorkerService
                             round.Token).ConfigureAwait(false);
                     }
                 }
+            }
+            catch (NonFiniteValueException ex)
+            {
+                LogNonFinite(Logger, assignment.Round, ex.Message);
+                return null;
             }
             catch (RelayAbortedException ex)
             {

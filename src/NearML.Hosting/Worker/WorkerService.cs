@@ -14,6 +14,7 @@ using NearML.Core.Contracts.Aggregation;
 using NearML.Core.Protocol;
 using NearML.Enclave;
 using NearML.Hosting.Jobs;
+using NearML.Training.Engines;
 using NearML.Ledger;
 using NearML.Training.Tensors;
 
@@ -49,22 +50,26 @@ public sealed partial class WorkerService : BackgroundService
     private IAttestationEvidenceProvider? _evidence;
     private WorkerReceiptLog? _receipts;
     private WorkerJob? _job;
+    private readonly JobRegistry _registry;
 
     /// <summary>Initializes the service (use <c>AddNearMLWorker</c> rather than calling this).</summary>
     /// <param name="options">Validated options.</param>
     /// <param name="status">The shared status object.</param>
     /// <param name="loggerFactory">Logging.</param>
     /// <param name="timeProvider">The clock (deadlines, receipts); <see langword="null"/> for the system clock.</param>
-    /// <param name="lifetime">The host lifetime, used only when <see cref="NearMLWorkerOptions.StopApplicationOnFatalError"/> is set.</param>
+    /// <param name="lifetime">The host lifetime, used only when <see cref="NearMLWorkerOptions.StopApplicationOnFatalError"/> or <see cref="NearMLWorkerOptions.StopApplicationOnCompletion"/> is set.</param>
     /// <param name="metrics">The <c>NearML</c> meter's instruments, or <see langword="null"/> for no metrics.</param>
+    /// <param name="registry">The models and datasets this worker can train (<see langword="null"/>: the built-ins only).</param>
     public WorkerService(
         IOptions<NearMLWorkerOptions> options,
         WorkerStatus status,
         ILoggerFactory loggerFactory,
         TimeProvider? timeProvider = null,
         IHostApplicationLifetime? lifetime = null,
-        NearMLMetrics? metrics = null)
+        NearMLMetrics? metrics = null,
+        JobRegistry? registry = null)
     {
+        _registry = registry ?? JobRegistry.BuiltIn;
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(status);
         ArgumentNullException.ThrowIfNull(loggerFactory);
@@ -137,6 +142,11 @@ public sealed partial class WorkerService : BackgroundService
             {
                 _status.SetState(WorkerState.Completed);
                 LogCoordinatorFinished(_logger, ex.Message);
+                if (_options.StopApplicationOnCompletion)
+                {
+                    _lifetime?.StopApplication();
+                }
+
                 return;
             }
             catch (Exception ex) when (IsPermanent(ex))
@@ -294,7 +304,8 @@ public sealed partial class WorkerService : BackgroundService
                     WorkerId = options.WorkerId,
                     EvidenceProvider = owner._evidence,
                     Timeout = options.ConnectTimeout,
-                    Capabilities = CreateCapabilities(options),
+                    Capabilities = CreateCapabilities(options, owner._registry),
+                    LayoutFingerprint = job => owner.AnswerJob(job),
                 },
                 stopping).ConfigureAwait(false);
             backoff.Reset();
@@ -458,7 +469,8 @@ public sealed partial class WorkerService : BackgroundService
             var job = owner._job;
             if (job is null || !job.Matches(assignment))
             {
-                job = WorkerJob.Create(assignment, owner._options.DatasetDirectory);
+                job = WorkerJob.Create(assignment, owner._options.DatasetDirectory, owner._registry);
+                owner._job?.Dispose();
                 owner._job = job;
                 LogJobBuilt(Logger, assignment.JobId, assignment.Model.Architecture, job.Model.Parameters.Length);
             }
@@ -511,7 +523,7 @@ public sealed partial class WorkerService : BackgroundService
                 LogParametersDownloaded(Logger, assignment.ParameterVersion, downloaded, milliseconds);
             }
 
-            job.Model.Parameters.CopyFrom(job.Global);
+            job.LoadGlobal();
             if (hp.SyncStrategy != SyncStrategy.Diloco)
             {
                 return await RunRelayRoundAsync(job, assignment, hp, steps, deadline, stopping).ConfigureAwait(false);
@@ -572,7 +584,7 @@ public sealed partial class WorkerService : BackgroundService
         }
 
         private InnerResult Train(
-            WorkerJob job, NearML.Training.LocalTrainer trainer, int[] shards, int batchSize, ulong seed, DateTimeOffset deadline, InnerRun run, CancellationToken cancellationToken)
+            WorkerJob job, ITrainableModel trainer, int[] shards, int batchSize, ulong seed, DateTimeOffset deadline, InnerRun run, CancellationToken cancellationToken)
         {
             var source = job.Dataset.CreateBatchSource(shards, batchSize, seed);
             var epoch = 0;
@@ -673,6 +685,7 @@ public sealed partial class WorkerService : BackgroundService
                 throw new ProtocolException(ErrorCode.MalformedFrame, $"secure round {assignment.Round}: the assignment's secagg_* settings are missing or malformed: {ex.Message}", ex);
             }
 
+            job.Model.PullParameters();
             job.Delta.SetDifference(job.Global, job.Model.Parameters);
             if (owner._options.InjectNanUpdate)
             {
@@ -705,9 +718,19 @@ public sealed partial class WorkerService : BackgroundService
                 return null;
             }
 
+            // The worker's local floor: the signed (malicious-server) variant, its own identity at its id, and a (k, t) no
+            // weaker than NearMLWorkerOptions.SecureAggregationMinimum. A weaker proposal is refused, with the reason sent back.
+            var identity = owner._identity!;
+            if (owner._options.SecureAggregationMinimum.Check(config, clientId, identity.PublicKey.Span) is { } refusal)
+            {
+                LogSecureSkipped(Logger, assignment.Round, $"the coordinator's aggregation configuration was refused: {refusal}");
+                await SendEnvelopeAsync(assignment, new ClientMessage { JobId = config.JobId, Round = config.Round, Sender = clientId, Refusal = new NearML.Core.Contracts.Aggregation.Refusal { Reason = refusal } }, stopping).ConfigureAwait(false);
+                return null;
+            }
+
             var input = new uint[FixedPointEncoder.EncodedLength(job.Delta.Length)];
             encoder.Encode(job.Delta.Data, weight, input);
-            var client = new SecureAggregationClient(config, clientId, input);
+            var client = new SecureAggregationClient(config, clientId, input, identity);
             byte[]? maskedHash = null;
             var before = connection.BytesSent;
             await SendEnvelopeAsync(assignment, client.Start(), stopping).ConfigureAwait(false);
@@ -775,6 +798,7 @@ public sealed partial class WorkerService : BackgroundService
         private async Task<byte[]> SendUpdateAsync(WorkerJob job, JobAssignment assignment, HyperParameters hp, InnerResult result, CancellationToken stopping, string? encodingOverride = null)
         {
             var encoding = encodingOverride ?? (string.IsNullOrEmpty(hp.Compression) ? "int8" : hp.Compression);
+            job.Model.PullParameters();
             job.Delta.SetDifference(job.Global, job.Model.Parameters);
             if (owner._options.InjectNanUpdate)
             {
@@ -822,10 +846,12 @@ public sealed partial class WorkerService : BackgroundService
             return hash;
         }
 
-        private static WorkerCapabilities CreateCapabilities(NearMLWorkerOptions options)
+        private static WorkerCapabilities CreateCapabilities(NearMLWorkerOptions options, JobRegistry registry)
         {
             var capabilities = new WorkerCapabilities
             {
+                ModelKeys = { registry.ModelKeys },
+                DatasetKeys = { registry.DatasetKeys },
                 Device = $"cpu:{RuntimeInformation.ProcessArchitecture.ToString().ToLowerInvariant()}",
                 Software = $"NearML.Hosting/{typeof(WorkerService).Assembly.GetName().Version}",
                 MemoryBytes = (ulong)Math.Max(0, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes),

@@ -20,8 +20,8 @@ public static class WorkerServiceCollectionExtensions
     /// </summary>
     /// <param name="services">The service collection.</param>
     /// <param name="configure">Sets the options (at least <see cref="NearMLWorkerOptions.WorkerId"/>).</param>
-    /// <returns>The same collection.</returns>
-    public static IServiceCollection AddNearMLWorker(this IServiceCollection services, Action<NearMLWorkerOptions> configure)
+    /// <returns>A builder for the worker's models and datasets (<c>.AddModel(…)</c>, <c>.AddDataset(…)</c>).</returns>
+    public static NearMLWorkerBuilder AddNearMLWorker(this IServiceCollection services, Action<NearMLWorkerOptions> configure)
     {
         ArgumentNullException.ThrowIfNull(services);
         ArgumentNullException.ThrowIfNull(configure);
@@ -35,8 +35,8 @@ public static class WorkerServiceCollectionExtensions
     /// </summary>
     /// <param name="services">The service collection.</param>
     /// <param name="configuration">The configuration section holding the options.</param>
-    /// <returns>The same collection.</returns>
-    public static IServiceCollection AddNearMLWorker(this IServiceCollection services, IConfiguration configuration)
+    /// <returns>A builder for the worker's models and datasets.</returns>
+    public static NearMLWorkerBuilder AddNearMLWorker(this IServiceCollection services, IConfiguration configuration)
     {
         ArgumentNullException.ThrowIfNull(services);
         ArgumentNullException.ThrowIfNull(configuration);
@@ -44,8 +44,9 @@ public static class WorkerServiceCollectionExtensions
         return AddCore(services);
     }
 
-    private static IServiceCollection AddCore(IServiceCollection services)
+    private static NearMLWorkerBuilder AddCore(IServiceCollection services)
     {
+        NearMLBuilderExtensions.AddJobRegistry(services);
         services.AddOptions<NearMLWorkerOptions>().ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<NearMLWorkerOptions>, NearMLWorkerOptionsValidator>());
         services.TryAddSingleton<WorkerStatus>();
@@ -57,7 +58,8 @@ public static class WorkerServiceCollectionExtensions
             sp.GetRequiredService<ILoggerFactory>(),
             sp.GetService<TimeProvider>(),
             sp.GetService<IHostApplicationLifetime>(),
-            sp.GetService<IMeterFactory>() is null ? null : sp.GetRequiredService<NearMLMetrics>())));
-        return services;
+            sp.GetService<IMeterFactory>() is null ? null : sp.GetRequiredService<NearMLMetrics>(),
+            sp.GetRequiredService<NearML.Hosting.Jobs.JobRegistry>())));
+        return new NearMLWorkerBuilder(services);
     }
 }

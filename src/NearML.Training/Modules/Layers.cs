@@ -24,21 +24,42 @@ public sealed class Linear : Module
     public Linear(int inFeatures, int outFeatures, bool bias = true, int seed = 0)
         : this(new ParameterRegistry(), string.Empty, inFeatures, outFeatures, bias, InitScheme.Torch) => Registry.Complete(seed);
 
+    /// <summary>Creates a layer inside <paramref name="parent"/> (parameters <c>name.weight</c>, <c>name.bias</c> in the parent model's set).</summary>
+    /// <param name="parent">The enclosing module, still being built.</param>
+    /// <param name="name">The layer's name.</param>
+    /// <param name="inFeatures">Input features.</param>
+    /// <param name="outFeatures">Output features.</param>
+    /// <param name="bias">Whether to add a bias.</param>
+    /// <param name="init">The initialisation scheme.</param>
+    public Linear(Module parent, string name, int inFeatures, int outFeatures, bool bias = true, InitScheme init = InitScheme.Torch)
+        : base(parent, name)
+    {
+        (Weight, Bias) = Declare(Registry, this, inFeatures, outFeatures, bias, init);
+    }
+
     internal Linear(ParameterRegistry registry, string prefix, int inFeatures, int outFeatures, bool bias, InitScheme init)
         : base(registry, prefix)
+    {
+        (Weight, Bias) = Declare(registry, this, inFeatures, outFeatures, bias, init);
+    }
+
+    private static (Tensor Weight, Tensor? Bias) Declare(ParameterRegistry registry, Linear self, int inFeatures, int outFeatures, bool bias, InitScheme init)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(inFeatures);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(outFeatures);
         var bound = 1f / MathF.Sqrt(inFeatures);
-        Weight = init == InitScheme.Gpt
-            ? registry.Add(Name("weight"), [outFeatures, inFeatures], InitKind.Normal, 0.02f)
-            : registry.Add(Name("weight"), [outFeatures, inFeatures], InitKind.Uniform, bound);
+        var weight = init == InitScheme.Gpt
+            ? registry.Add(self.Name("weight"), [outFeatures, inFeatures], InitKind.Normal, 0.02f)
+            : registry.Add(self.Name("weight"), [outFeatures, inFeatures], InitKind.Uniform, bound);
+        Tensor? b = null;
         if (bias)
         {
-            Bias = init == InitScheme.Gpt
-                ? registry.Add(Name("bias"), [outFeatures], InitKind.Zeros, 0f)
-                : registry.Add(Name("bias"), [outFeatures], InitKind.Uniform, bound);
+            b = init == InitScheme.Gpt
+                ? registry.Add(self.Name("bias"), [outFeatures], InitKind.Zeros, 0f)
+                : registry.Add(self.Name("bias"), [outFeatures], InitKind.Uniform, bound);
         }
+
+        return (weight, b);
     }
 
     /// <summary>Gets the weight [out, in].</summary>
@@ -72,19 +93,37 @@ public sealed class Conv2d : Module
     public Conv2d(int inChannels, int outChannels, int kernelSize, int stride = 1, int padding = 0, int seed = 0)
         : this(new ParameterRegistry(), string.Empty, inChannels, outChannels, kernelSize, stride, padding) => Registry.Complete(seed);
 
+    /// <summary>Creates a convolution inside <paramref name="parent"/> (parameters <c>name.weight</c>, <c>name.bias</c>).</summary>
+    /// <param name="parent">The enclosing module, still being built.</param>
+    /// <param name="name">The layer's name.</param>
+    /// <param name="inChannels">Input channels.</param>
+    /// <param name="outChannels">Output channels.</param>
+    /// <param name="kernelSize">Kernel size.</param>
+    /// <param name="stride">Stride.</param>
+    /// <param name="padding">Zero padding.</param>
+    public Conv2d(Module parent, string name, int inChannels, int outChannels, int kernelSize, int stride = 1, int padding = 0)
+        : base(parent, name)
+    {
+        (Weight, Bias, Stride, Padding) = Declare(Registry, this, inChannels, outChannels, kernelSize, stride, padding);
+    }
+
     internal Conv2d(ParameterRegistry registry, string prefix, int inChannels, int outChannels, int kernelSize, int stride, int padding)
         : base(registry, prefix)
+    {
+        (Weight, Bias, Stride, Padding) = Declare(registry, this, inChannels, outChannels, kernelSize, stride, padding);
+    }
+
+    private static (Tensor Weight, Tensor Bias, int Stride, int Padding) Declare(ParameterRegistry registry, Conv2d self, int inChannels, int outChannels, int kernelSize, int stride, int padding)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(inChannels);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(outChannels);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(kernelSize);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(stride);
         ArgumentOutOfRangeException.ThrowIfNegative(padding);
-        Stride = stride;
-        Padding = padding;
         var bound = 1f / MathF.Sqrt(inChannels * kernelSize * kernelSize);
-        Weight = registry.Add(Name("weight"), [outChannels, inChannels, kernelSize, kernelSize], InitKind.Uniform, bound);
-        Bias = registry.Add(Name("bias"), [outChannels], InitKind.Uniform, bound);
+        var weight = registry.Add(self.Name("weight"), [outChannels, inChannels, kernelSize, kernelSize], InitKind.Uniform, bound);
+        var b = registry.Add(self.Name("bias"), [outChannels], InitKind.Uniform, bound);
+        return (weight, b, stride, padding);
     }
 
     /// <summary>Gets the filters [O, C, k, k].</summary>
@@ -118,6 +157,18 @@ public sealed class LayerNorm : Module
     /// <param name="features">The normalised dimension.</param>
     public LayerNorm(int features)
         : this(new ParameterRegistry(), string.Empty, features) => Registry.Complete(0);
+
+    /// <summary>Creates a layer inside <paramref name="parent"/> (parameters <c>name.weight</c> = 1, <c>name.bias</c> = 0).</summary>
+    /// <param name="parent">The enclosing module, still being built.</param>
+    /// <param name="name">The layer's name.</param>
+    /// <param name="features">The normalised dimension.</param>
+    public LayerNorm(Module parent, string name, int features)
+        : base(parent, name)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(features);
+        Weight = Registry.Add(Name("weight"), [features], InitKind.Ones, 0f);
+        Bias = Registry.Add(Name("bias"), [features], InitKind.Zeros, 0f);
+    }
 
     internal LayerNorm(ParameterRegistry registry, string prefix, int features)
         : base(registry, prefix)
@@ -156,6 +207,20 @@ public sealed class Embedding : Module
     /// <param name="seed">The initialisation seed.</param>
     public Embedding(int count, int dim, int seed = 0)
         : this(new ParameterRegistry(), string.Empty, count, dim, InitScheme.Torch) => Registry.Complete(seed);
+
+    /// <summary>Creates a table inside <paramref name="parent"/> (parameter <c>name.weight</c>).</summary>
+    /// <param name="parent">The enclosing module, still being built.</param>
+    /// <param name="name">The table's name.</param>
+    /// <param name="count">The number of rows.</param>
+    /// <param name="dim">The embedding size.</param>
+    /// <param name="init"><see cref="InitScheme.Torch"/>: N(0, 1); <see cref="InitScheme.Gpt"/>: N(0, 0.02).</param>
+    public Embedding(Module parent, string name, int count, int dim, InitScheme init = InitScheme.Torch)
+        : base(parent, name)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(count);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(dim);
+        Weight = Registry.Add(Name("weight"), [count, dim], InitKind.Normal, init == InitScheme.Gpt ? 0.02f : 1f);
+    }
 
     internal Embedding(ParameterRegistry registry, string prefix, int count, int dim, InitScheme init)
         : base(registry, prefix)

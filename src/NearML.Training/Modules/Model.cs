@@ -7,10 +7,25 @@ namespace NearML.Training.Modules;
 /// <summary>A trainable model: maps a <see cref="Batch"/> to logits [rows, classes] scored against the batch's targets.</summary>
 public abstract class Model : Module
 {
+    /// <summary>Starts a model with its own, still empty parameter set: declare layers and parameters in the derived
+    /// constructor, then call <see cref="InitializeParameters"/>.</summary>
+    protected Model()
+        : base(new ParameterRegistry(), string.Empty)
+    {
+    }
+
     private protected Model(ParameterRegistry registry)
         : base(registry, string.Empty)
     {
     }
+
+    /// <summary>Allocates the model's parameter and gradient sets (one contiguous buffer each, in declaration order)
+    /// and initialises every declared parameter from a generator seeded with <paramref name="seed"/>. Call it once, at
+    /// the end of the derived constructor.</summary>
+    /// <param name="seed">The initialisation seed: equal seeds give bit-identical parameters.</param>
+    /// <exception cref="InvalidOperationException">The parameters are already initialised, or the model declares none
+    /// (a model with no trainable parameters cannot be trained or synchronised).</exception>
+    protected void InitializeParameters(int seed) => Registry.Complete(seed);
 
     /// <summary>Gets the number of classes (the logits' last dimension).</summary>
     public abstract int Classes { get; }
@@ -55,7 +70,12 @@ public abstract class Model : Module
         return correct;
     }
 
-    private protected static void CheckFeatures(Batch batch, int features)
+    /// <summary>Checks that <paramref name="batch"/> has <paramref name="features"/> features per sample and a valid count.</summary>
+    /// <param name="batch">The batch.</param>
+    /// <param name="features">The features the model takes per sample.</param>
+    /// <exception cref="ShapeMismatchException">The batch has another feature count.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">The batch count is outside [1, Capacity].</exception>
+    protected static void CheckFeatures(Batch batch, int features)
     {
         ArgumentNullException.ThrowIfNull(batch);
         if (batch.FeaturesPerSample != features)

@@ -186,6 +186,7 @@ public sealed class CoordinatorRoundTests
             o.Rounds = 3;
             o.OuterLearningRate = 0.5;
             o.OuterMomentum = 0.9;
+            o.BatchSize = 64; // H × batch = 320 samples: both claims below stand (weights are capped at what the assignment allows)
         });
         await using var a = await FakeWorker.StartAsync(c, "alpha", deltaValue: 0.01f, samples: 100);
         await using var b = await FakeWorker.StartAsync(c, "bravo", deltaValue: 0.04f, samples: 300);

@@ -30,8 +30,7 @@ public sealed class WorkerSecureAggregationTests
         const uint steps = 2;
         var job = TestJob.Instance;
         var encoder = new FixedPointEncoder(0.5f, 16, clients, (int)steps);
-        var config = AggregationRound.CreateConfig(
-            TestJob.JobId, 1, AggregationProtocol.Secagg, clients, FixedPointEncoder.EncodedLength(job.Parameters.Length), encoder.RingBits);
+        AggregationConfig config = null!;
         await using var coordinator = new FakeCoordinator();
         var workers = new List<WorkerTestHost>();
         var sessions = new FakeSession[clients];
@@ -51,6 +50,10 @@ public sealed class WorkerSecureAggregationTests
                 sessions[id] = session;
             }
 
+            // The signed variant with each worker's handshake key, as the coordinator creates it (workers refuse anything weaker).
+            config = AggregationRound.CreateConfig(
+                TestJob.JobId, 1, AggregationProtocol.Secagg, clients, FixedPointEncoder.EncodedLength(job.Parameters.Length), encoder.RingBits,
+                identityKeys: sessions.Select(s => s.Worker.PublicKey.ToArray()).ToArray());
             for (uint i = 0; i < clients; i++)
             {
                 var assignment = job.Assignment(round: 1, steps: steps);

@@ -38,6 +38,25 @@ internal sealed class ParameterRegistry
 
     public void Complete(int seed)
     {
+        if (Parameters is not null)
+        {
+            throw new InvalidOperationException("The model's parameters are already initialised.");
+        }
+
+        if (_entries.Count == 0)
+        {
+            throw new InvalidOperationException("The model declares no trainable parameters: a model needs at least one parameter (AddParameter or a layer) before InitializeParameters.");
+        }
+
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var e in _entries)
+        {
+            if (!names.Add(e.Name))
+            {
+                throw new InvalidOperationException($"The model declares the parameter '{e.Name}' twice.");
+            }
+        }
+
         var tuples = new (string Name, int[] Shape)[_entries.Count];
         for (var i = 0; i < tuples.Length; i++)
         {

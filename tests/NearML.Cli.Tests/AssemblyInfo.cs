@@ -1,0 +1,2 @@
+// Each test starts short-lived child processes; two cores are shared by everything.
+[assembly: DoNotParallelize]
