@@ -87,6 +87,7 @@ public sealed class NearRpcTestServer : IDisposable
     private readonly List<(string Receiver, UInt128 Amount, string Memo)> _ftTransfers = new();
     private readonly List<(string Receiver, UInt128 Amount)> _nativeTransfers = new();
     private readonly List<string> _failures = new();
+    private readonly List<string> _requests = new();
     private readonly Task _loop;
     private ulong _height = 1000;
     private ulong _final = 1000;
@@ -213,6 +214,9 @@ public sealed class NearRpcTestServer : IDisposable
     public int ExecutedTransactions { get { lock (_gate) { return _executions.Count; } } }
 
     public int MaxExecutionsOfOneTransaction { get { lock (_gate) { return _executions.Count == 0 ? 0 : _executions.Values.Max(); } } }
+
+    /// <summary>Gets the body of every request received, in order.</summary>
+    public IReadOnlyList<string> Requests { get { lock (_gate) { return _requests.ToList(); } } }
 
     /// <summary>Gets the exceptions this server threw while handling requests (a bug in the server; expected empty).</summary>
     public IReadOnlyList<string> Failures { get { lock (_gate) { return _failures.ToList(); } } }
@@ -402,6 +406,7 @@ public sealed class NearRpcTestServer : IDisposable
         lock (_gate)
         {
             RequestCount++;
+            _requests.Add(body);
             ProduceBlock(); // one block per request
             try
             {
