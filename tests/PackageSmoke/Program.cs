@@ -16,6 +16,11 @@ var root = Path.Combine(Path.GetTempPath(), "nearml-package-smoke-" + Guid.NewGu
 var data = WriteSyntheticFashionMnist(Path.Combine(root, "data"), 600, 100);
 var version = typeof(NearMLCoordinatorOptions).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion;
 Console.WriteLine($"NearML.Hosting {version}");
+if (args.Length > 0 && (version is null || !(version == args[0] || version.StartsWith(args[0] + "+", StringComparison.Ordinal))))
+{
+    Console.Error.WriteLine($"the assembly's informational version {version} does not match the package version {args[0]}");
+    return 1;
+}
 
 using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(90));
 var coordinatorBuilder = NewBuilder();

@@ -13,6 +13,21 @@ feed="$work/feed"
 echo "packing into $feed"
 dotnet pack "$repo/nuget/NearML.Packages.slnf" -c Release -o "$feed" -nologo -v q >"$work/pack.log" 2>&1 \
   || { echo "dotnet pack failed:"; tail -30 "$work/pack.log"; exit 1; }
+# every package carries its icon, its README, a license expression, the repository (SourceLink) and a symbols package
+for pkg in "$repo"/src/*/; do
+  id=$(basename "$pkg")
+  nupkg=$(ls "$feed/$id".[0-9]*.nupkg 2>/dev/null | head -1)
+  [ -n "$nupkg" ] || { echo "$id: no .nupkg produced"; exit 1; }
+  [ -f "${nupkg%.nupkg}.snupkg" ] || { echo "$id: no .snupkg produced"; exit 1; }
+  files=$(unzip -Z1 "$nupkg")
+  nuspec=$(unzip -p "$nupkg" "$id.nuspec")
+  for f in icon.png README.md "lib/net10.0/$id.dll" "lib/net10.0/$id.xml"; do
+    grep -qx "$f" <<<"$files" || { echo "$id: $f missing from $(basename "$nupkg")"; exit 1; }
+  done
+  for t in '<icon>icon.png</icon>' '<readme>README.md</readme>' '<license type="expression">MIT</license>' '<repository type="git" url="https://'; do
+    grep -qF "$t" <<<"$nuspec" || { echo "$id: the nuspec lacks $t"; exit 1; }
+  done
+done
 version=$(ls "$feed" | sed -nE 's/^NearML\.Hosting\.([0-9][^ ]*)\.nupkg$/\1/p' | head -1)
 [ -n "$version" ] || { echo "no NearML.Hosting package in $feed"; ls "$feed"; exit 1; }
 
@@ -43,4 +58,4 @@ dotnet build "$app/PackageSmoke.csproj" -c Release -p:NearMLVersion="$version" -
   || { echo "restore/build of the package consumer failed:"; tail -30 "$work/build.log"; exit 1; }
 grep -q "NearML.Hosting/$version" "$app/obj/project.assets.json" \
   || { echo "the consumer did not resolve NearML.Hosting $version from the local feed"; exit 1; }
-dotnet "$app/bin/Release/net10.0/PackageSmoke.dll"
+dotnet "$app/bin/Release/net10.0/PackageSmoke.dll" "$version"
