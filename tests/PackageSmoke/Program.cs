@@ -7,6 +7,7 @@ using System.Reflection;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using NearML.Hosting;
 using NearML.Hosting.Coordinator;
 using NearML.Hosting.Worker;
 
