@@ -21,6 +21,10 @@ namespace NearML.TorchSharp.Tests;
 public sealed class MixedEngineTlsTests
 {
     private const string Config = """{"hidden":128}""";
+    private const int Rounds = 10;
+    private const int InnerSteps = 25;
+    private const int BatchSize = 64;
+    private static long _torchSteps;
     private static readonly TimeSpan Timeout = TimeSpan.FromMinutes(4);
 
     public TestContext TestContext { get; set; } = null!;
@@ -39,7 +43,9 @@ public sealed class MixedEngineTlsTests
 
         var sw = Stopwatch.StartNew();
         var managed = await RunAsync(torchWorkers: 0);
+        Assert.AreEqual(0, Interlocked.Read(ref _torchSteps));
         var mixed = await RunAsync(torchWorkers: 2);
+        Assert.IsTrue(Interlocked.Read(ref _torchSteps) >= 2L * Rounds * InnerSteps, $"the TorchSharp workers trained through LibTorch ({_torchSteps} steps)");
         TestContext.WriteLine($"4 managed: {managed:P2}; 2 managed + 2 TorchSharp: {mixed:P2}; {sw.Elapsed.TotalSeconds:F0} s");
         Console.WriteLine($"4 managed: {managed:P2}; 2 managed + 2 TorchSharp: {mixed:P2}; {sw.Elapsed.TotalSeconds:F0} s");
         Assert.IsTrue(managed > 0.75, $"the recipe trains: {managed:P2}");
@@ -60,13 +66,13 @@ public sealed class MixedEngineTlsTests
             o.Model = "mlp";
             o.ModelConfigJson = Config;
             o.MinWorkers = 4;
-            o.Rounds = MixedEngineInProcessTests.Rounds;
-            o.InnerSteps = MixedEngineInProcessTests.InnerSteps;
-            o.BatchSize = MixedEngineInProcessTests.BatchSize;
+            o.Rounds = Rounds;
+            o.InnerSteps = InnerSteps;
+            o.BatchSize = BatchSize;
             o.InnerLearningRate = 1e-3;
             o.WeightDecay = 0.01;
             o.Compression = "fp32";
-            o.EvaluateEveryRounds = MixedEngineInProcessTests.Rounds;
+            o.EvaluateEveryRounds = Rounds;
             o.EvaluationSamples = 0; // the whole test set
             o.RoundTimeout = TimeSpan.FromMinutes(3);
             o.HeartbeatInterval = TimeSpan.FromSeconds(2);
@@ -142,7 +148,7 @@ public sealed class MixedEngineTlsTests
                 using var doc = JsonDocument.Parse(ctx.ConfigJson);
                 int Get(string name, int fallback) => doc.RootElement.TryGetProperty(name, out var v) ? v.GetInt32() : fallback;
                 var (inputs, hidden, classes) = (Get("inputs", 784), Get("hidden", 256), Get("classes", 10));
-                return TorchSharpTrainableModel.Create(ctx with { Threads = 1 }, () => TorchModels.Mlp(inputs, hidden, classes));
+                return new CountingModel(TorchSharpTrainableModel.Create(ctx with { Threads = 1 }, () => TorchModels.Mlp(inputs, hidden, classes)));
             });
         }
 
@@ -150,5 +156,43 @@ public sealed class MixedEngineTlsTests
         using var cts = new CancellationTokenSource(Timeout);
         await host.StartAsync(cts.Token);
         return host;
+    }
+
+    /// <summary>Counts the LibTorch steps, so the test knows the TorchSharp engine really trained.</summary>
+    private sealed class CountingModel(ITrainableModel inner) : ITrainableModel
+    {
+        public string Engine => inner.Engine;
+
+        public NearML.Core.ParameterLayout Layout => inner.Layout;
+
+        public NearML.Core.ParameterSet Parameters => inner.Parameters;
+
+        public NearML.Core.ParameterSet Gradients => inner.Gradients;
+
+        public void PullParameters() => inner.PullParameters();
+
+        public void PushParameters() => inner.PushParameters();
+
+        public void PullGradients() => inner.PullGradients();
+
+        public void PushGradients() => inner.PushGradients();
+
+        public float ComputeGradients(Batch batch)
+        {
+            Interlocked.Increment(ref _torchSteps);
+            return inner.ComputeGradients(batch);
+        }
+
+        public void OptimizerStep() => inner.OptimizerStep();
+
+        public NearML.Training.EvaluationResult Evaluate(IBatchSource source, CancellationToken cancellationToken = default) => inner.Evaluate(source, cancellationToken);
+
+        public void ResetOptimizer(InnerOptimizerSettings settings) => inner.ResetOptimizer(settings);
+
+        public NearML.Training.Optim.OptimizerState ExportOptimizerState() => inner.ExportOptimizerState();
+
+        public void ImportOptimizerState(NearML.Training.Optim.OptimizerState state) => inner.ImportOptimizerState(state);
+
+        public void Dispose() => inner.Dispose();
     }
 }
