@@ -6,6 +6,7 @@ using NearML.Core;
 using NearML.Core.Collectives;
 using NearML.Sharding;
 using NearML.Training.Data;
+using NearML.Training.Engines;
 using NearML.Training.Kernels;
 using NearML.Training.Modules;
 using NearML.Training.Optim;
@@ -180,27 +181,30 @@ internal static class Simulator
         };
 
         var models = new Model[cfg.Workers];
+        var engines = new ManagedTrainableModel[cfg.Workers];
         var innerOptimizers = new Optimizer[cfg.Workers];
         for (var w = 0; w < cfg.Workers; w++)
         {
             models[w] = Create();
             parameterCount = models[w].Parameters.Length;
             var inner = new AdamW(models[w].Parameters.Layout, new AdamWOptions { LearningRate = cfg.Lr, WeightDecay = 0 });
+
+            // The strategies see the model only through the training contract: its host ParameterSets.
+            engines[w] = new ManagedTrainableModel(models[w], inner, checkGradients: false);
             var ep = group.Join("w" + w.ToString("D2", CultureInfo.InvariantCulture));
             endpoints[w] = [ep];
-            strategies[w] = MakeStrategy(ep, models[w].Parameters, inner);
+            strategies[w] = MakeStrategy(ep, engines[w].Parameters, inner);
             innerOptimizers[w] = inner;
         }
 
         long samplesTotal = 0;
         var tasks = Enumerable.Range(0, cfg.Workers).Select(w => Task.Run(async () =>
         {
-            var m = models[w];
+            var m = engines[w];
             IBatchSource source = isText
                 ? new TextWindowBatchSource(Slice(corpus!.Train, w, cfg.Workers), cfg.Batch, 64, 1000, (ulong)(cfg.Seed * 1000 + w))
                 : new ClassificationBatchSource(images!.Train, shards[w], cfg.Batch, (ulong)(cfg.Seed * 1000 + w));
             var b = source.CreateBatch();
-            var tape = new Tape();
             var epoch = 0;
             source.StartEpoch(epoch);
             var s = strategies[w];
@@ -231,12 +235,8 @@ internal static class Simulator
                 await gate.WaitAsync(ct);
                 try
                 {
-                    tape.Reset();
-                    tape.GradEnabled = true;
-                    tape.Training = true;
-                    m.ZeroGrad();
-                    var loss = m.Loss(tape, b);
-                    tape.Backward(loss);
+                    m.ComputeGradients(b);
+                    m.PullGradients();
                 }
                 finally
                 {
@@ -245,6 +245,7 @@ internal static class Simulator
 
                 Interlocked.Add(ref samplesTotal, b.Count);
                 await s.StepAsync(m.Gradients, b.Count, ct);
+                m.PushParameters();
                 t++;
                 if (s is DiLoCoStrategy d1)
                 {

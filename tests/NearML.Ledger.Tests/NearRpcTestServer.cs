@@ -87,6 +87,7 @@ public sealed class NearRpcTestServer : IDisposable
     private readonly List<(string Receiver, UInt128 Amount, string Memo)> _ftTransfers = new();
     private readonly List<(string Receiver, UInt128 Amount)> _nativeTransfers = new();
     private readonly List<string> _failures = new();
+    private readonly List<string> _requests = new();
     private readonly Task _loop;
     private ulong _height = 1000;
     private ulong _final = 1000;
@@ -96,10 +97,22 @@ public sealed class NearRpcTestServer : IDisposable
         TokenContract = tokenContract;
         AnchorContract = anchorContract;
         ValidityPeriod = validityPeriod;
-        int port = FreePort();
-        Endpoint = new Uri($"http://127.0.0.1:{port}/");
-        _listener.Prefixes.Add(Endpoint.ToString());
-        _listener.Start();
+        for (int attempt = 0; ; attempt++)
+        {
+            // The port is free when picked but may be taken before Start (tests run in parallel): pick another.
+            Endpoint = new Uri($"http://127.0.0.1:{FreePort()}/");
+            _listener.Prefixes.Add(Endpoint.ToString());
+            try
+            {
+                _listener.Start();
+                break;
+            }
+            catch (HttpListenerException) when (attempt < 10)
+            {
+                _listener.Prefixes.Clear();
+            }
+        }
+
         _loop = Task.Run(LoopAsync);
     }
 
@@ -202,6 +215,9 @@ public sealed class NearRpcTestServer : IDisposable
 
     public int MaxExecutionsOfOneTransaction { get { lock (_gate) { return _executions.Count == 0 ? 0 : _executions.Values.Max(); } } }
 
+    /// <summary>Gets the body of every request received, in order.</summary>
+    public IReadOnlyList<string> Requests { get { lock (_gate) { return _requests.ToList(); } } }
+
     /// <summary>Gets the exceptions this server threw while handling requests (a bug in the server; expected empty).</summary>
     public IReadOnlyList<string> Failures { get { lock (_gate) { return _failures.ToList(); } } }
 
@@ -236,6 +252,25 @@ public sealed class NearRpcTestServer : IDisposable
         }
     }
 
+    /// <summary>Forgets every queued fault and raw answer.</summary>
+    public void ClearFaults()
+    {
+        lock (_gate)
+        {
+            _faults.Clear();
+            _raw.Clear();
+        }
+    }
+
+    /// <summary>Gets the key's nonce in the head state.</summary>
+    public ulong AccessKeyNonce(string account, NearPublicKey key)
+    {
+        lock (_gate)
+        {
+            return CurrentNonce(account, key);
+        }
+    }
+
     /// <summary>Answers the next call of <paramref name="method"/> with exactly these bytes ("{id}" is replaced by the request id), after an optional delay.</summary>
     public void InjectRaw(string method, int status, string body, TimeSpan delay = default)
     {
@@ -264,8 +299,14 @@ public sealed class NearRpcTestServer : IDisposable
 
     public void Dispose()
     {
-        _listener.Stop();
-        _listener.Close();
+        try
+        {
+            _listener.Close(); // stops and releases the prefix (Stop then Close can re-bind and fail with "address in use")
+        }
+        catch (HttpListenerException)
+        {
+        }
+
         try
         {
             _loop.GetAwaiter().GetResult();
@@ -365,6 +406,7 @@ public sealed class NearRpcTestServer : IDisposable
         lock (_gate)
         {
             RequestCount++;
+            _requests.Add(body);
             ProduceBlock(); // one block per request
             try
             {
@@ -532,6 +574,7 @@ public sealed class NearRpcTestServer : IDisposable
 
         if (!recent)
         {
+
             return "\"Expired\"";
         }
 

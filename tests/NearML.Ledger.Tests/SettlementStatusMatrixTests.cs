@@ -151,4 +151,48 @@ public sealed class SettlementStatusMatrixTests
         Assert.IsTrue(Stored().All(t => t.Nonce == attempt0.Nonce), context);
         Assert.IsEmpty(server.Failures, string.Join("\n", server.Failures));
     }
+
+    [TestMethod]
+    public async Task At_the_attempt_cap_a_replaced_attempt_that_landed_is_still_recorded()
+    {
+        using var server = new NearRpcTestServer();
+        using NearKeyPair key = NearKeyPair.FromSeed(SHA256.HashData("cap-payer"u8));
+        server.AddAccount("payer.testnet", Rich, key.PublicKey);
+        server.AddAccount("w0.testnet", 0);
+        server.AdvanceBlocks(5);
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(20) };
+        var client = new NearRpcClient(http, new NearRpcClientOptions { Endpoint = server.Endpoint, MaxRetries = 0 });
+        using NearCredentials creds = NearCredentials.FromSecretKey("payer.testnet", key.ExportSecretKey());
+        WorkerPayout[] payouts = [new("w0.testnet", 1, Amount)];
+        string path = TestData.TempFile("cap.db");
+        var options = new SettlementOptions { MaxAttemptsPerSlot = 2 };
+
+        // Attempt 0 reaches the pool; the node then calls it and its same-nonce successor expired.
+        server.Frozen = true;
+        server.Inject(NearFault.AcceptThenTimeout, NearFault.Expired, NearFault.Expired);
+        using (var store = new SettlementStore(path))
+        {
+            var settler = new NearSettler(client, store, creds, options);
+            Assert.IsTrue((await Assert.ThrowsExactlyAsync<SettlementException>(() => settler.SettleAsync(1, Root, payouts))).IsTransient);
+            var twice = await Assert.ThrowsExactlyAsync<SettlementException>(() => settler.SettleAsync(1, Root, payouts));
+            StringAssert.Contains(twice.Message, "in a row expired");
+            var capped = await Assert.ThrowsExactlyAsync<SettlementException>(() => settler.SettleAsync(1, Root, payouts));
+            Assert.IsFalse(capped.IsTransient, capped.Message);
+            Assert.IsTrue(store.GetTransactions(1).All(t => t.State == SettlementTxState.Replaced), string.Join(", ", store.GetTransactions(1)));
+        }
+
+        // The pool's copy of attempt 0 lands after all: the capped settlement finds and records it.
+        server.Frozen = false;
+        server.AdvanceBlocks(8);
+        using (var store = new SettlementStore(path))
+        {
+            SettlementResult r = await new NearSettler(client, store, creds, options).SettleAsync(1, Root, payouts);
+            Assert.IsTrue(r.Settled);
+            Assert.AreEqual(0, r.Transactions.Single().Attempt);
+            Assert.AreEqual(SettlementTxState.Succeeded, r.Transactions.Single().State);
+        }
+
+        Assert.AreEqual(Amount, server.Balance("w0.testnet"));
+        Assert.HasCount(1, server.NativeTransfers);
+    }
 }

@@ -29,7 +29,9 @@ public sealed record JobSpec(string JobId, string ModelKey, string ModelConfigJs
 
     /// <summary>
     /// Decides whether a worker may join this job: it must have the model key and the dataset key registered and its
-    /// build of the model must have this layout fingerprint. The message names the key or both fingerprints.
+    /// build of the model must have this layout fingerprint. The message names the key or both fingerprints. A client that
+    /// announces no keys and no fingerprint (one that predates registries) is admitted; it checks the layout and the data
+    /// against its first assignment.
     /// </summary>
     /// <param name="request">The worker's admission request.</param>
     /// <returns><see langword="null"/> to admit, or the refusal.</returns>
@@ -37,6 +39,13 @@ public sealed record JobSpec(string JobId, string ModelKey, string ModelConfigJs
     {
         ArgumentNullException.ThrowIfNull(request);
         var caps = request.Capabilities;
+        if (caps.ModelKeys.Count == 0 && caps.DatasetKeys.Count == 0 && request.LayoutFingerprint.Length == 0)
+        {
+            // A client that predates registries (or another language's minimal worker) announces nothing: it is admitted and
+            // checks the model's layout and the data against the first JobAssignment instead.
+            return null;
+        }
+
         if (!caps.ModelKeys.Contains(ModelKey, StringComparer.OrdinalIgnoreCase))
         {
             return AdmissionDecision.Refuse(
