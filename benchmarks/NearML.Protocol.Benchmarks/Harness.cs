@@ -34,7 +34,13 @@ internal sealed class LoopbackCoordinator : IAsyncDisposable
             new IPEndPoint(IPAddress.Loopback, 0),
             _certificate,
             ServeAsync,
-            new ProtocolListenerOptions { ConnectionFaulted = static (remote, ex) => Console.Error.WriteLine($"fault {remote}: {ex.Message}") });
+            // Every benchmark client connects from 127.0.0.1: lift the per-address handshake rate limit (the idle harness opens 200 at once).
+            new ProtocolListenerOptions
+            {
+                ConnectionFaulted = static (remote, ex) => Console.Error.WriteLine($"fault {remote}: {ex.Message}"),
+                HandshakeRatePerAddress = 1e6,
+                HandshakeBurstPerAddress = 1_000_000,
+            });
         _listener.Start();
     }
 

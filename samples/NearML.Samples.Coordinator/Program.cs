@@ -83,7 +83,8 @@ root.SetAction(async (parse, _) =>
     return await RunAsync([.. configArgs], overrides).ConfigureAwait(false);
 });
 
-return await SampleCommandLine.RunAsync(root, rest).ConfigureAwait(false);
+// The generic host's console lifetime handles Ctrl+C / SIGTERM (graceful Goodbye within ShutdownTimeout).
+return await SampleCommandLine.RunAsync(root, rest, terminationTimeout: null).ConfigureAwait(false);
 
 static async Task<int> RunAsync(string[] configArgs, Dictionary<string, string?> overrides)
 {

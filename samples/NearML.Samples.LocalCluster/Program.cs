@@ -43,4 +43,5 @@ root.SetAction(async (parse, cancellationToken) =>
     return await ClusterRunner.RunAsync(settings, cancellationToken).ConfigureAwait(false);
 });
 
-return await SampleCommandLine.RunAsync(root, args).ConfigureAwait(false);
+// Ctrl+C cancels the token; the runner then stops the workers and the coordinator (up to 20 s each).
+return await SampleCommandLine.RunAsync(root, args, TimeSpan.FromSeconds(60)).ConfigureAwait(false);

@@ -101,7 +101,7 @@ root.SetAction(async (parse, cancellationToken) =>
         {
             using var host = BuildHost(configuration, workerId: null, dataDirectory: null, printProgress, singleHost: true);
             var status = host.Services.GetRequiredService<WorkerStatus>();
-            await host.RunAsync().ConfigureAwait(false);
+            await host.RunAsync(cancellationToken).ConfigureAwait(false);
             return status.State == WorkerState.Failed ? SampleCommandLine.Refused : SampleCommandLine.Success;
         }
 
@@ -119,7 +119,8 @@ root.SetAction(async (parse, cancellationToken) =>
     }
 });
 
-return await SampleCommandLine.RunAsync(root, rest).ConfigureAwait(false);
+// The generic host's console lifetime handles Ctrl+C / SIGTERM (graceful Goodbye within ShutdownTimeout).
+return await SampleCommandLine.RunAsync(root, rest, terminationTimeout: null).ConfigureAwait(false);
 
 static IHost BuildHost(IConfiguration configuration, string? workerId, string? dataDirectory, bool printProgress, bool singleHost)
 {

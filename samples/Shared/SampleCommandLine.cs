@@ -27,11 +27,33 @@ internal static class SampleCommandLine
     /// <summary>Parses and invokes <paramref name="root"/> with the rules above.</summary>
     /// <param name="root">The root command.</param>
     /// <param name="args">The arguments.</param>
+    /// <param name="terminationTimeout">
+    /// How long an action may take to finish after Ctrl+C / SIGTERM cancelled its token (then the process exits 130);
+    /// <see langword="null"/> leaves the signals to the action (a generic host's console lifetime handles them itself).
+    /// </param>
     /// <returns>The exit code.</returns>
-    public static async Task<int> RunAsync(RootCommand root, string[] args)
+    public static Task<int> RunAsync(RootCommand root, string[] args, TimeSpan? terminationTimeout) => RunCoreAsync(root, args, terminationTimeout);
+
+    /// <summary>Parses and invokes <paramref name="root"/> with the rules above; Ctrl+C cancels the action's token, which has 2 s to finish.</summary>
+    /// <param name="root">The root command.</param>
+    /// <param name="args">The arguments.</param>
+    /// <returns>The exit code.</returns>
+    public static Task<int> RunAsync(RootCommand root, string[] args) => RunCoreAsync(root, args, TimeSpan.FromSeconds(2));
+
+    private static async Task<int> RunCoreAsync(RootCommand root, string[] args, TimeSpan? terminationTimeout)
     {
         ArgumentNullException.ThrowIfNull(root);
-        var parse = root.Parse(args);
+        ParseResult parse;
+        try
+        {
+            parse = root.Parse(args);
+        }
+        catch (InvalidOperationException ex)
+        {
+            // a value a validator could not convert: still bad input, still one line
+            return Fail(BadInput, ex.Message);
+        }
+
         if (parse.Errors.Count > 0 && parse.Action is not { ClearsParseErrors: true })
         {
             Console.Error.WriteLine("error: " + Describe(parse));
@@ -40,7 +62,8 @@ internal static class SampleCommandLine
 
         try
         {
-            return await parse.InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false }).ConfigureAwait(false);
+            var invocation = new InvocationConfiguration { EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = terminationTimeout };
+            return await parse.InvokeAsync(invocation).ConfigureAwait(false);
         }
         catch (CommandLineExitException ex)
         {

@@ -258,6 +258,7 @@ public sealed partial class NearSettler
 
     private async Task SettleSlotAsync(SettlementIntent intent, int slot, string receiver, NearAction[] actions, CancellationToken ct)
     {
+        int replacedInThisRun = 0;
         while (true)
         {
             List<SettlementTransaction> attempts = _store.GetTransactions(intent.Epoch).Where(t => t.Slot == slot).OrderBy(t => t.Attempt).ToList();
@@ -267,6 +268,13 @@ public sealed partial class NearSettler
             }
 
             SettlementTransaction? current = attempts.Count == 0 ? null : attempts[^1];
+            if (current is { State: SettlementTxState.Replaced } && replacedInThisRun >= 2)
+            {
+                // The fresh block hash expired again before the node took the transaction (finality may be stalled): signing
+                // more attempts now would only pile up replacements. The same nonce is reused on the next run.
+                throw new SettlementException($"epoch {intent.Epoch} slot {slot}: {replacedInThisRun} attempts in a row expired before the node accepted them (is finality stalled?); run again later.", true);
+            }
+
             if (current is null || current.State is SettlementTxState.Superseded or SettlementTxState.Replaced)
             {
                 int attempt = current is null ? 0 : current.Attempt + 1;
@@ -288,17 +296,35 @@ public sealed partial class NearSettler
 
             // Every attempt that is not proven dead; they all share the current attempt's nonce.
             List<SettlementTransaction> live = attempts.Where(t => t.State is SettlementTxState.Signed or SettlementTxState.Replaced).ToList();
-            if (await SendAsync(current, live, ct).ConfigureAwait(false))
+            switch (await SendAsync(current, live, ct).ConfigureAwait(false))
             {
-                return;
+                case SendResult.Final:
+                    return;
+                case SendResult.Replaced:
+                    replacedInThisRun++;
+                    break;
             }
         }
     }
 
     private async Task<SettlementTransaction> SignAndStoreAsync(long epoch, int slot, int attempt, string receiver, NearAction[] actions, ulong? reuseNonce, CancellationToken ct)
     {
-        ulong nonce = reuseNonce ?? await _nonces.NextAsync(_signer.AccountId, _signer.Key.PublicKey, ct).ConfigureAwait(false);
-        BlockView block = await _client.GetFinalBlockAsync(ct).ConfigureAwait(false);
+        ulong nonce;
+        BlockView block;
+        try
+        {
+            nonce = reuseNonce ?? await _nonces.NextAsync(_signer.AccountId, _signer.Key.PublicKey, ct).ConfigureAwait(false);
+            block = await _client.GetFinalBlockAsync(ct).ConfigureAwait(false);
+        }
+        catch (NearRpcException ex)
+        {
+            if (reuseNonce is null)
+            {
+                _nonces.Invalidate(_signer.AccountId, _signer.Key.PublicKey);
+            }
+
+            throw new SettlementException($"epoch {epoch} slot {slot}: attempt {attempt} could not be signed: {ex.Message}. Nothing was sent; run again.", ex.IsTransient, ex);
+        }
         var tx = new NearTransaction(_signer.AccountId, _signer.Key.PublicKey, nonce, receiver, block.HashBytes, actions);
         SignedNearTransaction signed = tx.Sign(_signer.Key);
         var stored = new SettlementTransaction(epoch, slot, attempt, nonce, signed.HashBase58, signed.ToBorsh(), SettlementTxState.Signed, null);
@@ -309,11 +335,11 @@ public sealed partial class NearSettler
     }
 
     /// <summary>
-    /// Sends the stored bytes; returns true when the slot is final, false when the attempt was retired (replaced or
-    /// superseded) and a successor must be signed. Every uncertain answer ends in a transient <see cref="SettlementException"/>
+    /// Sends the stored bytes; returns whether the slot is final or the attempt was retired (replaced or superseded) and a
+    /// successor must be signed. Every uncertain answer ends in a transient <see cref="SettlementException"/>
     /// with the bytes kept; an attempt the chain knows at any level is waited for and never retired.
     /// </summary>
-    private async Task<bool> SendAsync(SettlementTransaction tx, List<SettlementTransaction> live, CancellationToken ct)
+    private async Task<SendResult> SendAsync(SettlementTransaction tx, List<SettlementTransaction> live, CancellationToken ct)
     {
         _options.OnStep?.Invoke(SettlementStep.Sending, tx.Slot);
         NearTransactionOutcome outcome;
@@ -327,7 +353,7 @@ public sealed partial class NearSettler
             // final access-key nonce at or above ours, with none of our attempts on chain, proves that none can land.
             if (await ResolveKnownAsync(tx, live, ct).ConfigureAwait(false))
             {
-                return true;
+                return SendResult.Final;
             }
 
             AccessKeyView key = await ReadFinalAccessKeyAsync(tx, ct).ConfigureAwait(false);
@@ -338,7 +364,7 @@ public sealed partial class NearSettler
 
             if (await ResolveKnownAsync(tx, live, ct).ConfigureAwait(false))
             {
-                return true;
+                return SendResult.Final;
             }
 
             await _nonces.ResyncAsync(_signer.AccountId, _signer.Key.PublicKey, key.Nonce, ct).ConfigureAwait(false);
@@ -349,25 +375,25 @@ public sealed partial class NearSettler
             }
 
             _options.OnStep?.Invoke(SettlementStep.AttemptRetired, tx.Slot);
-            return false;
+            return SendResult.Superseded;
         }
         catch (NearTransactionExpiredException)
         {
             if (await ResolveKnownAsync(tx, live, ct).ConfigureAwait(false))
             {
-                return true;
+                return SendResult.Final;
             }
 
             // Unknown is not dead (it may wait in a pool), so the successor reuses the nonce instead of proving anything.
             Retire(tx, SettlementTxState.Replaced, $"its block hash expired and the chain does not know {tx.Hash}; the successor reuses nonce {tx.Nonce}");
             _options.OnStep?.Invoke(SettlementStep.AttemptRetired, tx.Slot);
-            return false;
+            return SendResult.Replaced;
         }
         catch (NearInvalidTransactionException ex)
         {
             if (await ResolveKnownAsync(tx, live, ct).ConfigureAwait(false))
             {
-                return true;
+                return SendResult.Final;
             }
 
             throw new SettlementException($"epoch {tx.Epoch} slot {tx.Slot}: the node refused {tx.Hash}: {ex.Kind}. Fix the cause (for example fund {_signer.AccountId}) and run again; the same bytes will be re-sent.", false, ex);
@@ -377,7 +403,7 @@ public sealed partial class NearSettler
             // The outcome is unknown (or the node refused to answer): the transaction may still land. Keep the bytes.
             if (await ResolveKnownAsync(tx, live, ct).ConfigureAwait(false))
             {
-                return true;
+                return SendResult.Final;
             }
 
             throw new SettlementException($"epoch {tx.Epoch} slot {tx.Slot}: outcome of {tx.Hash} unknown ({ex.ErrorName}{(ex.CauseName is null ? "" : "/" + ex.CauseName)}); run again to re-send the same bytes.", ex.IsTransient, ex);
@@ -389,7 +415,8 @@ public sealed partial class NearSettler
             throw new SettlementException($"epoch {tx.Epoch} slot {tx.Slot}: {tx.Hash} is known at {NearRpcClient.FormatStatus(outcome.FinalExecutionStatus)} but not final yet; it is waited for, never re-signed. Run again.", true);
         }
 
-        return Record(tx, outcome, live);
+        Record(tx, outcome, live);
+        return SendResult.Final;
     }
 
     private async Task<AccessKeyView> ReadFinalAccessKeyAsync(SettlementTransaction tx, CancellationToken ct)
@@ -450,6 +477,13 @@ public sealed partial class NearSettler
         }
 
         return false;
+    }
+
+    private enum SendResult
+    {
+        Final,
+        Replaced,
+        Superseded,
     }
 
     private bool Record(SettlementTransaction tx, NearTransactionOutcome outcome, List<SettlementTransaction> live)

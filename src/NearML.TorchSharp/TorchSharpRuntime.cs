@@ -69,6 +69,15 @@ public static partial class TorchSharpRuntime
                 throw _failure;
             }
 
+            // Preflight: when the process already has a libstdc++ mapped, the dynamic linker reuses it for LibTorch, so
+            // one that lacks the symbol version fails for certain. Saying so here also spares TorchSharp's fallback,
+            // which copies ~480 MB of natives into a "cpu" folder next to the application before failing anyway.
+            if (FindLoadedLibStdCxx() is { } loaded && !SafeProvidesRequiredVersion(loaded))
+            {
+                _failure = Diagnose(new DllNotFoundException($"{loaded} (already loaded in this process) does not define {RequiredLibStdCxxVersion}."), loaded, []);
+                throw _failure;
+            }
+
             try
             {
                 torch.InitializeDeviceType(DeviceType.CPU);
@@ -153,6 +162,42 @@ public static partial class TorchSharpRuntime
             return null;
         }
 
+        if (FindLoadedLibStdCxx() is { } loaded)
+        {
+            return loaded;
+        }
+
+        string[] candidates =
+        [
+            "/usr/lib/x86_64-linux-gnu/libstdc++.so.6", "/usr/lib/aarch64-linux-gnu/libstdc++.so.6",
+            "/usr/lib64/libstdc++.so.6", "/usr/lib/libstdc++.so.6", "/lib/x86_64-linux-gnu/libstdc++.so.6",
+        ];
+        return candidates.FirstOrDefault(File.Exists);
+    }
+
+    private static bool SafeProvidesRequiredVersion(string path)
+    {
+        try
+        {
+            return LibStdCxxProvidesRequiredVersion(path);
+        }
+        catch (IOException)
+        {
+            return true; // cannot tell: let the loader decide
+        }
+        catch (UnauthorizedAccessException)
+        {
+            return true;
+        }
+    }
+
+    private static string? FindLoadedLibStdCxx()
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            return null;
+        }
+
         try
         {
             foreach (var line in File.ReadLines("/proc/self/maps"))
@@ -173,12 +218,7 @@ public static partial class TorchSharpRuntime
             // fall through to the well-known paths
         }
 
-        string[] candidates =
-        [
-            "/usr/lib/x86_64-linux-gnu/libstdc++.so.6", "/usr/lib/aarch64-linux-gnu/libstdc++.so.6",
-            "/usr/lib64/libstdc++.so.6", "/usr/lib/libstdc++.so.6", "/lib/x86_64-linux-gnu/libstdc++.so.6",
-        ];
-        return candidates.FirstOrDefault(File.Exists);
+        return null;
     }
 
     /// <summary>Builds the typed error for a failed load (separated so that it is testable on any machine).</summary>

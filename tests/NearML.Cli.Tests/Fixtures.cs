@@ -1,6 +1,6 @@
 using Microsoft.Data.Sqlite;
 using NearML.Core;
-using NearML.Hosting;
+using NearML.Hosting.State;
 using NearML.Ledger;
 
 namespace NearML.Cli.Tests;

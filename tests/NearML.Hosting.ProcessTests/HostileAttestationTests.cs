@@ -53,12 +53,16 @@ public sealed class HostileAttestationTests
         SampleProcess honest = cluster.StartWorker("honest");
         await honest.WaitForStdoutAsync(@"^RECEIPT id=honest ", TimeSpan.FromSeconds(90), 0, TestContext.CancellationToken);
 
+        // The job is checked before the evidence: a worker that does not offer the job's model, dataset and layout is
+        // refused for that. Learn them from a Challenge, as a worker would, so the refusals below are about the evidence.
+        JobDescriptor job = await ProbeJobAsync(cluster);
+
         int coordinatorMark = coordinator.StdoutCount;
         int honestMark = honest.StdoutCount;
         for (int i = 0; i < variants.Count; i++)
         {
             (string name, byte[] evidence) = variants[i];
-            Refusal refusal = await PresentAsync(cluster, $"hostile-{i}", evidence);
+            Refusal refusal = await PresentAsync(cluster, $"hostile-{i}", evidence, job);
             TestContext.WriteLine($"{name}: {refusal.Reason}: {refusal.Message}");
             Assert.AreEqual(RefusalReason.AttestationFailed, refusal.Reason, $"{name}: {refusal.Message}");
             StringAssert.Contains(refusal.Message, $"hostile-{i}", name);
@@ -74,12 +78,29 @@ public sealed class HostileAttestationTests
         cluster.Passed();
     }
 
-    /// <summary>A real handshake (Hello, Challenge, signed Evidence) that presents <paramref name="quote"/> as TDX evidence; returns the Refusal.</summary>
-    private async Task<Refusal> PresentAsync(TestCluster cluster, string workerId, byte[] quote)
+    private async Task<JobDescriptor> ProbeJobAsync(TestCluster cluster)
     {
         using var identity = Ed25519Identity.Generate();
         await using var client = await RawClient.ConnectAsync(cluster.Port, cluster.Fingerprint, TestContext.CancellationToken);
-        byte[] hello = Transcript.Hello(workerId, identity).ToByteArray();
+        await client.WriteAsync(RawClient.Frame(FrameType.Hello, Transcript.Hello("probe", identity).ToByteArray()), TestContext.CancellationToken);
+        var challengeFrame = await client.ReadFrameAsync(Wait, TestContext.CancellationToken);
+        Assert.IsNotNull(challengeFrame, "no Challenge");
+        var challenge = Challenge.Parser.ParseFrom(challengeFrame.Value.Payload);
+        Assert.IsNotNull(challenge.Job, "the Challenge names no job");
+        return challenge.Job;
+    }
+
+    /// <summary>A real handshake (Hello, Challenge, signed Evidence) that presents <paramref name="quote"/> as TDX evidence; returns the Refusal.</summary>
+    private async Task<Refusal> PresentAsync(TestCluster cluster, string workerId, byte[] quote, JobDescriptor job)
+    {
+        using var identity = Ed25519Identity.Generate();
+        await using var client = await RawClient.ConnectAsync(cluster.Port, cluster.Fingerprint, TestContext.CancellationToken);
+        var helloMessage = Transcript.Hello(workerId, identity);
+        helloMessage.Capabilities.EvidenceFormats.Clear();
+        helloMessage.Capabilities.EvidenceFormats.Add(WorkerAttestation.TdxFormat);
+        helloMessage.Capabilities.ModelKeys.Add(job.ModelKey);
+        helloMessage.Capabilities.DatasetKeys.Add(job.DatasetKey);
+        byte[] hello = helloMessage.ToByteArray();
         await client.WriteAsync(RawClient.Frame(FrameType.Hello, hello), TestContext.CancellationToken);
         var challengeFrame = await client.ReadFrameAsync(Wait, TestContext.CancellationToken);
         Assert.IsNotNull(challengeFrame, "no Challenge");
@@ -92,6 +113,7 @@ public sealed class HostileAttestationTests
             Format = WorkerAttestation.TdxFormat,
             Evidence_ = ByteString.CopyFrom(Transcript.EncodeEvidence(quote, [])),
             IdentitySignature = ByteString.CopyFrom(identity.Sign(Transcript.SignedMessage(transcript))),
+            LayoutFingerprint = job.LayoutFingerprint,
         }.ToByteArray()), TestContext.CancellationToken);
         var verdict = await client.ReadFrameAsync(Wait, TestContext.CancellationToken);
         Assert.IsNotNull(verdict, $"{workerId}: the coordinator closed the connection without a verdict");
@@ -159,14 +181,14 @@ public sealed class HostileAttestationTests
 
     private static void BadNotBeforeMonth(byte[] der)
     {
-        int t = der.AsSpan().IndexOf([0x17, 0x0D]);
+        int t = der.AsSpan().IndexOf(new byte[] { 0x17, 0x0D });
         der[t + 4] = (byte)'1';
         der[t + 5] = (byte)'3';
     }
 
     private static void BasicConstraintsNotASequence(byte[] der)
     {
-        int oid = der.AsSpan().IndexOf([0x06, 0x03, 0x55, 0x1D, 0x13]);
+        int oid = der.AsSpan().IndexOf(new byte[] { 0x06, 0x03, 0x55, 0x1D, 0x13 });
         int octets = oid + 5 + der.AsSpan(oid + 5).IndexOf((byte)0x04);
         der[octets + 2] = 0x31; // the extension's SEQUENCE becomes a SET: loads, but does not decode
     }

@@ -134,6 +134,50 @@ public sealed class StateFolderProcessTests
         cluster.Passed();
     }
 
+    [TestMethod]
+    [TestCategory("Process")]
+    [TestCategory("Slow")]
+    [Timeout(150_000, CooperativeCancellation = true)]
+    public async Task Full_disk_under_the_checkpoints_leaves_no_temporary_file_and_training_goes_on()
+    {
+        await using var cluster = new TestCluster(TestContext, "state-disk-full");
+        var checkpoints = Path.Combine(cluster.CoordinatorData, "checkpoints");
+        Directory.CreateDirectory(checkpoints);
+        if (!OperatingSystem.IsLinux() || Environment.UserName != "root" || Run("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", checkpoints) != 0)
+        {
+            Assert.Inconclusive("cannot mount a tmpfs here (not root, or no mount rights)");
+        }
+
+        SampleProcess? coordinator = null;
+        SampleProcess? worker = null;
+        try
+        {
+            // A checkpoint of the sample's model is far larger than 64 KiB: every write hits ENOSPC part-way.
+            coordinator = await cluster.StartCoordinatorAsync(0, [.. JobArgs, "--rounds", "2", "--min-workers", "1"]);
+            worker = cluster.StartWorker("w0");
+            Assert.AreEqual(0, await coordinator.WaitForExitAsync(TimeSpan.FromSeconds(120), cluster.Token), cluster.Transcripts());
+            await coordinator.WaitForStderrAsync(@"Checkpoint write failed", TimeSpan.FromSeconds(5), 0, cluster.Token);
+            await coordinator.WaitForStderrAsync(@"(?i)no space left on device", TimeSpan.FromSeconds(5), 0, cluster.Token);
+            CollectionAssert.AreEqual(new long[] { 0, 1 }, TestCluster.CompletedRounds(coordinator).Select(r => r.Round).ToArray(), cluster.Transcripts());
+            Assert.IsEmpty(Directory.GetFiles(checkpoints), "a failed checkpoint write left its temporary file on the full disk");
+        }
+        finally
+        {
+            foreach (var p in new[] { coordinator, worker })
+            {
+                if (p is not null)
+                {
+                    p.Kill();
+                    await p.WaitForExitAsync(TimeSpan.FromSeconds(10), CancellationToken.None);
+                }
+            }
+
+            Run("umount", "-l", checkpoints);
+        }
+
+        cluster.Passed();
+    }
+
     private async Task<string> RefusedAsync(string name, string file, Action<string> damage, string expected)
     {
         await using var cluster = new TestCluster(TestContext, name);
@@ -153,6 +197,26 @@ public sealed class StateFolderProcessTests
         TestContext.WriteLine(failed[0]);
         cluster.Passed();
         return dir;
+    }
+
+    private static int Run(string file, params string[] args)
+    {
+        var info = new System.Diagnostics.ProcessStartInfo(file) { RedirectStandardError = true, RedirectStandardOutput = true };
+        foreach (var a in args)
+        {
+            info.ArgumentList.Add(a);
+        }
+
+        try
+        {
+            using var p = System.Diagnostics.Process.Start(info)!;
+            p.WaitForExit(10_000);
+            return p.HasExited ? p.ExitCode : -1;
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+            return -1;
+        }
     }
 
     private static void CopyFolder(string from, string to)

@@ -96,10 +96,22 @@ public sealed class NearRpcTestServer : IDisposable
         TokenContract = tokenContract;
         AnchorContract = anchorContract;
         ValidityPeriod = validityPeriod;
-        int port = FreePort();
-        Endpoint = new Uri($"http://127.0.0.1:{port}/");
-        _listener.Prefixes.Add(Endpoint.ToString());
-        _listener.Start();
+        for (int attempt = 0; ; attempt++)
+        {
+            // The port is free when picked but may be taken before Start (tests run in parallel): pick another.
+            Endpoint = new Uri($"http://127.0.0.1:{FreePort()}/");
+            _listener.Prefixes.Add(Endpoint.ToString());
+            try
+            {
+                _listener.Start();
+                break;
+            }
+            catch (HttpListenerException) when (attempt < 10)
+            {
+                _listener.Prefixes.Clear();
+            }
+        }
+
         _loop = Task.Run(LoopAsync);
     }
 
@@ -236,6 +248,25 @@ public sealed class NearRpcTestServer : IDisposable
         }
     }
 
+    /// <summary>Forgets every queued fault and raw answer.</summary>
+    public void ClearFaults()
+    {
+        lock (_gate)
+        {
+            _faults.Clear();
+            _raw.Clear();
+        }
+    }
+
+    /// <summary>Gets the key's nonce in the head state.</summary>
+    public ulong AccessKeyNonce(string account, NearPublicKey key)
+    {
+        lock (_gate)
+        {
+            return CurrentNonce(account, key);
+        }
+    }
+
     /// <summary>Answers the next call of <paramref name="method"/> with exactly these bytes ("{id}" is replaced by the request id), after an optional delay.</summary>
     public void InjectRaw(string method, int status, string body, TimeSpan delay = default)
     {
@@ -264,8 +295,14 @@ public sealed class NearRpcTestServer : IDisposable
 
     public void Dispose()
     {
-        _listener.Stop();
-        _listener.Close();
+        try
+        {
+            _listener.Close(); // stops and releases the prefix (Stop then Close can re-bind and fail with "address in use")
+        }
+        catch (HttpListenerException)
+        {
+        }
+
         try
         {
             _loop.GetAwaiter().GetResult();
@@ -532,6 +569,7 @@ public sealed class NearRpcTestServer : IDisposable
 
         if (!recent)
         {
+
             return "\"Expired\"";
         }
 

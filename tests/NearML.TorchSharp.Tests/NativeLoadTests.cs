@@ -85,4 +85,15 @@ public sealed class NativeLoadTests
             Assert.ThrowsExactly<ArgumentException>(() => TorchDevices.Parse(bad), bad);
         }
     }
+
+    [TestMethod]
+    public void OpenMP_Wait_Policy_Is_Set_In_The_Native_Environment_Only_Before_LibTorch_Loads()
+    {
+        Assert.ThrowsExactly<ArgumentException>(() => TorchSharpRuntime.TrySetOpenMPWaitPolicy("LAZY"));
+        var before = TorchSharpRuntime.OpenMPWaitPolicy;
+        var effective = TorchSharpRuntime.TrySetOpenMPWaitPolicy("PASSIVE");
+        var now = TorchSharpRuntime.OpenMPWaitPolicy;
+        Assert.AreEqual(before ?? "PASSIVE", now, "an existing setting is never overwritten");
+        Assert.AreEqual(!TorchSharpRuntime.IsLoaded && now == "PASSIVE", effective);
+    }
 }

@@ -29,9 +29,10 @@ internal static class AttestCommand
         var eventLog = new Option<FileInfo?>("--event-log") { Description = "TDX CCEL event log to replay into RTMR0-3" };
         var vcek = new Option<FileInfo?>("--vcek") { Description = "SNP: VCEK/VLEK certificate (DER), instead of searching --collateral" };
         var chain = new Option<FileInfo?>("--chain") { Description = "SNP: ASK/ARK chain (PEM), instead of searching --collateral" };
+        var json = CliIO.JsonOption();
         var verify = new Command("verify", "Verify evidence offline against vendor roots, collateral and a policy; print the parsed fields and the verdict");
         verify.Arguments.Add(evidence);
-        foreach (Option o in new Option[] { collateral, at, policy, eventLog, vcek, chain })
+        foreach (Option o in new Option[] { collateral, at, policy, eventLog, vcek, chain, json })
         {
             verify.Options.Add(o);
         }
@@ -45,9 +46,16 @@ internal static class AttestCommand
                     : TimeProvider.System.GetUtcNow();
                 AttestationPolicy pol = parse.GetValue(policy) is { } pf ? AttestationPolicy.LoadJson(pf.FullName) : new AttestationPolicy();
                 byte[] bytes = File.ReadAllBytes(parse.GetRequiredValue(evidence).FullName);
-                return LooksLikeTdx(bytes)
-                    ? VerifyTdx(bytes, parse.GetValue(collateral), parse.GetValue(eventLog), when, pol)
-                    : VerifySnp(bytes, parse.GetValue(collateral), parse.GetValue(vcek), parse.GetValue(chain), when, pol);
+                var report = new Report();
+                int code = LooksLikeTdx(bytes)
+                    ? VerifyTdx(report, bytes, parse.GetValue(collateral), parse.GetValue(eventLog), when, pol)
+                    : VerifySnp(report, bytes, parse.GetValue(collateral), parse.GetValue(vcek), parse.GetValue(chain), when, pol);
+                if (code == SampleCommandLine.Success || code == SampleCommandLine.Refused)
+                {
+                    report.Write(parse.GetValue(json));
+                }
+
+                return code;
             }
             catch (Exception e) when (e is NearML.Core.NearMLException or IOException or FormatException or UnauthorizedAccessException)
             {
@@ -59,10 +67,10 @@ internal static class AttestCommand
 
     private static bool LooksLikeTdx(byte[] b) => b.Length >= 8 && (b[0] is 4 or 5) && b[1] == 0 && BitConverter.ToUInt32(b, 4) == TdxQuote.TeeTypeTdx;
 
-    private static int VerifyTdx(byte[] bytes, string? collateralPath, FileInfo? eventLog, DateTimeOffset at, AttestationPolicy policy)
+    private static int VerifyTdx(Report report, byte[] bytes, string? collateralPath, FileInfo? eventLog, DateTimeOffset at, AttestationPolicy policy)
     {
         TdxQuote q = TdxQuote.Parse(bytes);
-        var fields = Fields($"Intel TDX quote v{q.Version} ({q.BodyKind}, {q.Raw.Length} bytes, {q.TrailingByteCount} trailing)");
+        var fields = report.Fields($"Intel TDX quote v{q.Version} ({q.BodyKind}, {q.Raw.Length} bytes, {q.TrailingByteCount} trailing)");
         fields.AddRow("TEE_TCB_SVN", Hex(q.Body.TeeTcbSvn));
         if (q.BodyKind == TdxReportBodyKind.Td15)
         {
@@ -71,7 +79,7 @@ internal static class AttestCommand
         }
 
         fields.AddRow("MRSEAM", Hex(q.Body.MrSeam));
-        fields.AddRow("TDATTRIBUTES", Hex(q.Body.TdAttributes) + (q.Body.IsDebug ? " [red](DEBUG)[/]" : string.Empty));
+        fields.AddRow("TDATTRIBUTES", Hex(q.Body.TdAttributes) + (q.Body.IsDebug ? " (DEBUG)" : string.Empty));
         fields.AddRow("XFAM", Hex(q.Body.Xfam));
         fields.AddRow("MRTD", Hex(q.Body.MrTd));
         fields.AddRow("MRCONFIGID", Hex(q.Body.MrConfigId));
@@ -82,7 +90,6 @@ internal static class AttestCommand
 
         fields.AddRow("REPORTDATA", Hex(q.Body.ReportData));
         fields.AddRow("QE", $"ISVPRODID {q.QeReport.IsvProdId}, ISVSVN {q.QeReport.IsvSvn}, MRSIGNER {Hex(q.QeReport.MrSigner)}");
-        AnsiConsole.Write(fields);
 
         TdxCollateral? col = collateralPath is null ? null : TdxCollateral.Load(collateralPath);
         TdxVerificationResult r = new TdxQuoteVerifier().Verify(q, col, at);
@@ -92,8 +99,8 @@ internal static class AttestCommand
             checks.AddRange(TdxEventLog.Parse(File.ReadAllBytes(eventLog.FullName)).CompareWithQuote(q));
         }
 
-        PrintChecks($"Verification at {at:O}", checks);
-        AnsiConsole.MarkupLineInterpolated($"TCB status: [bold]{r.TcbStatus}[/] (platform {r.PlatformTcbStatus?.ToString() ?? "-"}, module {r.ModuleTcbStatus?.ToString() ?? "-"}, QE {r.QeTcbStatus?.ToString() ?? "-"}); FMSPC {r.Fmspc ?? "-"}; advisories: {(r.AdvisoryIds.Count == 0 ? "none" : string.Join(", ", r.AdvisoryIds))}");
+        report.Checks($"Verification at {at:O}", checks);
+        report.Note("tcb", $"TCB status: {r.TcbStatus} (platform {r.PlatformTcbStatus?.ToString() ?? "-"}, module {r.ModuleTcbStatus?.ToString() ?? "-"}, QE {r.QeTcbStatus?.ToString() ?? "-"}); FMSPC {r.Fmspc ?? "-"}; advisories: {(r.AdvisoryIds.Count == 0 ? "none" : string.Join(", ", r.AdvisoryIds))}");
         AttestationClaims claims = AttestationClaims.FromTdx(q, r);
         if (eventLog is not null)
         {
@@ -104,14 +111,14 @@ internal static class AttestCommand
             };
         }
 
-        return PrintVerdict(policy.Evaluate(claims));
+        return report.Verdict(policy.Evaluate(claims));
     }
 
-    private static int VerifySnp(byte[] bytes, string? collateralPath, FileInfo? vcek, FileInfo? chain, DateTimeOffset at, AttestationPolicy policy)
+    private static int VerifySnp(Report report, byte[] bytes, string? collateralPath, FileInfo? vcek, FileInfo? chain, DateTimeOffset at, AttestationPolicy policy)
     {
         SnpReport rep = SnpReport.Parse(bytes);
-        var fields = Fields($"AMD SEV-SNP report v{rep.Version} ({rep.Raw.Length} bytes), signed by {rep.SigningKey}");
-        fields.AddRow("POLICY", $"0x{rep.Policy:x16} (SMT {rep.PolicySmtAllowed}, migration agent {rep.PolicyMigrationAgentAllowed}, " + (rep.PolicyDebugAllowed ? "[red]DEBUG[/])" : "debug off)"));
+        var fields = report.Fields($"AMD SEV-SNP report v{rep.Version} ({rep.Raw.Length} bytes), signed by {rep.SigningKey}");
+        fields.AddRow("POLICY", $"0x{rep.Policy:x16} (SMT {rep.PolicySmtAllowed}, migration agent {rep.PolicyMigrationAgentAllowed}, " + (rep.PolicyDebugAllowed ? "DEBUG)" : "debug off)"));
         fields.AddRow("VMPL", rep.Vmpl.ToString(CultureInfo.InvariantCulture));
         fields.AddRow("MEASUREMENT", Hex(rep.Measurement));
         fields.AddRow("REPORT_DATA", Hex(rep.ReportData));
@@ -121,7 +128,6 @@ internal static class AttestCommand
         fields.AddRow("REPORTED_TCB", $"0x{rep.ReportedTcb:x16}");
         fields.AddRow("CURRENT_TCB / LAUNCH_TCB", $"0x{rep.CurrentTcb:x16} / 0x{rep.LaunchTcb:x16}");
         fields.AddRow("Firmware", rep.CurrentFirmware.ToString());
-        AnsiConsole.Write(fields);
 
         var candidates = new List<(string Vcek, string Chain)>();
         if (vcek is not null && chain is not null)
@@ -166,39 +172,110 @@ internal static class AttestCommand
             return SampleCommandLine.Fail(SampleCommandLine.BadInput, "no usable VCEK/VLEK and ASK/ARK pair found");
         }
 
-        PrintChecks($"Verification at {at:O} with {bestName}", best.Checks);
-        AnsiConsole.MarkupLineInterpolated($"Product: [bold]{best.Product}[/]; REPORTED_TCB {best.ReportedTcb}");
-        return PrintVerdict(policy.Evaluate(AttestationClaims.FromSnp(rep, best)));
-    }
-
-    private static Table Fields(string title)
-    {
-        var t = new Table { Title = new TableTitle(Markup.Escape(title)) };
-        t.AddColumn("Field");
-        t.AddColumn("Value");
-        return t;
-    }
-
-    private static void PrintChecks(string title, IEnumerable<AttestationCheck> checks)
-    {
-        var t = new Table { Title = new TableTitle(Markup.Escape(title)) };
-        t.AddColumn("");
-        t.AddColumn("Check");
-        t.AddColumn("Detail");
-        foreach (AttestationCheck c in checks)
-        {
-            t.AddRow(c.Passed ? "[green]pass[/]" : "[red]FAIL[/]", Markup.Escape(c.Name), Markup.Escape(c.Detail));
-        }
-
-        AnsiConsole.Write(t);
-    }
-
-    private static int PrintVerdict(AttestationVerdict v)
-    {
-        PrintChecks("Policy verdict", v.Rules);
-        AnsiConsole.MarkupLine(v.Accepted ? "[bold green]ACCEPTED[/]" : "[bold red]REFUSED[/]");
-        return v.Accepted ? 0 : 1;
+        report.Checks($"Verification at {at:O} with {bestName}", best.Checks);
+        report.Note("product", $"Product: {best.Product}; REPORTED_TCB {best.ReportedTcb}");
+        return report.Verdict(policy.Evaluate(AttestationClaims.FromSnp(rep, best)));
     }
 
     private static string Hex(ReadOnlyMemory<byte> m) => Convert.ToHexString(m.Span).ToLowerInvariant();
+
+    /// <summary>What a verification found, written as tables or as one JSON document.</summary>
+    private sealed class Report
+    {
+        private readonly List<(string Title, List<(string Name, string Value)> Rows)> _fields = [];
+        private readonly List<(string Title, List<AttestationCheck> Rows)> _checks = [];
+        private readonly List<(string Key, string Text)> _notes = [];
+        private AttestationVerdict? _verdict;
+
+        public FieldRows Fields(string title)
+        {
+            var rows = new List<(string, string)>();
+            _fields.Add((title, rows));
+            return new FieldRows(rows);
+        }
+
+        public void Checks(string title, IEnumerable<AttestationCheck> checks) => _checks.Add((title, [.. checks]));
+
+        public void Note(string key, string text) => _notes.Add((key, text));
+
+        public int Verdict(AttestationVerdict verdict)
+        {
+            _verdict = verdict;
+            return verdict.Accepted ? SampleCommandLine.Success : SampleCommandLine.Refused;
+        }
+
+        public void Write(bool json)
+        {
+            if (json)
+            {
+                var root = new System.Text.Json.Nodes.JsonObject
+                {
+                    ["evidence"] = _fields.Count == 0 ? null : _fields[0].Title,
+                    ["fields"] = new System.Text.Json.Nodes.JsonObject([.. _fields.SelectMany(f => f.Rows).Select(r => KeyValuePair.Create(r.Name, (System.Text.Json.Nodes.JsonNode?)r.Value))]),
+                    ["checks"] = Array(_checks.SelectMany(c => c.Rows)),
+                    ["accepted"] = _verdict?.Accepted ?? false,
+                    ["policy"] = _verdict is null ? null : Array(_verdict.Rules),
+                };
+                foreach (var (key, text) in _notes)
+                {
+                    root[key] = text;
+                }
+
+                CliIO.WriteJson(root);
+                return;
+            }
+
+            foreach (var (title, rows) in _fields)
+            {
+                var t = new Table { Title = new TableTitle(Markup.Escape(title)) };
+                t.AddColumn("Field");
+                t.AddColumn("Value");
+                foreach (var (name, value) in rows)
+                {
+                    t.AddRow(Markup.Escape(name), Markup.Escape(value));
+                }
+
+                AnsiConsole.Write(t);
+            }
+
+            foreach (var (title, rows) in _checks)
+            {
+                PrintChecks(title, rows);
+            }
+
+            foreach (var (_, text) in _notes)
+            {
+                AnsiConsole.WriteLine(text);
+            }
+
+            if (_verdict is not null)
+            {
+                PrintChecks("Policy verdict", _verdict.Rules);
+                AnsiConsole.MarkupLine(_verdict.Accepted ? "[bold green]ACCEPTED[/]" : "[bold red]REFUSED[/]");
+            }
+        }
+
+        private static System.Text.Json.Nodes.JsonArray Array(IEnumerable<AttestationCheck> checks) =>
+            new([.. checks.Select(c => (System.Text.Json.Nodes.JsonNode)new System.Text.Json.Nodes.JsonObject { ["name"] = c.Name, ["passed"] = c.Passed, ["detail"] = c.Detail })]);
+
+        private static void PrintChecks(string title, IEnumerable<AttestationCheck> checks)
+        {
+            var t = new Table { Title = new TableTitle(Markup.Escape(title)) };
+            t.AddColumn("");
+            t.AddColumn("Check");
+            t.AddColumn("Detail");
+            foreach (AttestationCheck c in checks)
+            {
+                t.AddRow(c.Passed ? "[green]pass[/]" : "[red]FAIL[/]", Markup.Escape(c.Name), Markup.Escape(c.Detail));
+            }
+
+            AnsiConsole.Write(t);
+        }
+    }
+
+    /// <summary>Rows of one field table.</summary>
+    private readonly struct FieldRows(List<(string Name, string Value)> rows)
+    {
+        public void AddRow(string name, string value) => rows.Add((name, value));
+    }
 }

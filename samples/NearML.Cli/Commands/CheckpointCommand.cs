@@ -3,7 +3,7 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text.Json.Nodes;
 using NearML.Core;
-using NearML.Hosting;
+using NearML.Hosting.State;
 using NearML.Samples;
 using Spectre.Console;
 

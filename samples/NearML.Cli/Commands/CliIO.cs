@@ -65,7 +65,7 @@ internal static class CliIO
 
     /// <summary>A CSV field, quoted when needed.</summary>
     public static string Csv(string value) =>
-        value.AsSpan().IndexOfAny(",\"\r\n") < 0 ? value : "\"" + value.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
+        value.IndexOfAny([',', '"', '\r', '\n']) < 0 ? value : "\"" + value.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
 
     /// <summary>UTF-8 without a byte order mark.</summary>
     public static readonly Encoding Utf8 = new UTF8Encoding(false);

@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json.Nodes;
-using NearML.Hosting;
+using NearML.Hosting.State;
 using NearML.Ledger;
 using NearML.Samples;
 using Spectre.Console;

@@ -36,7 +36,7 @@ internal static class LedgerCommand
         {
             path, skipSignatures, coordinatorKey, json,
         };
-        verify.SetAction((parse, ct) =>
+        verify.SetAction(parse =>
         {
             NearPublicKey? key = null;
             if (parse.GetValue(coordinatorKey) is { } k)
@@ -55,9 +55,9 @@ internal static class LedgerCommand
             using var ledger = ContributionLedger.OpenSqlite(file);
             var head = ledger.Head;
             var epochs = ledger.Store.ListEpochs();
-            var chain = ledger.Verify(cancellationToken: ct);
+            var chain = ledger.Verify();
             LedgerVerificationResult? signatures = chain.IsValid && !parse.GetValue(skipSignatures)
-                ? ledger.VerifySignatures(key, cancellationToken: ct)
+                ? ledger.VerifySignatures(key)
                 : null;
             var failure = !chain.IsValid ? chain : signatures is { IsValid: false } ? signatures : null;
             if (parse.GetValue(json))

@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json.Nodes;
-using NearML.Hosting;
+using NearML.Hosting.State;
 using NearML.Ledger;
 using NearML.Samples;
 using Spectre.Console;
@@ -27,7 +27,7 @@ internal static class SettleCommand
         var countUnattested = new Option<bool>("--count-unattested") { Description = "Pay unattested work too (as a coordinator that allows simulated or unattested workers does)" };
         var account = new Option<string?>("--account") { Description = "The paying NEAR account (the coordinator's SettlementAccount)", HelpName = "ACCOUNT" };
         var key = new Option<string?>("--key") { Description = "File holding the account's ed25519 secret key (default: DATA/ledger-signer.key)", HelpName = "FILE" };
-        var rpc = new Option<Uri?>("--rpc") { Description = "NEAR JSON-RPC endpoint", HelpName = "URL" };
+        var rpc = new Option<string?>("--rpc") { Description = "NEAR JSON-RPC endpoint (http or https URL)", HelpName = "URL" };
         var token = new Option<string?>("--token-contract") { Description = "Pay in this NEP-141 token instead of NEAR", HelpName = "ACCOUNT" };
         var anchor = new Option<string?>("--anchor-contract") { Description = "Also anchor the epoch root with this contract", HelpName = "ACCOUNT" };
         var json = CliIO.JsonOption();
@@ -43,19 +43,20 @@ internal static class SettleCommand
             {
                 r.AddError(d ? "--dry-run and --send exclude each other" : "choose --dry-run (print the plan) or --send (pay)");
             }
-            else if (s && (r.GetValue(rpc) is null || r.GetValue(account) is null))
+            else if (s && (r.GetResult(rpc) is null || r.GetResult(account) is null))
             {
                 r.AddError("--send needs --rpc URL and --account ACCOUNT");
             }
 
-            if (!UInt128.TryParse(r.GetValue(pool), NumberStyles.None, CultureInfo.InvariantCulture, out _))
-            {
-                r.AddError($"--pool '{r.GetValue(pool)}' is not a non-negative whole number of yoctoNEAR");
-            }
         });
 
         settle.SetAction(async (parse, ct) =>
         {
+            if (!UInt128.TryParse(parse.GetValue(pool), NumberStyles.None, CultureInfo.InvariantCulture, out var poolAmount))
+            {
+                return SampleCommandLine.Fail(SampleCommandLine.BadInput, $"--pool '{parse.GetValue(pool)}' is not a non-negative whole number of yoctoNEAR");
+            }
+
             var folder = Path.GetFullPath(parse.GetRequiredValue(data));
             var e = parse.GetValue(epoch);
             var asJson = parse.GetValue(json);
@@ -74,7 +75,6 @@ internal static class SettleCommand
 
             var receipts = LedgerCommand.ReadReceipts(ledger, e).Select(r => r.Receipt).ToList();
             var root = ledger.ComputeEpochRoot(e);
-            var poolAmount = UInt128.Parse(parse.GetValue(pool)!, CultureInfo.InvariantCulture);
             var distribution = new RewardPolicy { CountUnattested = parse.GetValue(countUnattested) }.Distribute(e, receipts, poolAmount);
             var payouts = distribution.Payouts.Where(p => p.Amount > 0).ToList();
             var previous = PreviousSettlements(folder, e);
@@ -82,6 +82,11 @@ internal static class SettleCommand
             {
                 Print(asJson, e, root, receipts.Count, payouts, previous, null);
                 return SampleCommandLine.Success;
+            }
+
+            if (!Uri.TryCreate(parse.GetValue(rpc), UriKind.Absolute, out var endpoint) || endpoint.Scheme is not ("http" or "https"))
+            {
+                return SampleCommandLine.Fail(SampleCommandLine.BadInput, $"--rpc '{parse.GetValue(rpc)}' is not an http(s) URL");
             }
 
             var keyPath = parse.GetValue(key) ?? Path.Combine(folder, "ledger-signer.key");
@@ -99,7 +104,7 @@ internal static class SettleCommand
             using (credentials)
             {
                 using var http = new HttpClient();
-                var client = new NearRpcClient(http, new NearRpcClientOptions { Endpoint = parse.GetValue(rpc)! });
+                var client = new NearRpcClient(http, new NearRpcClientOptions { Endpoint = endpoint });
                 using var store = new SettlementStore(Path.Combine(folder, "settlement.db"));
                 var settler = new NearSettler(client, store, credentials, new SettlementOptions
                 {
@@ -142,7 +147,7 @@ internal static class SettleCommand
         return [.. state.ReadSettlements().Where(s => s.Epoch == epoch)];
     }
 
-    private static void Print(bool json, long epoch, byte[] root, int receipts, IReadOnlyList<WorkerPayout> payouts, IReadOnlyList<SettlementRecord> previous, SettlementResult? result)
+    private static void Print(bool json, long epoch, byte[] root, int receipts, List<WorkerPayout> payouts, IReadOnlyList<SettlementRecord> previous, SettlementResult? result)
     {
         var total = payouts.Aggregate(UInt128.Zero, (s, p) => s + p.Amount);
         if (json)

@@ -72,7 +72,7 @@ public sealed class CoordinatorStateFolder : IDisposable
 
     /// <summary>Opens the folder, cross-checks its files and verifies the ledger; creates what a new folder lacks.</summary>
     /// <param name="directory">The state folder.</param>
-    /// <param name="jobId">The job the coordinator runs (receipts of another job in the unanchored tail are a refusal).</param>
+    /// <param name="jobId">The job the coordinator runs (for the log; that the folder holds this job is checked by <see cref="CoordinatorStateStore.EnsureJob"/>).</param>
     /// <param name="logger">Told what was checked, removed or created.</param>
     /// <param name="cancellationToken">Stops the verification.</param>
     /// <returns>The open folder; dispose it to close every store.</returns>
@@ -113,7 +113,8 @@ public sealed class CoordinatorStateFolder : IDisposable
 
             var head = ledger is null ? LedgerHead.Empty : ReadHead(ledger, files.Ledger);
             var settlementEpochs = File.Exists(files.Settlement) ? ReadSettlementIntents(files.Settlement) : [];
-            var isNew = state.ReadJobId() is null;
+            var storedJob = state.ReadJobId();
+            var isNew = storedJob is null;
             var lastRound = state.LastRound();
             if (isNew)
             {
@@ -121,7 +122,8 @@ public sealed class CoordinatorStateFolder : IDisposable
             }
             else
             {
-                CheckRecordedFolder(files, state, ledger, head, jobId, lastRound, checkpointFiles, settlementEpochs, cancellationToken);
+                // The ledger goes with the job coordinator.db holds (a different configured job is refused by EnsureJob).
+                CheckRecordedFolder(files, state, ledger, head, storedJob!, lastRound, checkpointFiles, settlementEpochs, cancellationToken);
             }
 
             ledger ??= OpenLedger(files.Ledger);

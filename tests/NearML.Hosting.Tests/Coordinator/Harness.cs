@@ -188,6 +188,7 @@ internal sealed class FakeWorker : IAsyncDisposable
     private NearML.Aggregation.SecureAggregationClient? _secure;
     private JobAssignment? _secureJob;
     private int _secureReplies;
+    private byte[] _identitySeed = [];
 
     private FakeWorker(string id, FrameConnection connection, Admission admission, FakeBehavior behavior, float deltaValue, ulong samples)
     {
@@ -231,14 +232,16 @@ internal sealed class FakeWorker : IAsyncDisposable
     public static async Task<FakeWorker> StartAsync(CoordinatorHarness coordinator, string id, FakeBehavior behavior = FakeBehavior.Normal, float deltaValue = 0.01f, ulong samples = 100, IAttestationEvidenceProvider? evidence = null)
     {
         var connection = await ConnectAsync(coordinator.Port, coordinator.Fingerprint);
-        // One key per worker id (the coordinator binds an id to its first key for good): a fake worker that rejoins is the same worker.
-        using var identity = Ed25519Identity.FromSeed(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes("fake-worker:" + id)));
+        // One key per worker id (the coordinator binds an id to its first key for good): a fake worker that rejoins is the same
+        // worker. The seed is kept for signing in secure rounds (the coordinator's configurations are the signed variant).
+        var identitySeed = System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes("fake-worker:" + id));
+        using var identity = Ed25519Identity.FromSeed(identitySeed);
         using var simulated = new SimulatedEvidence();
         var admission = await WorkerHandshake.RunAsync(
             connection,
             identity,
             new WorkerHandshakeOptions { WorkerId = id, EvidenceProvider = evidence ?? simulated }).WaitAsync(CoordinatorHarness.Timeout);
-        var worker = new FakeWorker(id, connection, admission, behavior, deltaValue, samples);
+        var worker = new FakeWorker(id, connection, admission, behavior, deltaValue, samples) { _identitySeed = identitySeed };
         worker._heartbeats = connection.RunHeartbeatsAsync(TimeSpan.FromMilliseconds(admission.HeartbeatIntervalMs), worker._stop.Token);
         worker._loop = Task.Run(worker.LoopAsync);
         return worker;
@@ -348,7 +351,7 @@ internal sealed class FakeWorker : IAsyncDisposable
             encoder.Encode(delta, (int)a.HyperParameters.InnerSteps, input);
             _secureJob = a;
             _secureReplies = 0;
-            _secure = new NearML.Aggregation.SecureAggregationClient(config, uint.Parse(a.HyperParameters.Extra["secagg_client_id"], inv), input);
+            _secure = new NearML.Aggregation.SecureAggregationClient(config, uint.Parse(a.HyperParameters.Extra["secagg_client_id"], inv), input, _identitySeed);
             await Connection.SendAsync(new AggregationEnvelope { JobId = a.JobId, Round = a.Round, Payload = _secure.Start().ToByteString(), PartCount = 1 }, _stop.Token);
             return;
         }

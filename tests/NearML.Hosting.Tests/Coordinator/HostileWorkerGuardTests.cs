@@ -155,8 +155,8 @@ public sealed class HostileWorkerGuardTests
         Assert.IsTrue(limiter.TryLog("Refused", "127.0.0.2:1"), "a new interval starts with a fresh burst");
         var summary = logs.Lines.Single();
         StringAssert.Contains(summary, "9997 more connection refusals");
-        StringAssert.Contains(summary, "AuthenticationFailed: 4998");
-        StringAssert.Contains(summary, "Refused: 4999");
+        StringAssert.Contains(summary, "AuthenticationFailed: 4999");
+        StringAssert.Contains(summary, "Refused: 4998");
         StringAssert.Contains(summary, "from 3 addresses");
         limiter.Flush();
         Assert.HasCount(1, logs.Lines, "an interval with nothing suppressed writes no summary");
