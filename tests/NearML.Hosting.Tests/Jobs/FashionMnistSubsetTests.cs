@@ -147,7 +147,7 @@ public sealed class FashionMnistSubsetTests
     [TestMethod]
     public void The_fashion_mnist_registration_loads_the_subset_from_the_host_data_folder()
     {
-        var registration = JobRegistry.Datasets.Single(d => d.Key == JobDataset.FashionMnistName);
+        var registration = BuiltInJobs.Datasets.Single(d => d.Key == JobDataset.FashionMnistName);
         var data = (ClassificationDataset)registration.Provider(EmptyServices.Instance, new DatasetLoadContext("{}", 1, SubsetDirectory()));
         Assert.AreEqual(FashionMnistSource.SubsetTrainCount, data.RecordCount);
         Assert.AreEqual(FashionMnistSource.SubsetTestCount, data.Test.Count);
