@@ -46,7 +46,7 @@ internal static class SampleCommandLine
         ParseResult parse;
         try
         {
-            parse = root.Parse(args);
+            parse = root.Parse(LastOccurrenceWins(root, args));
         }
         catch (InvalidOperationException ex)
         {
@@ -79,6 +79,66 @@ internal static class SampleCommandLine
             Console.Error.WriteLine("error: " + OneLine(ex));
             return Refused;
         }
+    }
+
+    /// <summary>
+    /// A single-valued option of the root command given more than once keeps its last occurrence (<c>$DEFAULTS --port 1</c>
+    /// overrides the port in <c>$DEFAULTS</c>), as the configuration command line did before; System.CommandLine alone would
+    /// refuse the repetition.
+    /// </summary>
+    /// <param name="root">The root command.</param>
+    /// <param name="args">The arguments.</param>
+    /// <returns>The arguments without the earlier occurrences.</returns>
+    public static string[] LastOccurrenceWins(RootCommand root, string[] args)
+    {
+        ArgumentNullException.ThrowIfNull(root);
+        ArgumentNullException.ThrowIfNull(args);
+        var byName = new Dictionary<string, Option>(StringComparer.Ordinal);
+        foreach (var o in root.Options.Where(o => o.Arity.MaximumNumberOfValues == 1))
+        {
+            foreach (var name in o.Aliases.Prepend(o.Name))
+            {
+                byName[name] = o;
+            }
+        }
+
+        var spans = new List<(Option Option, int Start, int Length)>();
+        for (var i = 0; i < args.Length; i++)
+        {
+            if (args[i] == "--")
+            {
+                break;
+            }
+
+            if (!byName.TryGetValue(args[i].Split('=', 2)[0], out var option))
+            {
+                continue;
+            }
+
+            var length = 1;
+            if (!args[i].Contains('=', StringComparison.Ordinal) && i + 1 < args.Length
+                && (option.Arity.MinimumNumberOfValues == 1 || args[i + 1] is "true" or "false"))
+            {
+                length = 2;
+            }
+
+            spans.Add((option, i, length));
+            i += length - 1;
+        }
+
+        var dropped = new HashSet<int>();
+        foreach (var group in spans.GroupBy(s => s.Option).Where(g => g.Count() > 1))
+        {
+            foreach (var (_, start, length) in group.SkipLast(1))
+            {
+                for (var k = start; k < start + length; k++)
+                {
+                    dropped.Add(k);
+                }
+            }
+        }
+
+        return dropped.Count == 0 ? args : [.. args.Where((_, i) => !dropped.Contains(i))];
     }
 
     /// <summary>Writes <c>error: message</c> as one line on stderr and returns <paramref name="exitCode"/>.</summary>

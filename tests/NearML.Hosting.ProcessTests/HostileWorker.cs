@@ -58,7 +58,15 @@ internal sealed class HostileWorker : IAsyncDisposable
         try
         {
             using var evidence = new SimulatedEvidenceProvider();
-            var admission = await WorkerHandshake.RunAsync(connection, identity, new WorkerHandshakeOptions { WorkerId = workerId, EvidenceProvider = evidence, KeyRotation = rotation }, cancellationToken).ConfigureAwait(false);
+            var admission = await WorkerHandshake.RunAsync(connection, identity, new WorkerHandshakeOptions
+                {
+                    WorkerId = workerId,
+                    EvidenceProvider = evidence,
+                    KeyRotation = rotation,
+                    // It claims the job's model and dataset and echoes the announced layout fingerprint: it never builds the model.
+                    Capabilities = new WorkerCapabilities { ModelKeys = { "mlp" }, DatasetKeys = { JobDataset.FashionMnistName }, EvidenceFormats = { "simulated" } },
+                    LayoutFingerprint = job => job.LayoutFingerprint,
+                }, cancellationToken).ConfigureAwait(false);
             var worker = new HostileWorker(connection, plan);
             worker._heartbeats = connection.RunHeartbeatsAsync(TimeSpan.FromMilliseconds(admission.HeartbeatIntervalMs), worker._stop.Token);
             worker._loop = Task.Run(worker.LoopAsync, CancellationToken.None);

@@ -13,14 +13,14 @@ public sealed class ReadmeSnippetTests
     [TestMethod]
     public void The_readme_snippet_is_the_compiled_file_verbatim()
     {
-        var here = SourceDirectory();
-        var code = File.ReadAllText(Path.Combine(here, "ReadmeSnippet.cs"));
+        var root = RepositoryRoot();
+        var code = File.ReadAllText(Path.Combine(root, "tests", "NearML.Hosting.Tests", "ByoModel", "ReadmeSnippet.cs"));
         var begin = code.IndexOf("// README:begin\n", StringComparison.Ordinal);
         var end = code.IndexOf("// README:end", StringComparison.Ordinal);
         Assert.IsTrue(begin >= 0 && end > begin, "ReadmeSnippet.cs has lost its README markers");
         var snippet = code[(begin + "// README:begin\n".Length)..end].Replace("\r\n", "\n", StringComparison.Ordinal).TrimEnd();
 
-        var readmePath = Path.GetFullPath(Path.Combine(here, "..", "..", "..", "README.md"));
+        var readmePath = Path.Combine(root, "README.md");
         var readme = File.ReadAllText(readmePath).Replace("\r\n", "\n", StringComparison.Ordinal);
         const string Marker = "<!-- compiled: tests/NearML.Hosting.Tests/ByoModel/ReadmeSnippet.cs -->\n```csharp\n";
         var at = readme.IndexOf(Marker, StringComparison.Ordinal);
@@ -60,5 +60,22 @@ public sealed class ReadmeSnippetTests
         Assert.IsTrue(registry.HasDataset("my-data"));
     }
 
-    private static string SourceDirectory([CallerFilePath] string path = "") => Path.GetDirectoryName(path)!;
+    /// <summary>The checkout: the first folder above the test binaries (or, failing that, above this source file) with NearML.sln.
+    /// CI builds map source paths (/_/…), so the binaries' location is tried first.</summary>
+    private static string RepositoryRoot([CallerFilePath] string path = "")
+    {
+        foreach (var start in new[] { AppContext.BaseDirectory, Path.GetDirectoryName(path) ?? string.Empty })
+        {
+            for (var d = new DirectoryInfo(start); d is not null; d = d.Parent)
+            {
+                if (File.Exists(Path.Combine(d.FullName, "NearML.sln")) && File.Exists(Path.Combine(d.FullName, "README.md")))
+                {
+                    return d.FullName;
+                }
+            }
+        }
+
+        Assert.Fail($"no checkout (NearML.sln + README.md) above {AppContext.BaseDirectory}");
+        return string.Empty;
+    }
 }

@@ -135,14 +135,14 @@ public sealed class CoordinatorAdmissionTests
         {
             using var id = NearML.Core.Protocol.Ed25519Identity.Generate();
             using var evidence = new SimulatedEvidence();
-            await WorkerHandshake.RunAsync(quiet, id, new WorkerHandshakeOptions { WorkerId = "quiet", EvidenceProvider = evidence }).WaitAsync(CoordinatorHarness.Timeout);
+            await WorkerHandshake.RunAsync(quiet, id, FakeWorker.JoinOptions("quiet", evidence)).WaitAsync(CoordinatorHarness.Timeout);
 
             var other = await FakeWorker.ConnectAsync(c.Port, c.Fingerprint);
             await using (other)
             {
                 using var otherKey = NearML.Core.Protocol.Ed25519Identity.Generate();
                 using var e2 = new SimulatedEvidence();
-                var ex = await Assert.ThrowsExactlyAsync<AdmissionRefusedException>(() => WorkerHandshake.RunAsync(other, otherKey, new WorkerHandshakeOptions { WorkerId = "quiet", EvidenceProvider = e2 }).WaitAsync(CoordinatorHarness.Timeout));
+                var ex = await Assert.ThrowsExactlyAsync<AdmissionRefusedException>(() => WorkerHandshake.RunAsync(other, otherKey, FakeWorker.JoinOptions("quiet", e2)).WaitAsync(CoordinatorHarness.Timeout));
                 Assert.AreEqual(RefusalReason.DuplicateIdentity, ex.Reason);
             }
 

@@ -226,6 +226,19 @@ internal sealed class FakeWorker : IAsyncDisposable
 
     public Task Finished => _loop ?? Task.CompletedTask;
 
+    /// <summary>
+    /// Handshake options of a protocol-level test worker: it announces the built-in model and dataset keys and answers the
+    /// announced job with the job's own layout fingerprint (it never builds the model; it only sends fixed deltas).
+    /// </summary>
+    public static WorkerHandshakeOptions JoinOptions(string id, IAttestationEvidenceProvider? evidence, KeyRotation? rotation = null) => new()
+    {
+        WorkerId = id,
+        EvidenceProvider = evidence,
+        KeyRotation = rotation,
+        Capabilities = new WorkerCapabilities { ModelKeys = { "mlp", "cnn", "gpt" }, DatasetKeys = { JobDataset.FashionMnistName } },
+        LayoutFingerprint = job => job.LayoutFingerprint,
+    };
+
     public static async Task<FrameConnection> ConnectAsync(int port, string fingerprint) =>
         await ProtocolConnector.ConnectAsync("127.0.0.1", port, CoordinatorTrust.Pinned(fingerprint)).WaitAsync(CoordinatorHarness.Timeout);
 
@@ -240,7 +253,7 @@ internal sealed class FakeWorker : IAsyncDisposable
         var admission = await WorkerHandshake.RunAsync(
             connection,
             identity,
-            new WorkerHandshakeOptions { WorkerId = id, EvidenceProvider = evidence ?? simulated }).WaitAsync(CoordinatorHarness.Timeout);
+            JoinOptions(id, evidence ?? simulated)).WaitAsync(CoordinatorHarness.Timeout);
         var worker = new FakeWorker(id, connection, admission, behavior, deltaValue, samples) { _identitySeed = identitySeed };
         worker._heartbeats = connection.RunHeartbeatsAsync(TimeSpan.FromMilliseconds(admission.HeartbeatIntervalMs), worker._stop.Token);
         worker._loop = Task.Run(worker.LoopAsync);

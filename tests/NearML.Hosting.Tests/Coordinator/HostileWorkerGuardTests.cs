@@ -94,7 +94,7 @@ public sealed class HostileWorkerGuardTests
             using var evidence = new SimulatedEvidence();
             try
             {
-                await WorkerHandshake.RunAsync(connection, key, new WorkerHandshakeOptions { WorkerId = "w", EvidenceProvider = evidence, KeyRotation = rotation }).WaitAsync(CoordinatorHarness.Timeout);
+                await WorkerHandshake.RunAsync(connection, key, FakeWorker.JoinOptions("w", evidence, rotation)).WaitAsync(CoordinatorHarness.Timeout);
                 await connection.SendAsync(new Goodbye { Message = "done" });
                 return "admitted";
             }
