@@ -6,6 +6,7 @@ using Microsoft.Extensions.Options;
 using NearML.Hosting;
 using NearML.Hosting.Coordinator;
 using NearML.Hosting.Worker;
+using NearML.Hosting.Jobs;
 using NearML.Training.Data;
 using Spectre.Console;
 using NearML.Samples;
@@ -25,11 +26,13 @@ internal static class ClusterRunner
             return SampleCommandLine.Fail(SampleCommandLine.BadInput, "--workers must be 1-64, --rounds and --steps at least 1");
         }
 
-        var datasetDirectory = settings.DatasetDirectory ?? FashionMnist.ResolveDefaultDirectory();
-        if (!DatasetPresent(datasetDirectory))
+        // --data DIR as given; else $FASHION_MNIST_DIR; else the full set if installed; else the subset copied next to this program.
+        var dataset = FashionMnistSource.Resolve(settings.DatasetDirectory);
+        var datasetDirectory = dataset.Directory;
+        if (!FashionMnistSource.IsComplete(datasetDirectory))
         {
-            Console.Error.WriteLine($"Fashion-MNIST was not found in '{datasetDirectory}'.");
-            Console.Error.WriteLine("Install it with:   sudo apt-get install dataset-fashion-mnist");
+            Console.Error.WriteLine($"Fashion-MNIST was not found in '{datasetDirectory}' (and the subset normally shipped next to this program, {Path.Combine(AppContext.BaseDirectory, FashionMnistSource.SubsetFolder)}, is missing too).");
+            Console.Error.WriteLine("Install the full set with:   sudo apt-get install dataset-fashion-mnist");
             Console.Error.WriteLine("or point to a folder holding train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]:   --data DIR");
             return 2;
         }
@@ -43,7 +46,7 @@ internal static class ClusterRunner
         var logPath = Path.Combine(settings.StateDirectory, "cluster.log");
         using var log = new FileLog(logPath);
 
-        PrintBanner(settings, datasetDirectory, logPath);
+        PrintBanner(settings, dataset, logPath);
 
         var clock = Stopwatch.StartNew();
         var cpuStart = Process.GetCurrentProcess().TotalProcessorTime;
@@ -139,20 +142,16 @@ internal static class ClusterRunner
             return 0;
         }
 
-        Summary.Print(settings, status, workerStatus, pool, elapsed, cpu);
+        Summary.Print(settings, dataset, status, workerStatus, pool, elapsed, cpu);
         return 0;
     }
 
-    private static bool DatasetPresent(string directory) =>
-        Directory.Exists(directory)
-        && new[] { "train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte" }
-            .All(f => File.Exists(Path.Combine(directory, f)) || File.Exists(Path.Combine(directory, f + ".gz")));
-
-    private static void PrintBanner(ClusterSettings settings, string datasetDirectory, string logPath)
+    private static void PrintBanner(ClusterSettings settings, FashionMnistLocation dataset, string logPath)
     {
         AnsiConsole.Write(new Rule("[bold]NearML local cluster[/]").LeftJustified());
         AnsiConsole.MarkupLine($"{settings.Workers} workers × {settings.Rounds} rounds × {settings.InnerSteps} inner steps, model [bold]{settings.Model}[/], updates [bold]{settings.Compression}[/]{(settings.Secure ? ", [bold]secure aggregation[/]" : string.Empty)}");
-        AnsiConsole.MarkupLine($"Data: [grey]{Markup.Escape(datasetDirectory)}[/]   State (SQLite, checkpoints, ledger, keys): [grey]{Markup.Escape(settings.StateDirectory)}[/]   Log: [grey]{Markup.Escape(logPath)}[/]");
+        AnsiConsole.MarkupLine($"Data: {Markup.Escape(dataset.Description)}{(dataset.IsSubset ? " [grey](the full 60,000/10,000 set is used when installed: sudo apt-get install dataset-fashion-mnist, or --data DIR)[/]" : string.Empty)}");
+        AnsiConsole.MarkupLine($"State (SQLite, checkpoints, ledger, keys): [grey]{Markup.Escape(settings.StateDirectory)}[/]   Log: [grey]{Markup.Escape(logPath)}[/]");
         AnsiConsole.MarkupLine("[yellow]Development policy:[/] workers use the [bold]simulated[/] TEE attestation provider and the coordinator admits it "
             + "(AllowSimulatedAttestation = true). This proves nothing about the workers' hardware; a real coordinator leaves it off (docs/operator-guide.md).");
         AnsiConsole.MarkupLine("[yellow]Settlement:[/] dry run — NEAR transactions are built and signed with a throw-away development key but never sent.");

@@ -13,7 +13,7 @@ var rounds = new Option<int>("--rounds") { Description = "Outer (DiLoCo) rounds"
 var steps = new Option<int>("--steps") { Description = "Inner steps per round (H)", DefaultValueFactory = _ => 100 };
 var model = new Option<string>("--model") { Description = "Model: mlp or cnn", DefaultValueFactory = _ => "mlp" };
 model.AcceptOnlyFromAmong("mlp", "cnn");
-var data = new Option<string?>("--data") { Description = "Fashion-MNIST folder (default: $FASHION_MNIST_DIR or /usr/share/datasets/fashion-mnist)" };
+var data = new Option<string?>("--data") { Description = "Fashion-MNIST folder (default: $FASHION_MNIST_DIR, else /usr/share/datasets/fashion-mnist when installed, else the subset shipped next to this program)" };
 var dataDir = new Option<string>("--state") { Description = "Cluster state folder (SQLite, checkpoints, ledger, keys)", DefaultValueFactory = _ => "nearml-data" };
 var secure = new Option<bool>("--secure") { Description = "Secure aggregation (SecAgg+): the coordinator learns only the sum of updates" };
 var fresh = new Option<bool>("--fresh") { Description = "Delete the cluster state folder first (otherwise a finished job is reported, an unfinished one resumes)" };

@@ -3,6 +3,7 @@ using NearML.Hosting;
 using NearML.Hosting.Coordinator;
 using NearML.Hosting.Worker;
 using NearML.Hosting.Jobs;
+using NearML.Training.Data;
 using Spectre.Console;
 
 namespace NearML.Samples.LocalCluster;
@@ -10,7 +11,7 @@ namespace NearML.Samples.LocalCluster;
 /// <summary>The end-of-run summary: accuracy, bytes against DDP, ledger root, payouts, settlement transactions.</summary>
 internal static class Summary
 {
-    public static void Print(ClusterSettings settings, CoordinatorStatus coordinator, IReadOnlyList<WorkerStatus> workers, UInt128 poolPerEpoch, TimeSpan elapsed, TimeSpan cpu)
+    public static void Print(ClusterSettings settings, FashionMnistLocation dataset, CoordinatorStatus coordinator, IReadOnlyList<WorkerStatus> workers, UInt128 poolPerEpoch, TimeSpan elapsed, TimeSpan cpu)
     {
         var parameterCount = ModelCatalog.Create(settings.Model, ModelCatalog.DefaultConfigJson(settings.Model), 1).Parameters.Length;
         var ddpBytesPerStep = 4L * parameterCount;
@@ -18,7 +19,8 @@ internal static class Summary
         AnsiConsole.Write(new Rule("[bold]Summary[/]").LeftJustified());
         AnsiConsole.MarkupLine(string.Create(
             CultureInfo.InvariantCulture,
-            $"Test accuracy (10,000 Fashion-MNIST test images, global model after round {coordinator.Round}): [bold]{coordinator.LastAccuracy:P2}[/]"));
+            $"Test accuracy ({TestImageCount(dataset.Directory):N0} Fashion-MNIST test images{(dataset.IsSubset ? " of the shipped subset" : string.Empty)}, global model after round {coordinator.Round}): [bold]{coordinator.LastAccuracy:P2}[/]"));
+        AnsiConsole.MarkupLine($"Data: {Markup.Escape(dataset.Description)}");
         AnsiConsole.MarkupLine(string.Create(
             CultureInfo.InvariantCulture,
             $"Wall time {elapsed.TotalSeconds:0.0} s, process CPU {cpu.TotalSeconds:0.0} s, load average {LoadAverage()}"));
@@ -71,6 +73,12 @@ internal static class Summary
                 AnsiConsole.MarkupLine($"  [bold]{Markup.Escape(tx)}[/]");
             }
         }
+    }
+
+    private static int TestImageCount(string directory)
+    {
+        var gz = Path.Combine(directory, "t10k-labels-idx1-ubyte.gz");
+        return IdxReader.ReadFile(File.Exists(gz) ? gz : Path.Combine(directory, "t10k-labels-idx1-ubyte")).Dimensions[0];
     }
 
     private static string LoadAverage()

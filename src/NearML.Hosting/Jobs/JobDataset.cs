@@ -54,7 +54,7 @@ public sealed class JobDataset
     public LabeledDataset Test => (Data as ClassificationDataset)?.Test ?? throw new InvalidOperationException($"dataset '{Data.Name}' is not a classification dataset.");
 
     /// <summary>Loads Fashion-MNIST and cuts its 60 000 training images into shards.</summary>
-    /// <param name="directory">The folder with the four IDX files; <see langword="null"/> for <see cref="FashionMnist.ResolveDefaultDirectory"/>.</param>
+    /// <param name="directory">The folder with the four IDX files; <see langword="null"/> to look (<see cref="FashionMnistSource.Resolve"/>).</param>
     /// <param name="shardCount">The number of shards wanted (records per shard = ⌈records / shardCount⌉).</param>
     /// <param name="seed">The seed of the record order before cutting.</param>
     /// <returns>The dataset.</returns>
@@ -62,7 +62,7 @@ public sealed class JobDataset
     /// <exception cref="JobConfigurationException">The shard count is not positive or exceeds the records.</exception>
     public static JobDataset LoadFashionMnist(string? directory, int shardCount, ulong seed)
     {
-        var data = FashionMnist.Load(directory);
+        var data = FashionMnist.Load(FashionMnistSource.Resolve(directory).Directory);
         return Create(FashionMnistName, data.Train, data.Test, shardCount, seed);
     }
 

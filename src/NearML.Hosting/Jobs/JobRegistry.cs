@@ -201,7 +201,8 @@ public static class BuiltInJobs
 
     /// <summary>
     /// Gets the built-in datasets: <c>fashion-mnist</c> (the four IDX files in the host's data folder, or
-    /// <c>$FASHION_MNIST_DIR</c>, or Debian's <c>dataset-fashion-mnist</c>; configuration <c>{}</c>), <c>text</c> (a UTF-8
+    /// <c>$FASHION_MNIST_DIR</c>, or Debian's <c>dataset-fashion-mnist</c>, else the subset shipped next to the application:
+    /// see <see cref="FashionMnistSource"/>; configuration <c>{}</c>), <c>text</c> (a UTF-8
     /// file, character level: <c>{"file":"input.txt","context":64,"recordTokens":1024}</c>, the file relative to the data
     /// folder) and <c>npz</c> (a NumPy archive with <c>x_train</c>, <c>y_train</c>, <c>x_test</c>, <c>y_test</c>:
     /// <c>{"file":"data.npz","classes":10}</c>).
@@ -211,7 +212,7 @@ public static class BuiltInJobs
         new(JobDataset.FashionMnistName, static (_, c) =>
         {
             RequireKeys(c.ConfigJson, JobDataset.FashionMnistName);
-            var data = FashionMnist.Load(c.DataDirectory);
+            var data = FashionMnist.Load(FashionMnistSource.Resolve(c.DataDirectory).Directory);
             return new ClassificationDataset(JobDataset.FashionMnistName, data.Train, data.Test, RecordEncoding.Idx);
         }),
         new("text", static (_, c) =>
