@@ -124,7 +124,8 @@ public sealed class ConnectionFloodTests
         TestContext.WriteLine($"flood: {total} connections in {FloodDuration.TotalSeconds:0} s ({Volatile.Read(ref refusedOrReset)} refused or reset on the client side)");
         Assert.IsGreaterThan(2000, total, "the flood was too small to mean anything");
 
-        // The summary of the last interval arrives within one interval (10 s) after the flood.
+        // The summary of the last interval arrives within one interval (10 s) after the flood, or when the coordinator stops
+        // (a quiet machine finishes the job's 3 rounds before the flood ends; the limiter writes its pending summary on stop).
         await coordinator.WaitForStderrAsync(@"more connection refusals and faults in the last", TimeSpan.FromSeconds(30), before, cluster.Token);
         await Task.Delay(TimeSpan.FromSeconds(11), cluster.Token);
         var lines = coordinator.StderrLines.Skip(before).ToList();

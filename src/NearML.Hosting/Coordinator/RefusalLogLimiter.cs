@@ -84,7 +84,13 @@ internal sealed class RefusalLogLimiter : IDisposable
         }
     }
 
-    public void Dispose() => _timer.Dispose();
+    /// <summary>Stops the interval timer and writes the summary of the refusals counted since the last one, so that a flood
+    /// just before the coordinator stops is still accounted for in the log.</summary>
+    public void Dispose()
+    {
+        _timer.Dispose();
+        Flush();
+    }
 
     private static string Host(string remote)
     {
