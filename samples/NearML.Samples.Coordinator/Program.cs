@@ -51,36 +51,27 @@ var root = new RootCommand("""
 
 root.SetAction(async (parse, _) =>
 {
-    const string S = NearMLCoordinatorOptions.SectionName;
-    var overrides = new Dictionary<string, string?>(StringComparer.Ordinal);
-    void Set<T>(Option<T> option, string key, Func<T, string> format)
-    {
-        if (parse.GetResult(option) is { Implicit: false } && parse.GetValue(option) is { } value)
-        {
-            overrides[$"{S}:{key}"] = format(value);
-        }
-    }
-
-    Set(listen, "ListenAddress", v => v);
-    Set(port, "Port", v => SampleCommandLine.Invariant(v!.Value));
-    Set(data, "DataDirectory", v => v);
-    Set(dataset, "DatasetDirectory", v => v);
-    Set(cert, "CertificatePath", v => v);
-    Set(model, "Model", v => v);
-    Set(rounds, "Rounds", v => SampleCommandLine.Invariant(v!.Value));
-    Set(steps, "InnerSteps", v => SampleCommandLine.Invariant(v!.Value));
-    Set(batchSize, "BatchSize", v => SampleCommandLine.Invariant(v!.Value));
-    Set(shards, "ShardCount", v => SampleCommandLine.Invariant(v!.Value));
-    Set(compression, "Compression", v => v);
-    Set(seed, "Seed", v => SampleCommandLine.Invariant(v!.Value));
-    Set(minWorkers, "MinWorkers", v => SampleCommandLine.Invariant(v!.Value));
-    Set(maxWorkers, "MaxWorkers", v => SampleCommandLine.Invariant(v!.Value));
-    Set(roundTimeout, "RoundTimeout", v => v!.Value.ToString("c"));
-    Set(heartbeat, "HeartbeatInterval", v => v!.Value.ToString("c"));
-    Set(settleEvery, "SettleEveryRounds", v => SampleCommandLine.Invariant(v!.Value));
-    Set(allowSimulated, "AllowSimulatedAttestation", v => v ? "true" : "false");
-    Set(secure, "SecureAggregation", v => v ? "true" : "false");
-    return await RunAsync([.. configArgs], overrides).ConfigureAwait(false);
+    var overrides = new ConfigOverrides(parse, NearMLCoordinatorOptions.SectionName);
+    overrides.Set(listen, "ListenAddress", v => v);
+    overrides.Set(port, "Port", v => SampleCommandLine.Invariant(v!.Value));
+    overrides.Set(data, "DataDirectory", v => v);
+    overrides.Set(dataset, "DatasetDirectory", v => v);
+    overrides.Set(cert, "CertificatePath", v => v);
+    overrides.Set(model, "Model", v => v);
+    overrides.Set(rounds, "Rounds", v => SampleCommandLine.Invariant(v!.Value));
+    overrides.Set(steps, "InnerSteps", v => SampleCommandLine.Invariant(v!.Value));
+    overrides.Set(batchSize, "BatchSize", v => SampleCommandLine.Invariant(v!.Value));
+    overrides.Set(shards, "ShardCount", v => SampleCommandLine.Invariant(v!.Value));
+    overrides.Set(compression, "Compression", v => v);
+    overrides.Set(seed, "Seed", v => SampleCommandLine.Invariant(v!.Value));
+    overrides.Set(minWorkers, "MinWorkers", v => SampleCommandLine.Invariant(v!.Value));
+    overrides.Set(maxWorkers, "MaxWorkers", v => SampleCommandLine.Invariant(v!.Value));
+    overrides.Set(roundTimeout, "RoundTimeout", v => v!.Value.ToString("c"));
+    overrides.Set(heartbeat, "HeartbeatInterval", v => v!.Value.ToString("c"));
+    overrides.Set(settleEvery, "SettleEveryRounds", v => SampleCommandLine.Invariant(v!.Value));
+    overrides.Set(allowSimulated, "AllowSimulatedAttestation", v => v ? "true" : "false");
+    overrides.Set(secure, "SecureAggregation", v => v ? "true" : "false");
+    return await RunAsync([.. configArgs], overrides.Values).ConfigureAwait(false);
 });
 
 // The generic host's console lifetime handles Ctrl+C / SIGTERM (graceful Goodbye within ShutdownTimeout).
@@ -106,15 +97,7 @@ static async Task<int> RunAsync(string[] configArgs, Dictionary<string, string?>
     }
 
     builder.Logging.ClearProviders();
-    builder.Logging.AddSimpleConsole(o =>
-    {
-        o.SingleLine = true;
-        o.TimestampFormat = "HH:mm:ss.fff ";
-        o.UseUtcTimestamp = true;
-    });
-    // The host's own "failed to start" entry repeats, with a stack trace, the one line printed below.
-    builder.Logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.Critical);
-    builder.Services.Configure<Microsoft.Extensions.Logging.Console.ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
+    SampleHost.ConfigureLogging(builder);
     builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(20));
 
     builder.Services.AddNearMLCoordinator(section);

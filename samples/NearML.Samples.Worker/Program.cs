@@ -50,25 +50,17 @@ var root = new RootCommand("""
 root.SetAction(async (parse, cancellationToken) =>
 {
     const string S = NearMLWorkerOptions.SectionName;
-    var overrides = new Dictionary<string, string?>(StringComparer.Ordinal);
-    void Set<T>(Option<T> option, string key, Func<T, string> format)
-    {
-        if (parse.GetResult(option) is { Implicit: false } && parse.GetValue(option) is { } value)
-        {
-            overrides[$"{S}:{key}"] = format(value);
-        }
-    }
-
-    Set(coordinator, "CoordinatorHost", v => v);
-    Set(port, "CoordinatorPort", v => SampleCommandLine.Invariant(v!.Value));
-    Set(fingerprint, "CoordinatorFingerprint", v => v);
-    Set(id, "WorkerId", v => v);
-    Set(data, "DataDirectory", v => v);
-    Set(dataset, "DatasetDirectory", v => v);
-    Set(attestation, "AttestationProvider", v => v);
-    Set(threads, "ThreadCount", v => SampleCommandLine.Invariant(v!.Value));
-    Set(maxReconnectDelay, "MaxReconnectDelay", v => v!.Value.ToString("c"));
-    Set(injectNan, "InjectNanUpdate", v => v ? "true" : "false");
+    var overrides = new ConfigOverrides(parse, S);
+    overrides.Set(coordinator, "CoordinatorHost", v => v);
+    overrides.Set(port, "CoordinatorPort", v => SampleCommandLine.Invariant(v!.Value));
+    overrides.Set(fingerprint, "CoordinatorFingerprint", v => v);
+    overrides.Set(id, "WorkerId", v => v);
+    overrides.Set(data, "DataDirectory", v => v);
+    overrides.Set(dataset, "DatasetDirectory", v => v);
+    overrides.Set(attestation, "AttestationProvider", v => v);
+    overrides.Set(threads, "ThreadCount", v => SampleCommandLine.Invariant(v!.Value));
+    overrides.Set(maxReconnectDelay, "MaxReconnectDelay", v => v!.Value.ToString("c"));
+    overrides.Set(injectNan, "InjectNanUpdate", v => v ? "true" : "false");
 
     var configuration = new ConfigurationBuilder()
         .AddInMemoryCollection(new Dictionary<string, string?> { [$"{S}:StopApplicationOnCompletion"] = "true" })
@@ -76,7 +68,7 @@ root.SetAction(async (parse, cancellationToken) =>
         .AddJsonFile("appsettings.json", optional: true)
         .AddEnvironmentVariables()
         .AddCommandLine([.. configArgs])
-        .AddInMemoryCollection(overrides)
+        .AddInMemoryCollection(overrides.Values)
         .Build();
     try
     {
@@ -143,15 +135,7 @@ static IHost BuildHost(IConfiguration configuration, string? workerId, string? d
 
     builder.Configuration.AddInMemoryCollection(overrides);
     builder.Logging.AddConfiguration(builder.Configuration.GetSection("Logging"));
-    builder.Logging.AddSimpleConsole(o =>
-    {
-        o.SingleLine = true;
-        o.TimestampFormat = "HH:mm:ss.fff ";
-        o.UseUtcTimestamp = true;
-    });
-    // The host's own "failed to start" entry repeats, with a stack trace, the one line the sample prints.
-    builder.Logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.Critical);
-    builder.Services.Configure<Microsoft.Extensions.Logging.Console.ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
+    SampleHost.ConfigureLogging(builder);
     // Every host keeps the default ConsoleLifetime: Ctrl+C / SIGTERM stops each one gracefully (Goodbye), swarm or not.
     builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(15));
     builder.Services.AddNearMLWorker(builder.Configuration.GetSection("NearML:Worker"));
