@@ -74,8 +74,9 @@ public sealed class NearMLWorkerOptions
     public TimeSpan InitialReconnectDelay { get; set; } = TimeSpan.FromMilliseconds(500);
 
     /// <summary>
-    /// Gets or sets how many threads training may use; <see langword="null"/> for the engine's default. The managed engine
-    /// currently runs each step on one thread, so values above 1 change nothing yet.
+    /// Gets or sets how many threads training may use; <see langword="null"/> for the engine's default. It reaches every
+    /// registered model factory as <see cref="NearML.Training.Engines.ModelBuildContext.Threads"/> (a TorchSharp model sets
+    /// LibTorch's thread count from it).
     /// </summary>
     /// <value>The default value is <see langword="null"/>.</value>
     public int? ThreadCount { get; set; }

@@ -114,7 +114,7 @@ internal sealed class WorkerJob : IDisposable
     /// model through the registry and checks its layout against the assignment's.
     /// </summary>
     /// <exception cref="WorkerFatalException">The dataset or model is missing here or does not match the coordinator's.</exception>
-    public static WorkerJob Create(JobAssignment assignment, string? datasetDirectory, JobRegistry registry)
+    public static WorkerJob Create(JobAssignment assignment, string? datasetDirectory, JobRegistry registry, int? threads = null)
     {
         var hp = assignment.HyperParameters;
         var extra = hp.Extra;
@@ -188,7 +188,7 @@ internal sealed class WorkerJob : IDisposable
         {
             model = registry.BuildModel(
                 assignment.Model.Architecture,
-                new ModelBuildContext(assignment.Model.ConfigJson, unchecked((int)hp.Seed), new InnerOptimizerSettings(LearningRate: hp.InnerLearningRate, WeightDecay: hp.WeightDecay)));
+                new ModelBuildContext(assignment.Model.ConfigJson, unchecked((int)hp.Seed), new InnerOptimizerSettings(LearningRate: hp.InnerLearningRate, WeightDecay: hp.WeightDecay), threads));
         }
         catch (JobConfigurationException ex)
         {

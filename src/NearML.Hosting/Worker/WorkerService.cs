@@ -469,7 +469,7 @@ public sealed partial class WorkerService : BackgroundService
             var job = owner._job;
             if (job is null || !job.Matches(assignment))
             {
-                job = WorkerJob.Create(assignment, owner._options.DatasetDirectory, owner._registry);
+                job = WorkerJob.Create(assignment, owner._options.DatasetDirectory, owner._registry, owner._options.ThreadCount);
                 owner._job?.Dispose();
                 owner._job = job;
                 LogJobBuilt(Logger, assignment.JobId, assignment.Model.Architecture, job.Model.Parameters.Length);

@@ -4,6 +4,7 @@ using NearML.Hosting.Jobs;
 using NearML.Hosting.Worker;
 using NearML.Sharding;
 using NearML.Training.Data;
+using Microsoft.Extensions.DependencyInjection;
 using NearML.Training.Engines;
 using static NearML.Hosting.Tests.ByoModel.ByoModelFixtures;
 
@@ -19,7 +20,16 @@ public sealed class BringYourOwnModelTests
         var (coordinator, status, coordinatorLogs) = await StartCoordinatorAsync(
             b => b.AddModel("tiny", c => Tiny(c)).AddDataset("blobs", _ => BlobsDataset()),
             o => o.MinWorkers = 2);
-        var (w1, s1, _) = await StartWorkerAsync(status, "byom-1", b => b.AddModel("tiny", c => Tiny(c)).AddDataset("blobs", _ => BlobsDataset()));
+        var threadsSeen = new System.Collections.Concurrent.ConcurrentQueue<int?>();
+        var (w1, s1, _) = await StartWorkerAsync(status, "byom-1", b =>
+        {
+            b.Services.Configure<NearMLWorkerOptions>(o => o.ThreadCount = 3);
+            b.AddModel("tiny", c =>
+            {
+                threadsSeen.Enqueue(c.Threads);
+                return Tiny(c);
+            }).AddDataset("blobs", _ => BlobsDataset());
+        });
         var (w2, s2, _) = await StartWorkerAsync(status, "byom-2", b => b.AddModel("tiny", c => Tiny(c)).AddDataset("blobs", _ => BlobsDataset()));
         try
         {
@@ -30,6 +40,10 @@ public sealed class BringYourOwnModelTests
             Assert.IsGreaterThan(0.9, status.LastAccuracy!.Value, $"accuracy {status.LastAccuracy}");
             Assert.IsLessThan(rounds[0].MeanLoss, rounds[^1].MeanLoss);
             Assert.IsGreaterThan(0L, s1.Receipts + s2.Receipts);
+
+            // The worker's ThreadCount reaches the model factory when the job's model is built (the join-time layout
+            // check may build it without a thread count first).
+            Assert.Contains(3, threadsSeen.Select(t => t ?? -1).ToList(), string.Join(", ", threadsSeen));
         }
         finally
         {
