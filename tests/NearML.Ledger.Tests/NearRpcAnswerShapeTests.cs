@@ -119,7 +119,7 @@ public sealed class NearRpcAnswerShapeTests
     public async Task Every_answer_shape_maps_to_a_typed_result_or_error(string method, int status, string body, int delayMs, string expected, string? errorName, bool transient)
     {
         using var server = new NearRpcTestServer();
-        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(1) };
+        using var http = NearRpcTestServer.CreateClient(TimeSpan.FromSeconds(1));
         var client = new NearRpcClient(http, new NearRpcClientOptions { Endpoint = server.Endpoint, MaxRetries = 0 });
         server.InjectRaw(method, status, body, TimeSpan.FromMilliseconds(delayMs));
         string context = $"{method} HTTP {status} after {delayMs} ms: {body}";
@@ -144,7 +144,7 @@ public sealed class NearRpcAnswerShapeTests
         foreach (string method in new[] { "send_tx", "broadcast_tx_async", "tx", "query" })
         {
             using var server = new NearRpcTestServer();
-            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+            using var http = NearRpcTestServer.CreateClient(TimeSpan.FromSeconds(5));
             var client = new NearRpcClient(http, new NearRpcClientOptions { Endpoint = server.Endpoint, MaxRetries = 0 });
             server.InjectFor(method is "send_tx" or "broadcast_tx_async" ? "send" : method, NearFault.Drop);
             var ex = await Assert.ThrowsExactlyAsync<NearRpcHttpException>(() => CallAsync(client, method), method);
@@ -162,7 +162,7 @@ public sealed class NearRpcAnswerShapeTests
         server.AddAccount("payer.testnet", UInt128.Parse("1000000000000000000000000"), key.PublicKey);
         server.AddAccount("w0.testnet", 0);
         server.AdvanceBlocks(3);
-        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        using var http = NearRpcTestServer.CreateClient(TimeSpan.FromSeconds(10));
         var client = new NearRpcClient(http, new NearRpcClientOptions { Endpoint = server.Endpoint, MaxRetries = 0 });
         BlockView block = await client.GetFinalBlockAsync();
         AccessKeyView ak = await client.ViewAccessKeyAsync("payer.testnet", key.PublicKey);

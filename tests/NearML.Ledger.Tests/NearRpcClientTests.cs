@@ -20,7 +20,7 @@ public sealed class NearRpcClientTests
             server.InjectRaw(method, (int)status, body);
         }
 
-        var http = new HttpClient();
+        HttpClient http = NearRpcTestServer.CreateClient(TimeSpan.FromSeconds(100));
         return (new NearRpcClient(http, new NearRpcClientOptions { Endpoint = server.Endpoint, MaxRetries = retries, RetryDelay = TimeSpan.FromMilliseconds(1) }), server, http);
     }
 

@@ -63,7 +63,7 @@ public sealed class SettlementModelTests
         }
 
         server.AdvanceBlocks(3);
-        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(20) };
+        using var http = NearRpcTestServer.CreateClient(TimeSpan.FromSeconds(20));
         var client = new NearRpcClient(http, new NearRpcClientOptions { Endpoint = server.Endpoint, MaxRetries = rng.Next(0, 3), RetryDelay = TimeSpan.FromMilliseconds(1) });
         using NearCredentials creds = NearCredentials.FromSecretKey("payer.testnet", key.ExportSecretKey());
         int perTx = rng.Next(1, 4);

@@ -41,7 +41,7 @@ public sealed class SettlementStatusMatrixTests
         using NearKeyPair key = NearKeyPair.FromSeed(SHA256.HashData("matrix-payer"u8));
         server.AddAccount("payer.testnet", Rich, key.PublicKey);
         server.AddAccount("w0.testnet", 0);
-        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(20) };
+        using var http = NearRpcTestServer.CreateClient(TimeSpan.FromSeconds(20));
         var client = new NearRpcClient(http, new NearRpcClientOptions { Endpoint = server.Endpoint, MaxRetries = 0 });
         using NearCredentials creds = NearCredentials.FromSecretKey("payer.testnet", key.ExportSecretKey());
         WorkerPayout[] payouts = [new("w0.testnet", 1, Amount)];
@@ -160,7 +160,7 @@ public sealed class SettlementStatusMatrixTests
         server.AddAccount("payer.testnet", Rich, key.PublicKey);
         server.AddAccount("w0.testnet", 0);
         server.AdvanceBlocks(5);
-        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(20) };
+        using var http = NearRpcTestServer.CreateClient(TimeSpan.FromSeconds(20));
         var client = new NearRpcClient(http, new NearRpcClientOptions { Endpoint = server.Endpoint, MaxRetries = 0 });
         using NearCredentials creds = NearCredentials.FromSecretKey("payer.testnet", key.ExportSecretKey());
         WorkerPayout[] payouts = [new("w0.testnet", 1, Amount)];

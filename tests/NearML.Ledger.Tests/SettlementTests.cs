@@ -25,7 +25,7 @@ public sealed class SettlementTests
                 }
             }
 
-            Http = new HttpClient { Timeout = TimeSpan.FromSeconds(20) };
+            Http = NearRpcTestServer.CreateClient(TimeSpan.FromSeconds(20));
             Client = new NearRpcClient(Http, new NearRpcClientOptions { Endpoint = Server.Endpoint, MaxRetries = 2, RetryDelay = TimeSpan.FromMilliseconds(5) });
             StorePath = TestData.TempFile("settle.db");
         }
