@@ -14,7 +14,7 @@ namespace NearML.Hosting.Coordinator;
 /// <param name="ComputeMilliseconds">From assignment to the last part.</param>
 /// <param name="Reason">The rejection reason when <paramref name="Values"/> is null.</param>
 /// <param name="Detail">The rejection detail.</param>
-internal sealed record SubmittedUpdate(float[]? Values, ulong SampleCount, float Loss, byte[] PayloadSha256, long PayloadBytes, long ComputeMilliseconds, string? Reason, string? Detail);
+public sealed record SubmittedUpdate(float[]? Values, ulong SampleCount, float Loss, byte[] PayloadSha256, long PayloadBytes, long ComputeMilliseconds, string? Reason, string? Detail);
 
 /// <summary>One admitted worker connection and its per-round state.</summary>
 internal sealed class WorkerSession
@@ -40,7 +40,11 @@ internal sealed class WorkerSession
         Account = account;
         Verified = verified;
         _closing = CancellationTokenSource.CreateLinkedTokenSource(serviceToken, connection.Closed);
+        Participant = new NearML.Hosting.Rounds.RoundParticipant(this);
     }
+
+    /// <summary>Gets this session as round protocols see it.</summary>
+    public NearML.Hosting.Rounds.RoundParticipant Participant { get; }
 
     public FrameConnection Connection { get; }
 
