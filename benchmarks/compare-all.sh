@@ -20,7 +20,7 @@
 #                                  [--no-build]
 #   --threads     compute threads of every side (default 2)
 #   --runs        processes per (workload, side) (default 3; the median is reported)
-#   --only        GEMM shape-name substring filter
+#   --only        GEMM shape-name filter: comma list of substrings (a shape runs if its name contains one)
 #   --repeats/--min-time   GEMM: timed repeats per shape and seconds per repeat (default 3 / 0.3)
 #   --quick       MLP and CNN 1 epoch, GPT 1 warm-up + 10 timed steps (windows of 2): not the recipe, say so
 #   --epochs E    MLP and CNN epochs (default: the recipe's 5 and 3)
@@ -131,7 +131,12 @@ side_cmd() {
     libtorch_passive) cmd=(env OMP_WAIT_POLICY=PASSIVE "$repo/.ci/in-trixie" dotnet "$ldll" compare "$w" "${args[@]}") ;;
     pytorch)
       case "$w" in
-        gemm) cmd=("$py" "$ptdir/bench_gemm.py" --no-onednn "${args[@]}") ;;
+        # bench_gemm.py itself, with its shape lists filtered by the comma list of --only (its own --only takes one substring)
+        gemm) cmd=("$py" -c 'import sys; sys.path.insert(0, sys.argv[1]); import bench_gemm as b
+keys = [k for k in sys.argv[2].split(",") if k]
+keep = lambda s: not keys or any(k in s[0] for k in keys)
+b.SQUARE = [s for s in b.SQUARE if keep(s)]; b.SKINNY = [s for s in b.SKINNY if keep(s)]
+sys.argv = [b.__file__] + sys.argv[3:]; b.main()' "$ptdir" "$only" --no-onednn --threads "$threads" --repeats "$repeats" --min-time "$min_time") ;;
         *) cmd=("$py" "$ptdir/bench_$w.py" "${args[@]}") ;;
       esac ;;
   esac

@@ -25,7 +25,7 @@ internal static class LibTorchCompare
     {
         if (args.Length == 0)
         {
-            Console.Error.WriteLine("usage: compare gemm [--threads N] [--only SUBSTR] [--repeats R] [--min-time S] [--list]");
+            Console.Error.WriteLine("usage: compare gemm [--threads N] [--only SUBSTR[,SUBSTR...]] [--repeats R] [--min-time S] [--list]");
             Console.Error.WriteLine("       compare mlp|cnn [--threads N] [--epochs E] [--batch B] [--warmup W] [--window S] [--seed X] [--data DIR]");
             Console.Error.WriteLine("       compare gpt --corpus FILE [--threads N] [--warmup W] [--steps S] [--window S] [--seed X]");
             return 2;
@@ -67,7 +67,7 @@ internal static class LibTorchCompare
     private static int Gemm(Options o)
     {
         var only = o.Str("--only");
-        var shapes = GemmShapes.All.Where(s => only is null || s.Name.Contains(only, StringComparison.Ordinal)).ToArray();
+        var shapes = GemmShapes.Select(only);
         if (o.Has("--list"))
         {
             foreach (var s in shapes)
