@@ -27,6 +27,64 @@ internal static unsafe class GemmDriver
         : Avx2.IsSupported && Fma.IsSupported ? GemmPath.Avx2
         : GemmPath.Portable;
 
+    /// <summary>The name of the environment variable that lowers the kernels' instruction set at start.</summary>
+    internal const string IsaVariable = "NEARML_ISA";
+
+    /// <summary>
+    /// Gets or sets the family <see cref="GemmPath.Auto"/> resolves to: <see cref="BestPath"/> unless
+    /// <c>NEARML_ISA</c> asked for a lower one at start (or <see cref="KernelThreads.Isa"/> was set).
+    /// </summary>
+    internal static GemmPath SelectedPath { get; set; } = FromEnvironment(Environment.GetEnvironmentVariable(IsaVariable));
+
+    /// <summary>The reason <c>NEARML_ISA</c> was refused, or null when it was accepted (or absent).</summary>
+    internal static string? SelectionError { get; private set; }
+
+    /// <summary>Forgets a refused <c>NEARML_ISA</c> (after the selection was set explicitly).</summary>
+    internal static void ClearSelectionError() => SelectionError = null;
+
+    /// <summary>Parses an instruction-set name (<c>avx512</c>, <c>avx2</c>, <c>portable</c>, <c>auto</c>, any case).</summary>
+    /// <returns>The family, <see cref="GemmPath.Auto"/> for <c>auto</c>, or null when the name is unknown.</returns>
+    internal static GemmPath? Parse(string? name) => name?.Trim().ToUpperInvariant() switch
+    {
+        null or "" or "AUTO" => GemmPath.Auto,
+        "AVX512" or "AVX-512" => GemmPath.Avx512,
+        "AVX2" or "AVX2+FMA" => GemmPath.Avx2,
+        "PORTABLE" or "SCALAR" or "VECTOR128" => GemmPath.Portable,
+        _ => null,
+    };
+
+    /// <summary>
+    /// The family for a <c>NEARML_ISA</c> value: a known, supported name selects that family; an unknown or unsupported
+    /// one keeps <see cref="BestPath"/> and records the reason in <see cref="SelectionError"/> (Gemm then refuses).
+    /// </summary>
+    internal static GemmPath FromEnvironment(string? value)
+    {
+        var parsed = Parse(value);
+        if (parsed is null)
+        {
+            SelectionError = $"{IsaVariable}='{value}' is not one of avx512, avx2, portable, auto.";
+            return BestPath;
+        }
+
+        if (!IsSupported(parsed.Value))
+        {
+            SelectionError = $"{IsaVariable}='{value}' asks for instructions this CPU lacks (best: {Name(BestPath)}).";
+            return BestPath;
+        }
+
+        SelectionError = null;
+        return parsed.Value == GemmPath.Auto ? BestPath : parsed.Value;
+    }
+
+    /// <summary>The display name of a family: "AVX-512", "AVX2+FMA" or "portable".</summary>
+    internal static string Name(GemmPath path) => path switch
+    {
+        GemmPath.Avx512 => "AVX-512",
+        GemmPath.Avx2 => "AVX2+FMA",
+        GemmPath.Auto => Name(BestPath),
+        _ => "portable",
+    };
+
     /// <summary>Whether <paramref name="path"/> can run on this CPU.</summary>
     internal static bool IsSupported(GemmPath path) => path switch
     {
@@ -236,6 +294,11 @@ internal static unsafe class GemmDriver
         }
     }
 
+    /// <summary>Whether packing may use AVX: not on the portable path, so it runs the code an ARM64 CPU runs.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool UseAvx<TK>()
+        where TK : struct, IMicroKernel => Avx.IsSupported && typeof(TK) != typeof(PortableMicroKernel);
+
     /// <summary>Packs rows [ic, ic+mc) × depth [pc, pc+kc) of α·op(A) into MR-row panels (k-major, zero-padded).</summary>
     private static void PackA<TK>(GemmJob job, int ic, int mc, int pc, int kc, float* dst)
         where TK : struct, IMicroKernel
@@ -253,7 +316,7 @@ internal static unsafe class GemmDriver
                 // write with stride MR.
                 var src = job.A + ((nint)(ic + ir) * lda) + pc;
                 var p0 = 0;
-                if (Avx.IsSupported && mrFull == 8 && mr == 8)
+                if (UseAvx<TK>() && mrFull == 8 && mr == 8)
                 {
                     var scale = Vector256.Create(alpha);
                     for (; p0 + 8 <= kc; p0 += 8)
@@ -284,7 +347,7 @@ internal static unsafe class GemmDriver
             {
                 // op(A)[i, p] = A[p, i]: MR contiguous values per k.
                 var src = job.A + ((nint)pc * lda) + ic + ir;
-                if (Avx.IsSupported && mrFull == 8 && mr == 8)
+                if (UseAvx<TK>() && mrFull == 8 && mr == 8)
                 {
                     var scale = Vector256.Create(alpha);
                     for (var p = 0; p < kc; p++)
@@ -341,7 +404,7 @@ internal static unsafe class GemmDriver
             // write with stride NR.
             var src = job.B + ((nint)col * ldb) + pc;
             var j0 = 0;
-            if (Avx.IsSupported && nrFull % 8 == 0)
+            if (UseAvx<TK>() && nrFull % 8 == 0)
             {
                 var one = Vector256.Create(1f);
                 var kc8 = kc & ~7;

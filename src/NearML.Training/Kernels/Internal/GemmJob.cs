@@ -12,7 +12,7 @@ internal enum GemmPath
     /// <summary>AVX2 + FMA 6×16 micro-kernel.</summary>
     Avx2 = 2,
 
-    /// <summary>Portable <see cref="System.Numerics.Vector{T}"/> 4×2W micro-kernel.</summary>
+    /// <summary>Portable <see cref="System.Runtime.Intrinsics.Vector128{T}"/> 6×8 micro-kernel (ARM64, x64 without AVX2).</summary>
     Portable = 3,
 }
 
