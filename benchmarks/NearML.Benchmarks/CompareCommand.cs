@@ -30,6 +30,11 @@ internal static class CompareCommand
             KernelThreads.Isa = isa;
         }
 
+        if (Environment.GetEnvironmentVariable("NEARML_DIRECT_B_ROWS") is { } directRows)
+        {
+            NearML.Training.Kernels.Internal.GemmDriver.DirectBMaxRows = int.Parse(directRows, CultureInfo.InvariantCulture);
+        }
+
         Console.Error.WriteLine($"kernels: {KernelThreads.InstructionSet}, {KernelThreads.Count} threads");
         switch (args[0])
         {

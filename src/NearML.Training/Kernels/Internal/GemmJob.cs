@@ -39,6 +39,9 @@ internal sealed unsafe class GemmJob
     /// <summary>Whether the first depth block overwrites C (β = 0) instead of accumulating into it.</summary>
     public bool OverwriteFirst;
 
+    /// <summary>Whether full-width B panels are read in place (row stride Ldb) instead of packed.</summary>
+    public bool DirectB;
+
     // blocking
     public int Kc;
     public int PcBlocks;

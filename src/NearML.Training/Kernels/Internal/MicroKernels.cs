@@ -7,7 +7,8 @@ namespace NearML.Training.Kernels.Internal;
 
 /// <summary>
 /// A register-blocked GEMM micro-kernel: C[0..MR, 0..NR] (+)= Apanel · Bpanel over <c>kc</c> steps, where the A panel
-/// holds MR values per k (k-major) and the B panel NR values per k (k-major), both packed and zero-padded.
+/// holds MR values per k (k-major, packed and zero-padded) and the B panel NR values per k, either packed (k-major,
+/// zero-padded, <c>ldb = NR</c>) or read in place from a row-major op(B) (<c>ldb</c> = its row stride).
 /// </summary>
 internal interface IMicroKernel
 {
@@ -20,11 +21,12 @@ internal interface IMicroKernel
     /// <summary>Computes the MR×NR tile at <paramref name="c"/> (row stride <paramref name="ldc"/>).</summary>
     /// <param name="kc">Depth of the packed panels.</param>
     /// <param name="a">Packed A panel (kc×MR).</param>
-    /// <param name="b">Packed B panel (kc×NR).</param>
+    /// <param name="b">B panel: NR values per k, consecutive k <paramref name="ldb"/> elements apart.</param>
+    /// <param name="ldb">Distance between the panel's rows: NR when packed, B's row stride when read in place.</param>
     /// <param name="c">Top-left element of the C tile.</param>
     /// <param name="ldc">Row stride of C.</param>
     /// <param name="accumulate">Add to C (true) or overwrite it without reading it (false).</param>
-    static abstract unsafe void Run(nint kc, float* a, float* b, float* c, nint ldc, bool accumulate);
+    static abstract unsafe void Run(nint kc, float* a, float* b, nint ldb, float* c, nint ldc, bool accumulate);
 }
 
 /// <summary>
@@ -39,7 +41,7 @@ internal readonly struct PortableMicroKernel : IMicroKernel
     public static int NR => 8;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static unsafe void Run(nint kc, float* a, float* b, float* c, nint ldc, bool accumulate)
+    public static unsafe void Run(nint kc, float* a, float* b, nint ldb, float* c, nint ldc, bool accumulate)
     {
         var c00 = Vector128<float>.Zero; var c01 = Vector128<float>.Zero;
         var c10 = Vector128<float>.Zero; var c11 = Vector128<float>.Zero;
@@ -70,7 +72,7 @@ internal readonly struct PortableMicroKernel : IMicroKernel
             c50 = MultiplyAdd(a5, b0, c50);
             c51 = MultiplyAdd(a5, b1, c51);
             a += 6;
-            b += 8;
+            b += ldb;
         }
 
         if (accumulate)
