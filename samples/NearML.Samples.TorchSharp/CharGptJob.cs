@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using NearML.Core;
 using NearML.Hosting;
 using NearML.Hosting.Coordinator;
@@ -215,6 +216,7 @@ internal static class CharGptJob
 
         var builder = new HostApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Services.Configure<HostOptions>(h => h.ShutdownTimeout = TimeSpan.FromSeconds(20));
+        AddWarningLog(builder);
         builder.Services.AddNearMLCoordinator(o =>
         {
             o.JobId = "chargpt-" + strategy;
@@ -243,7 +245,7 @@ internal static class CharGptJob
             o.CheckpointEveryRounds = int.MaxValue;
             o.SettleEveryRounds = int.MaxValue;
             o.RoundTimeout = TimeSpan.FromHours(12);
-            o.HeartbeatInterval = TimeSpan.FromSeconds(5);
+            o.HeartbeatInterval = TimeSpan.FromSeconds(30); // a loaded machine can starve a worker for seconds
             o.AllowSimulatedAttestation = true;
         }).AddModel(CharGptSettings.ModelKey, ctx =>
         {
@@ -336,6 +338,7 @@ internal static class CharGptJob
     {
         var builder = new HostApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Services.Configure<HostOptions>(h => h.ShutdownTimeout = TimeSpan.FromSeconds(20));
+        AddWarningLog(builder);
         builder.Services.AddNearMLWorker(o =>
         {
             o.WorkerId = id;
@@ -352,6 +355,19 @@ internal static class CharGptJob
         var host = builder.Build();
         await host.StartAsync(ct).ConfigureAwait(false);
         return host;
+    }
+
+    /// <summary>Warnings and errors of the hosts (a rejected update, a dropped worker) as single lines on stderr.</summary>
+    private static void AddWarningLog(HostApplicationBuilder builder)
+    {
+        builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        builder.Logging.AddSimpleConsole(o =>
+        {
+            o.SingleLine = true;
+            o.TimestampFormat = "HH:mm:ss ";
+            o.UseUtcTimestamp = true;
+        });
+        builder.Services.Configure<Microsoft.Extensions.Logging.Console.ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
     }
 
     /// <summary>The coordinator's model with its evaluations reported (the coordinator exposes accuracy only).</summary>
