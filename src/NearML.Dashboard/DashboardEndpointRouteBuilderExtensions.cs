@@ -37,17 +37,17 @@ public static class DashboardEndpointRouteBuilderExtensions
 
         var group = endpoints.MapGroup(prefix);
 
-        // {prefix} redirects to {prefix}/ so that the page's relative URLs resolve under the prefix.
-        if (prefix != "/")
+        // One route matches {prefix} and {prefix}/; the former redirects so that the page's relative URLs resolve under the prefix.
+        group.MapGet("/", Guard(context =>
         {
-            group.MapGet(string.Empty, Guard(context =>
+            if (context.Request.Path.Value?.EndsWith('/') != true)
             {
                 context.Response.Redirect(cookiePath + context.Request.QueryString, permanent: false);
                 return Task.CompletedTask;
-            }));
-        }
+            }
 
-        group.MapGet("/", Guard(context => DashboardAssets.WriteAsync(context, "index.html")));
+            return DashboardAssets.WriteAsync(context, "index.html");
+        }));
         group.MapGet("/app.js", Guard(context => DashboardAssets.WriteAsync(context, "app.js")));
         group.MapGet("/app.css", Guard(context => DashboardAssets.WriteAsync(context, "app.css")));
         group.MapGet("/api/status", Guard(async context =>
