@@ -58,7 +58,7 @@ internal sealed class LedgerVerifier(CoordinatorStatus status, IOptions<NearMLCo
 
         try
         {
-            using var ledger = ContributionLedger.OpenSqlite(path);
+            using var ledger = new ContributionLedger(SqliteLedgerStore.OpenReadOnly(path));
             var trusted = trustedRoot is { Length: 64 } ? new LedgerHead(trustedCount, Convert.FromHexString(trustedRoot), 0) : null;
             var chain = ledger.Verify(trusted, cancellationToken);
             var signatures = chain.IsValid ? ledger.VerifySignatures(maxDegreeOfParallelism: 1, cancellationToken: cancellationToken) : null;
