@@ -42,6 +42,7 @@ public sealed partial class CoordinatorService : BackgroundService
     private readonly AttestationAdmissionPolicy _attestation;
     private readonly ConcurrentDictionary<string, WorkerSession> _sessions = new(StringComparer.Ordinal);
     private readonly Dictionary<(long Round, string Account), long> _credited = [];
+    private readonly ConcurrentDictionary<string, long> _receiptCounts = new(StringComparer.Ordinal);
     private const int NormHistory = 32;
     private readonly RefusalLogLimiter _refusals;
     private readonly Queue<double> _acceptedNorms = new();
@@ -149,7 +150,7 @@ public sealed partial class CoordinatorService : BackgroundService
         var settlements = state.ReadSettlements();
         foreach (var s in settlements)
         {
-            _status.AddSettlement(s.Hash, s.Receiver, UInt128.TryParse(s.Amount, CultureInfo.InvariantCulture, out var amount) ? amount : 0);
+            _status.AddSettlement(s.Epoch, s.Hash, s.Receiver, UInt128.TryParse(s.Amount, CultureInfo.InvariantCulture, out var amount) ? amount : 0, s.DryRun);
         }
 
         var nextNonce = settlements.Count == 0 ? 1UL : settlements.Max(s => s.Nonce) + 1;
@@ -205,7 +206,7 @@ public sealed partial class CoordinatorService : BackgroundService
                     CoordinatorLog.Listening(_logger, o.JobId, endPoint, fingerprint);
                 }
 
-                _status.SetListening(o.JobId, listener.LocalEndPoint.Port, fingerprint);
+                _status.SetListening(o.JobId, listener.LocalEndPoint.Port, fingerprint, model.Parameters.Length);
                 var lastCompleted = nextRound - 1;
                 var lastCheckpointed = nextRound - 1;
                 try
@@ -542,6 +543,7 @@ public sealed partial class CoordinatorService : BackgroundService
                 _options.JobId, round, s.Account, u.SampleCount, 0, (uint)_options.InnerSteps, (ulong)Math.Max(0, u.ComputeMilliseconds),
                 s.Verified ? NearML.Ledger.AttestationVerdict.Verified : NearML.Ledger.AttestationVerdict.Unattested, u.PayloadSha256, NowMs());
             fresh.Add((s, SignedReceipt.Sign(receipt, signer)));
+            s.SamplesPerSecond = u.ComputeMilliseconds > 0 ? u.SampleCount * 1000.0 / u.ComputeMilliseconds : 0;
         }
 
         if (fresh.Count == 0)
@@ -556,6 +558,8 @@ public sealed partial class CoordinatorService : BackgroundService
             var seq = first + i;
             _credited[(round, fresh[i].Item1.Account)] = seq;
             result.Add((fresh[i].Item1, fresh[i].Item2, seq));
+            fresh[i].Item1.Receipts = _receiptCounts.AddOrUpdate(fresh[i].Item1.Account, 1, (_, n) => n + 1);
+            _status.SetWorker(fresh[i].Item1.Info());
         }
 
         _metrics.Receipts(fresh.Count);
@@ -633,7 +637,7 @@ public sealed partial class CoordinatorService : BackgroundService
             state.RecordSettlement(records);
             foreach (var r in records)
             {
-                _status.AddSettlement(r.Hash, r.Receiver, UInt128.TryParse(r.Amount, CultureInfo.InvariantCulture, out var amount) ? amount : 0);
+                _status.AddSettlement(r.Epoch, r.Hash, r.Receiver, UInt128.TryParse(r.Amount, CultureInfo.InvariantCulture, out var amount) ? amount : 0, r.DryRun);
             }
 
             if (_logger.IsEnabled(LogLevel.Information))
@@ -708,7 +712,7 @@ public sealed partial class CoordinatorService : BackgroundService
         var key = NearPublicKey.FromBytes(admitted.PublicKey.Span);
         var account = NearAccountId.IsValid(admitted.WorkerId) ? admitted.WorkerId : key.ImplicitAccountId;
         var verified = admitted.EvidenceFormat.Length > 0 && AttestationAdmissionPolicy.VendorOf(admitted.EvidenceFormat) is not NearML.Enclave.AttestationVendor.InsecureSimulated;
-        var session = new WorkerSession(connection, admitted, account, verified, token);
+        var session = new WorkerSession(connection, admitted, account, verified, token) { Receipts = _receiptCounts.GetValueOrDefault(account) };
         if (_sessions.TryRemove(admitted.WorkerId, out var previous))
         {
             previous.Close("replaced", "the same worker reconnected");
@@ -934,7 +938,10 @@ public sealed partial class CoordinatorService : BackgroundService
             var r = SignedReceipt.Parse(entry.Payload, $"ledger entry {entry.Sequence}").Receipt;
             if (r.JobId == jobId)
             {
-                _credited.TryAdd((r.Round, r.WorkerId), entry.Sequence);
+                if (_credited.TryAdd((r.Round, r.WorkerId), entry.Sequence))
+                {
+                    _receiptCounts.AddOrUpdate(r.WorkerId, 1, (_, n) => n + 1);
+                }
             }
         }
     }
