@@ -278,6 +278,15 @@ public sealed class CoordinatorStatus
         Raise();
     }
 
+    /// <summary>The connected workers and since when, read together (the health check must not see one without the other).</summary>
+    internal (int Connected, DateTimeOffset? Since) ConnectedWorkersSince()
+    {
+        lock (_gate)
+        {
+            return (CountConnected(), WorkersConnectedSince);
+        }
+    }
+
     private int CountConnected() => _workers.Values.Count(w => w.State is not ("left" or "dropped" or "replaced"));
 
     private void Raise() => StatusChanged?.Invoke(this, EventArgs.Empty);

@@ -100,12 +100,13 @@ public sealed class CoordinatorHealthCheck(
     {
         ArgumentNullException.ThrowIfNull(context);
         var o = coordinator.Value;
+        var (connected, connectedSince) = status.ConnectedWorkersSince();
         var data = new Dictionary<string, object>(StringComparer.Ordinal)
         {
             ["job"] = o.JobId,
             ["round"] = status.Round,
             ["rounds"] = o.Rounds,
-            ["connected_workers"] = status.ConnectedWorkers,
+            ["connected_workers"] = connected,
         };
         if (status.LastError is { } error)
         {
@@ -135,19 +136,18 @@ public sealed class CoordinatorHealthCheck(
             data["last_round_age_s"] = Math.Round((now - at).TotalSeconds, 1);
         }
 
-        var connected = status.ConnectedWorkers;
-        if (connected > 0 && status.WorkersConnectedSince is { } connectedSince)
+        if (connected > 0 && connectedSince is { } since)
         {
             var limit = health.Value.RoundStallTimeout ?? (o.RoundTimeout * 2);
-            var from = Max(Max(lastRound ?? listeningSince, listeningSince), connectedSince);
+            var from = Max(Max(lastRound ?? listeningSince, listeningSince), since);
             if (now - from > limit)
             {
-                var since = lastRound is null ? "since it started listening" : "since the last one";
+                var reference = lastRound is null ? "since it started listening" : "since the last one";
                 var waiting = connected < o.MinWorkers ? $" (MinWorkers is {o.MinWorkers})" : string.Empty;
                 return Result(
                     context,
                     HealthStatus.Degraded,
-                    FormattableString.Invariant($"no round completed for {(now - from).TotalSeconds:0} s {since} while {connected} worker(s) are connected{waiting}; limit {limit.TotalSeconds:0} s"),
+                    FormattableString.Invariant($"no round completed for {(now - from).TotalSeconds:0} s {reference} while {connected} worker(s) are connected{waiting}; limit {limit.TotalSeconds:0} s"),
                     data);
             }
         }

@@ -196,7 +196,7 @@ public sealed class HealthCheckTests
         {
             o.MinWorkers = 2;
             o.Rounds = 2;
-            o.InnerSteps = 400;
+            o.InnerSteps = 3000;
         });
         IHost? alice = null, bob = null;
         try

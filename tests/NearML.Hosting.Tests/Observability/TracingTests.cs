@@ -133,7 +133,7 @@ public sealed class TracingTests
         var refusedJoins = spans.Where(a => a.OperationName == NearMLTracing.Join && a.Status == ActivityStatusCode.Error).ToList();
         var coordinatorRefusal = refusedJoins.First(a => Side(a) == "coordinator");
         var workerRefusal = refusedJoins.First(a => Side(a) == "worker");
-        Assert.AreEqual((string?)workerRefusal.GetTagItem("nearml.worker.id"), "trace-mallory");
+        Assert.AreEqual("trace-mallory", (string?)workerRefusal.GetTagItem("nearml.worker.id"));
         foreach (var r in new[] { coordinatorRefusal, workerRefusal })
         {
             var errorType = (string?)r.GetTagItem(NearMLTracing.ErrorTypeTag);
