@@ -84,6 +84,7 @@ public sealed partial class CoordinatorService
             return new RoundOutcome(version, n, [], n, double.NaN, 0, startedMs, _time.GetElapsedTime(started));
         }
 
+        using var aggregateSpan = NearMLTracing.Start(NearMLTracing.Aggregate); // the whole SecAgg(+) exchange
         var server = new SecureAggregationServer(config);
         var secure = new SecureRound(round, cohort);
         _secure = secure;

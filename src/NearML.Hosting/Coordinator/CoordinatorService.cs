@@ -213,7 +213,9 @@ public sealed partial class CoordinatorService : BackgroundService
                 {
                     for (var round = nextRound; round < o.Rounds; round++)
                     {
-                        var outcome = await RunRoundAsync(round, version, model, outer, ct).ConfigureAwait(false);
+                        using var roundSpan = NearMLTracing.StartRound(o.JobId, round);
+                        var outcome = await NearMLTracing.Traced(roundSpan, RunRoundAsync(round, version, model, outer, ct)).ConfigureAwait(false);
+                        NearMLTracing.RoundOutcome(roundSpan, outcome.Cohort, outcome.Accepted.Count, outcome.Rejected, outcome.MeanLoss);
                         version = outcome.Version;
                         double? accuracy = null;
                         var evaluate = o.EvaluateEveryRounds > 0 && ((round + 1) % o.EvaluateEveryRounds == 0 || round == o.Rounds - 1);
@@ -390,6 +392,7 @@ public sealed partial class CoordinatorService : BackgroundService
         foreach (var s in cohort)
         {
             var u = s.TakeUpdate(round);
+            NearMLTracing.RecordUpload(s.Id, round, u?.PayloadBytes, u?.Reason, s.UploadStartedAt, s.UploadEndedAt);
             if (u is null)
             {
                 CoordinatorLog.NoUpdate(_logger, round, s.Id, s.IsClosed ? $"it {s.CloseKind}: {s.CloseReason}" : "the round's deadline passed");
@@ -421,6 +424,7 @@ public sealed partial class CoordinatorService : BackgroundService
             contributions.Add((s, u));
         }
 
+        using var aggregateSpan = NearMLTracing.Start(NearMLTracing.Aggregate);
         var (accepted, filtered) = Filter(round, contributions);
         rejected += filtered;
         var meanLoss = double.NaN;
@@ -602,6 +606,7 @@ public sealed partial class CoordinatorService : BackgroundService
     private async Task<ulong?> SettleAsync(CoordinatorStateStore state, ContributionLedger ledger, NearKeyPair signer, long epoch, ulong nextNonce, CancellationToken ct)
     {
         var o = _options;
+        using var settleSpan = NearMLTracing.StartSettle(epoch, o.SettlementDryRun);
         try
         {
             var receipts = ledger.ReadEpochReceipts(epoch).Select(r => r.Receipt).ToList();
@@ -651,6 +656,7 @@ public sealed partial class CoordinatorService : BackgroundService
         }
         catch (Exception ex) when (ex is NearMLException or HttpRequestException or Microsoft.Data.Sqlite.SqliteException)
         {
+            NearMLTracing.Fail(settleSpan, ex);
             CoordinatorLog.SettlementFailed(_logger, ex, epoch);
             return null;
         }
@@ -684,7 +690,7 @@ public sealed partial class CoordinatorService : BackgroundService
         AdmittedWorker admitted;
         try
         {
-            admitted = await CoordinatorHandshake.RunAsync(connection, handshake, token).ConfigureAwait(false);
+            admitted = await NearMLTracing.TraceJoinAsync("coordinator", remote, () => CoordinatorHandshake.RunAsync(connection, handshake, token)).ConfigureAwait(false);
         }
         catch (AdmissionRefusedException ex)
         {
