@@ -81,7 +81,12 @@ internal sealed class WorkerSession
 
     public bool IsClosed => _closing.IsCancellationRequested;
 
-<<<<<<< HEAD
+    /// <summary>Gets when the first part of the current round's update arrived (default before one did).</summary>
+    public DateTimeOffset UploadStartedAt { get; private set; }
+
+    /// <summary>Gets when the current round's update was complete (or refused).</summary>
+    public DateTimeOffset UploadEndedAt { get; private set; }
+
     /// <summary>Gets or sets the receipts the ledger holds for this worker's account.</summary>
     public long Receipts { get; set; }
 
@@ -98,15 +103,6 @@ internal sealed class WorkerSession
     };
 
     public CoordinatorWorkerInfo Info() => new(Id, State, Round, Step, Loss, Connection.BytesSent, Connection.BytesReceived, Attestation, Receipts, SamplesPerSecond);
-=======
-    /// <summary>Gets when the first part of the current round's update arrived (default before one did).</summary>
-    public DateTimeOffset UploadStartedAt { get; private set; }
-
-    /// <summary>Gets when the current round's update was complete (or refused).</summary>
-    public DateTimeOffset UploadEndedAt { get; private set; }
-
-    public CoordinatorWorkerInfo Info() => new(Id, State, Round, Step, Loss, Connection.BytesSent, Connection.BytesReceived);
->>>>>>> observe
 
     public (long Sent, long Received) TakeTraffic()
     {
