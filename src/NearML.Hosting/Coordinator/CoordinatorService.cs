@@ -17,7 +17,7 @@ using NearML.Ledger;
 using NearML.Training;
 using NearML.Training.Data;
 using NearML.Training.Modules;
-using NearML.Training.Optim;
+using NearML.Training.Sync;
 
 namespace NearML.Hosting.Coordinator;
 
@@ -127,14 +127,14 @@ public sealed partial class CoordinatorService : BackgroundService
         var ledger = folder.Ledger;
         var signer = folder.Signer;
         state.EnsureJob(o.JobId, modelConfig.Architecture, modelConfig.ConfigJson, dataset.ManifestRootHex, Describe(o), NowMs());
-        var outer = new Sgd(layout, new SgdOptions { LearningRate = o.OuterLearningRate, Momentum = o.OuterMomentum, Nesterov = true });
+        var outer = new NesterovOuterOptimizer(layout, o.OuterLearningRate, o.OuterMomentum, nesterov: true);
         long nextRound = 0;
         long version = 0;
         var checkpoint = CheckpointStore.LoadLatest(state, layout);
         if (checkpoint is not null)
         {
             model.Parameters.CopyFrom(checkpoint.Parameters);
-            outer.ImportState(new OptimizerState("sgd", checkpoint.ParameterVersion, o.OuterLearningRate, new Dictionary<string, ParameterSet>(StringComparer.Ordinal) { ["momentum_buffer"] = checkpoint.Momentum }));
+            outer.MomentumBuffer.CopyFrom(checkpoint.Momentum);
             nextRound = checkpoint.Round + 1;
             version = checkpoint.ParameterVersion;
             if (_logger.IsEnabled(LogLevel.Information))
@@ -240,7 +240,7 @@ public sealed partial class CoordinatorService : BackgroundService
                         var epochEnds = (round + 1) % o.SettleEveryRounds == 0 || round == o.Rounds - 1;
                         if ((round + 1) % o.CheckpointEveryRounds == 0 || epochEnds)
                         {
-                            checkpoints.Enqueue(new CoordinatorCheckpoint(round, version, model.Parameters.Clone(), outer.MomentumBuffer!.Clone()));
+                            checkpoints.Enqueue(new CoordinatorCheckpoint(round, version, model.Parameters.Clone(), outer.MomentumBuffer.Clone()));
                             _metrics.CheckpointWritten();
                             lastCheckpointed = round;
                         }
@@ -277,7 +277,7 @@ public sealed partial class CoordinatorService : BackgroundService
                     {
                         CoordinatorLog.Stopping(_logger, _sessions.Count);
                         await SayGoodbyeAsync("the coordinator is shutting down", rejoinLater: true).ConfigureAwait(false);
-                        if (lastCompleted > lastCheckpointed && outer.MomentumBuffer is { } momentum)
+                        if (lastCompleted > lastCheckpointed && outer.MomentumBuffer is var momentum)
                         {
                             checkpoints.Enqueue(new CoordinatorCheckpoint(lastCompleted, version, model.Parameters.Clone(), momentum.Clone()));
                         }
@@ -291,7 +291,7 @@ public sealed partial class CoordinatorService : BackgroundService
         }
     }
 
-    private async Task<RoundOutcome> RunRoundAsync(long round, long version, ITrainableModel model, Sgd outer, CancellationToken ct)
+    private async Task<RoundOutcome> RunRoundAsync(long round, long version, ITrainableModel model, NesterovOuterOptimizer outer, CancellationToken ct)
     {
         var o = _options;
         var started = _time.GetTimestamp();
@@ -425,20 +425,17 @@ public sealed partial class CoordinatorService : BackgroundService
         }
 
         using var aggregateSpan = NearMLTracing.Start(NearMLTracing.Aggregate);
-        var (accepted, filtered) = Filter(round, contributions);
+        var mean = model.Parameters.CreateZeros();
+        var (accepted, filtered) = ReduceUpdates(round, contributions, mean);
         rejected += filtered;
         var meanLoss = double.NaN;
         long updateBytes = 0;
         if (accepted.Count > 0)
         {
-            var mean = model.Parameters.CreateZeros();
-            var total = accepted.Sum(a => (double)a.Update.SampleCount);
             var lossTotal = accepted.Where(a => float.IsFinite(a.Update.Loss)).Sum(a => (double)a.Update.SampleCount);
             double loss = lossTotal > 0 ? 0 : double.NaN;
             foreach (var (_, u) in accepted)
             {
-                var w = (float)(u.SampleCount / total);
-                System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(u.Values!, w, mean.Buffer, mean.Buffer);
                 if (float.IsFinite(u.Loss))
                 {
                     // The reported loss is the worker's word: weighted by the credited samples, non-finite values left out.
@@ -471,7 +468,7 @@ public sealed partial class CoordinatorService : BackgroundService
         return new RoundOutcome(version, cohort.Count, accepted, rejected, meanLoss, updateBytes, startedMs, _time.GetElapsedTime(started));
     }
 
-    private (List<(WorkerSession Session, SubmittedUpdate Update)> Accepted, int Rejected) Filter(long round, List<(WorkerSession Session, SubmittedUpdate Update)> contributions)
+    private (List<(WorkerSession Session, SubmittedUpdate Update)> Accepted, int Rejected) ReduceUpdates(long round, List<(WorkerSession Session, SubmittedUpdate Update)> contributions, ParameterSet mean)
     {
         // The one screen (NearML.Core's ContributionScreen): non-finite, all-zero, above the absolute bound, or far above the
         // median of this round's and the recent rounds' accepted norms (so a cohort of one or two is screened too).
@@ -483,7 +480,8 @@ public sealed partial class CoordinatorService : BackgroundService
             MaxNormToMedianRatio = _options.MaxUpdateNormToMedianRatio,
         };
         var candidates = contributions.Select(c => new NearML.Core.Collectives.ScreenCandidate(c.Session.Id, c.Update.Values, c.Update.SampleCount)).ToList();
-        var result = NearML.Core.Collectives.ContributionScreen.Screen(round, candidates, policy, _acceptedNorms.ToArray());
+        var reduced = NearML.Core.Collectives.ContributionScreen.Reduce(round, candidates, policy, mean.Data, _acceptedNorms.ToArray());
+        var result = reduced.Screen;
         foreach (var r in result.Rejections)
         {
             Reject(round, contributions.First(c => c.Session.Id == r.WorkerId).Session, r.Reason.ToString(), r.Detail);
