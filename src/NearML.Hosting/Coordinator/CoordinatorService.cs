@@ -50,6 +50,7 @@ public sealed partial class CoordinatorService : BackgroundService
     private volatile bool _stopping;
     private long _currentRound;
     private readonly JobRegistry _registry;
+    private readonly ICoordinatorStateBackend _stateBackend;
     private JobDataset? _dataset;
     private ModelConfig? _modelConfig;
     private CoordinatorJob? _job;
@@ -62,6 +63,7 @@ public sealed partial class CoordinatorService : BackgroundService
     /// <param name="logger">The logger.</param>
     /// <param name="timeProvider">The clock.</param>
     /// <param name="registry">The models and datasets jobs can name (<see langword="null"/>: the built-ins only).</param>
+    /// <param name="stateBackend">Where the state, ledger and settlement stores are kept (<see langword="null"/>: SQLite files in <see cref="NearMLCoordinatorOptions.DataDirectory"/>).</param>
     public CoordinatorService(
         IOptions<NearMLCoordinatorOptions> options,
         CoordinatorStatus status,
@@ -69,9 +71,11 @@ public sealed partial class CoordinatorService : BackgroundService
         AttestationAdmissionPolicy attestation,
         ILogger<CoordinatorService> logger,
         TimeProvider timeProvider,
-        JobRegistry? registry = null)
+        JobRegistry? registry = null,
+        ICoordinatorStateBackend? stateBackend = null)
     {
         _registry = registry ?? JobRegistry.BuiltIn;
+        _stateBackend = stateBackend ?? SqliteStateBackend.Instance;
         ArgumentNullException.ThrowIfNull(options);
         _options = options.Value;
         _status = status ?? throw new ArgumentNullException(nameof(status));
@@ -121,7 +125,7 @@ public sealed partial class CoordinatorService : BackgroundService
         }
 
         // Cross-checks coordinator.db, ledger.db, checkpoints, settlements and ledger-signer.key, or refuses to start.
-        using var folder = CoordinatorStateFolder.Open(data, o.JobId, _logger, ct);
+        using var folder = CoordinatorStateFolder.Open(data, _stateBackend, o.JobId, _logger, ct);
         var state = folder.State;
         var ledger = folder.Ledger;
         var signer = folder.Signer;
@@ -595,7 +599,7 @@ public sealed partial class CoordinatorService : BackgroundService
         await Task.WhenAll(sends).ConfigureAwait(false);
     }
 
-    private async Task<ulong?> SettleAsync(CoordinatorStateStore state, ContributionLedger ledger, NearKeyPair signer, long epoch, ulong nextNonce, CancellationToken ct)
+    private async Task<ulong?> SettleAsync(ICoordinatorStateStore state, ContributionLedger ledger, NearKeyPair signer, long epoch, ulong nextNonce, CancellationToken ct)
     {
         var o = _options;
         try
@@ -623,7 +627,7 @@ public sealed partial class CoordinatorService : BackgroundService
             {
                 using var http = new HttpClient();
                 var client = new NearRpcClient(http, new NearRpcClientOptions { Endpoint = o.SettlementRpcEndpoint! });
-                using var store = new SettlementStore(Path.Combine(Path.GetFullPath(o.DataDirectory), "settlement.db"));
+                using var store = _stateBackend.OpenSettlement(Path.GetFullPath(o.DataDirectory));
                 using var credentials = NearCredentials.FromSecretKey(o.SettlementAccount, signer.ExportSecretKey());
                 var settler = new NearSettler(client, store, credentials, new SettlementOptions { DryRun = false });
                 var result = await settler.SettleAsync(epoch, root, payouts, ct).ConfigureAwait(false);
@@ -674,7 +678,7 @@ public sealed partial class CoordinatorService : BackgroundService
         }
     }
 
-    private async Task ServeAsync(FrameConnection connection, CoordinatorHandshakeOptions handshake, CoordinatorStateStore state, CancellationToken token)
+    private async Task ServeAsync(FrameConnection connection, CoordinatorHandshakeOptions handshake, ICoordinatorStateStore state, CancellationToken token)
     {
         var remote = connection.RemoteEndPoint?.ToString() ?? "?";
         AdmittedWorker admitted;
@@ -960,7 +964,7 @@ public sealed partial class CoordinatorService : BackgroundService
         _metrics.Bytes("coordinator", sent, received);
     }
 
-    private void TryRecord(CoordinatorStateStore state, string workerId, string key, string kind, string detail)
+    private void TryRecord(ICoordinatorStateStore state, string workerId, string key, string kind, string detail)
     {
         try
         {
@@ -991,7 +995,7 @@ public sealed partial class CoordinatorService : BackgroundService
     /// Shutdown, identity-binding, capacity and duplicate checks before the attestation policy; after it admits, the worker
     /// id is bound to the key durably (first key wins; a rotation needs the bound key's signature over the new key).
     /// </summary>
-    private sealed class SessionAdmission(CoordinatorService owner, CoordinatorStateStore state) : IAdmissionPolicy
+    private sealed class SessionAdmission(CoordinatorService owner, ICoordinatorStateStore state) : IAdmissionPolicy
     {
         public async ValueTask<AdmissionDecision> EvaluateAsync(AdmissionRequest request, CancellationToken cancellationToken)
         {
