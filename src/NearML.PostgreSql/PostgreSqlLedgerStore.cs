@@ -128,7 +128,7 @@ public sealed class PostgreSqlLedgerStore : ILedgerStore
                 {
                     pe.Value = entries[runStart].Epoch;
                     pf.Value = entries[runStart].Sequence;
-                    pc.Value = i - runStart;
+                    pc.Value = (long)(i - runStart);
                     epochCmd.ExecuteNonQuery();
                     runStart = i;
                 }
