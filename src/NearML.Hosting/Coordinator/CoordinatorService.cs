@@ -51,6 +51,7 @@ public sealed partial class CoordinatorService : BackgroundService
     private volatile bool _stopping;
     private long _currentRound;
     private readonly JobRegistry _registry;
+    private readonly ICoordinatorStateBackend _stateBackend;
     private JobDataset? _dataset;
     private ModelConfig? _modelConfig;
     private CoordinatorJob? _job;
@@ -63,6 +64,7 @@ public sealed partial class CoordinatorService : BackgroundService
     /// <param name="logger">The logger.</param>
     /// <param name="timeProvider">The clock.</param>
     /// <param name="registry">The models and datasets jobs can name (<see langword="null"/>: the built-ins only).</param>
+    /// <param name="stateBackend">Where the state, ledger and settlement stores are kept (<see langword="null"/>: SQLite files in <see cref="NearMLCoordinatorOptions.DataDirectory"/>).</param>
     public CoordinatorService(
         IOptions<NearMLCoordinatorOptions> options,
         CoordinatorStatus status,
@@ -70,9 +72,11 @@ public sealed partial class CoordinatorService : BackgroundService
         AttestationAdmissionPolicy attestation,
         ILogger<CoordinatorService> logger,
         TimeProvider timeProvider,
-        JobRegistry? registry = null)
+        JobRegistry? registry = null,
+        ICoordinatorStateBackend? stateBackend = null)
     {
         _registry = registry ?? JobRegistry.BuiltIn;
+        _stateBackend = stateBackend ?? SqliteStateBackend.Instance;
         ArgumentNullException.ThrowIfNull(options);
         _options = options.Value;
         _status = status ?? throw new ArgumentNullException(nameof(status));
@@ -122,7 +126,7 @@ public sealed partial class CoordinatorService : BackgroundService
         }
 
         // Cross-checks coordinator.db, ledger.db, checkpoints, settlements and ledger-signer.key, or refuses to start.
-        using var folder = CoordinatorStateFolder.Open(data, o.JobId, _logger, ct);
+        using var folder = CoordinatorStateFolder.Open(data, _stateBackend, o.JobId, _logger, ct);
         var state = folder.State;
         var ledger = folder.Ledger;
         var signer = folder.Signer;
@@ -601,7 +605,7 @@ public sealed partial class CoordinatorService : BackgroundService
         await Task.WhenAll(sends).ConfigureAwait(false);
     }
 
-    private async Task<ulong?> SettleAsync(CoordinatorStateStore state, ContributionLedger ledger, NearKeyPair signer, long epoch, ulong nextNonce, CancellationToken ct)
+    private async Task<ulong?> SettleAsync(ICoordinatorStateStore state, ContributionLedger ledger, NearKeyPair signer, long epoch, ulong nextNonce, CancellationToken ct)
     {
         var o = _options;
         using var settleSpan = NearMLTracing.StartSettle(epoch, o.SettlementDryRun);
@@ -630,7 +634,7 @@ public sealed partial class CoordinatorService : BackgroundService
             {
                 using var http = new HttpClient();
                 var client = new NearRpcClient(http, new NearRpcClientOptions { Endpoint = o.SettlementRpcEndpoint! });
-                using var store = new SettlementStore(Path.Combine(Path.GetFullPath(o.DataDirectory), "settlement.db"));
+                using var store = _stateBackend.OpenSettlement(Path.GetFullPath(o.DataDirectory));
                 using var credentials = NearCredentials.FromSecretKey(o.SettlementAccount, signer.ExportSecretKey());
                 var settler = new NearSettler(client, store, credentials, new SettlementOptions { DryRun = false });
                 var result = await settler.SettleAsync(epoch, root, payouts, ct).ConfigureAwait(false);
@@ -682,7 +686,7 @@ public sealed partial class CoordinatorService : BackgroundService
         }
     }
 
-    private async Task ServeAsync(FrameConnection connection, CoordinatorHandshakeOptions handshake, CoordinatorStateStore state, CancellationToken token)
+    private async Task ServeAsync(FrameConnection connection, CoordinatorHandshakeOptions handshake, ICoordinatorStateStore state, CancellationToken token)
     {
         var remote = connection.RemoteEndPoint?.ToString() ?? "?";
         AdmittedWorker admitted;
@@ -971,7 +975,7 @@ public sealed partial class CoordinatorService : BackgroundService
         _metrics.Bytes("coordinator", sent, received);
     }
 
-    private void TryRecord(CoordinatorStateStore state, string workerId, string key, string kind, string detail)
+    private void TryRecord(ICoordinatorStateStore state, string workerId, string key, string kind, string detail)
     {
         try
         {
@@ -1002,7 +1006,7 @@ public sealed partial class CoordinatorService : BackgroundService
     /// Shutdown, identity-binding, capacity and duplicate checks before the attestation policy; after it admits, the worker
     /// id is bound to the key durably (first key wins; a rotation needs the bound key's signature over the new key).
     /// </summary>
-    private sealed class SessionAdmission(CoordinatorService owner, CoordinatorStateStore state) : IAdmissionPolicy
+    private sealed class SessionAdmission(CoordinatorService owner, ICoordinatorStateStore state) : IAdmissionPolicy
     {
         public async ValueTask<AdmissionDecision> EvaluateAsync(AdmissionRequest request, CancellationToken cancellationToken)
         {
