@@ -43,12 +43,14 @@ public sealed partial class CoordinatorService : BackgroundService
     private readonly AttestationAdmissionPolicy _attestation;
     private readonly ConcurrentDictionary<string, WorkerSession> _sessions = new(StringComparer.Ordinal);
     private readonly Dictionary<(long Round, string Account), long> _credited = [];
+    private readonly ConcurrentDictionary<string, long> _receiptCounts = new(StringComparer.Ordinal);
     private readonly RefusalLogLimiter _refusals;
     private readonly IRoundProtocol _protocol;
     private volatile Published? _published;
     private volatile bool _stopping;
     private long _currentRound;
     private readonly JobRegistry _registry;
+    private readonly ICoordinatorStateBackend _stateBackend;
     private JobDataset? _dataset;
     private ModelConfig? _modelConfig;
     private CoordinatorJob? _job;
@@ -61,6 +63,7 @@ public sealed partial class CoordinatorService : BackgroundService
     /// <param name="logger">The logger.</param>
     /// <param name="timeProvider">The clock.</param>
     /// <param name="registry">The models and datasets jobs can name (<see langword="null"/>: the built-ins only).</param>
+    /// <param name="stateBackend">Where the state, ledger and settlement stores are kept (<see langword="null"/>: SQLite files in <see cref="NearMLCoordinatorOptions.DataDirectory"/>).</param>
     /// <param name="roundProtocol">The protocol every round runs (<see langword="null"/>: the built-in one the options ask for —
     /// plain DiLoCo, secure DiLoCo or the DDP/DeMo relay).</param>
     public CoordinatorService(
@@ -71,9 +74,11 @@ public sealed partial class CoordinatorService : BackgroundService
         ILogger<CoordinatorService> logger,
         TimeProvider timeProvider,
         JobRegistry? registry = null,
+        ICoordinatorStateBackend? stateBackend = null,
         IRoundProtocol? roundProtocol = null)
     {
         _registry = registry ?? JobRegistry.BuiltIn;
+        _stateBackend = stateBackend ?? SqliteStateBackend.Instance;
         ArgumentNullException.ThrowIfNull(options);
         _options = options.Value;
         _status = status ?? throw new ArgumentNullException(nameof(status));
@@ -124,7 +129,7 @@ public sealed partial class CoordinatorService : BackgroundService
         }
 
         // Cross-checks coordinator.db, ledger.db, checkpoints, settlements and ledger-signer.key, or refuses to start.
-        using var folder = CoordinatorStateFolder.Open(data, o.JobId, _logger, ct);
+        using var folder = CoordinatorStateFolder.Open(data, _stateBackend, o.JobId, _logger, ct);
         var state = folder.State;
         var ledger = folder.Ledger;
         var signer = folder.Signer;
@@ -152,7 +157,7 @@ public sealed partial class CoordinatorService : BackgroundService
         var settlements = state.ReadSettlements();
         foreach (var s in settlements)
         {
-            _status.AddSettlement(s.Hash, s.Receiver, UInt128.TryParse(s.Amount, CultureInfo.InvariantCulture, out var amount) ? amount : 0);
+            _status.AddSettlement(s.Epoch, s.Hash, s.Receiver, UInt128.TryParse(s.Amount, CultureInfo.InvariantCulture, out var amount) ? amount : 0, s.DryRun);
         }
 
         var nextNonce = settlements.Count == 0 ? 1UL : settlements.Max(s => s.Nonce) + 1;
@@ -208,14 +213,16 @@ public sealed partial class CoordinatorService : BackgroundService
                     CoordinatorLog.Listening(_logger, o.JobId, endPoint, fingerprint);
                 }
 
-                _status.SetListening(o.JobId, listener.LocalEndPoint.Port, fingerprint);
+                _status.SetListening(o.JobId, listener.LocalEndPoint.Port, fingerprint, model.Parameters.Length);
                 var lastCompleted = nextRound - 1;
                 var lastCheckpointed = nextRound - 1;
                 try
                 {
                     for (var round = nextRound; round < o.Rounds; round++)
                     {
-                        var outcome = await RunRoundAsync(round, version, model, outer, ct).ConfigureAwait(false);
+                        using var roundSpan = NearMLTracing.StartRound(o.JobId, round);
+                        var outcome = await NearMLTracing.Traced(roundSpan, RunRoundAsync(round, version, model, outer, ct)).ConfigureAwait(false);
+                        NearMLTracing.RoundOutcome(roundSpan, outcome.Cohort, outcome.Accepted.Count, outcome.Rejected, outcome.MeanLoss);
                         version = outcome.Version;
                         double? accuracy = null;
                         var evaluate = o.EvaluateEveryRounds > 0 && ((round + 1) % o.EvaluateEveryRounds == 0 || round == o.Rounds - 1);
@@ -419,6 +426,7 @@ public sealed partial class CoordinatorService : BackgroundService
                 _options.JobId, round, s.Account, u.SampleCount, 0, (uint)_options.InnerSteps, (ulong)Math.Max(0, u.ComputeMilliseconds),
                 s.Verified ? NearML.Ledger.AttestationVerdict.Verified : NearML.Ledger.AttestationVerdict.Unattested, u.PayloadSha256, NowMs());
             fresh.Add((s, SignedReceipt.Sign(receipt, signer)));
+            s.SamplesPerSecond = u.ComputeMilliseconds > 0 ? u.SampleCount * 1000.0 / u.ComputeMilliseconds : 0;
         }
 
         if (fresh.Count == 0)
@@ -433,6 +441,8 @@ public sealed partial class CoordinatorService : BackgroundService
             var seq = first + i;
             _credited[(round, fresh[i].Item1.Account)] = seq;
             result.Add((fresh[i].Item1, fresh[i].Item2, seq));
+            fresh[i].Item1.Receipts = _receiptCounts.AddOrUpdate(fresh[i].Item1.Account, 1, (_, n) => n + 1);
+            _status.SetWorker(fresh[i].Item1.Info());
         }
 
         _metrics.Receipts(fresh.Count);
@@ -472,9 +482,10 @@ public sealed partial class CoordinatorService : BackgroundService
         await Task.WhenAll(sends).ConfigureAwait(false);
     }
 
-    private async Task<ulong?> SettleAsync(CoordinatorStateStore state, ContributionLedger ledger, NearKeyPair signer, long epoch, ulong nextNonce, CancellationToken ct)
+    private async Task<ulong?> SettleAsync(ICoordinatorStateStore state, ContributionLedger ledger, NearKeyPair signer, long epoch, ulong nextNonce, CancellationToken ct)
     {
         var o = _options;
+        using var settleSpan = NearMLTracing.StartSettle(epoch, o.SettlementDryRun);
         try
         {
             var receipts = ledger.ReadEpochReceipts(epoch).Select(r => r.Receipt).ToList();
@@ -500,7 +511,7 @@ public sealed partial class CoordinatorService : BackgroundService
             {
                 using var http = new HttpClient();
                 var client = new NearRpcClient(http, new NearRpcClientOptions { Endpoint = o.SettlementRpcEndpoint! });
-                using var store = new SettlementStore(Path.Combine(Path.GetFullPath(o.DataDirectory), "settlement.db"));
+                using var store = _stateBackend.OpenSettlement(Path.GetFullPath(o.DataDirectory));
                 using var credentials = NearCredentials.FromSecretKey(o.SettlementAccount, signer.ExportSecretKey());
                 var settler = new NearSettler(client, store, credentials, new SettlementOptions { DryRun = false });
                 var result = await settler.SettleAsync(epoch, root, payouts, ct).ConfigureAwait(false);
@@ -510,7 +521,7 @@ public sealed partial class CoordinatorService : BackgroundService
             state.RecordSettlement(records);
             foreach (var r in records)
             {
-                _status.AddSettlement(r.Hash, r.Receiver, UInt128.TryParse(r.Amount, CultureInfo.InvariantCulture, out var amount) ? amount : 0);
+                _status.AddSettlement(r.Epoch, r.Hash, r.Receiver, UInt128.TryParse(r.Amount, CultureInfo.InvariantCulture, out var amount) ? amount : 0, r.DryRun);
             }
 
             if (_logger.IsEnabled(LogLevel.Information))
@@ -524,6 +535,7 @@ public sealed partial class CoordinatorService : BackgroundService
         }
         catch (Exception ex) when (ex is NearMLException or HttpRequestException or Microsoft.Data.Sqlite.SqliteException)
         {
+            NearMLTracing.Fail(settleSpan, ex);
             CoordinatorLog.SettlementFailed(_logger, ex, epoch);
             return null;
         }
@@ -551,13 +563,13 @@ public sealed partial class CoordinatorService : BackgroundService
         }
     }
 
-    private async Task ServeAsync(FrameConnection connection, CoordinatorHandshakeOptions handshake, CoordinatorStateStore state, CancellationToken token)
+    private async Task ServeAsync(FrameConnection connection, CoordinatorHandshakeOptions handshake, ICoordinatorStateStore state, CancellationToken token)
     {
         var remote = connection.RemoteEndPoint?.ToString() ?? "?";
         AdmittedWorker admitted;
         try
         {
-            admitted = await CoordinatorHandshake.RunAsync(connection, handshake, token).ConfigureAwait(false);
+            admitted = await NearMLTracing.TraceJoinAsync("coordinator", remote, () => CoordinatorHandshake.RunAsync(connection, handshake, token)).ConfigureAwait(false);
         }
         catch (AdmissionRefusedException ex)
         {
@@ -585,7 +597,7 @@ public sealed partial class CoordinatorService : BackgroundService
         var key = NearPublicKey.FromBytes(admitted.PublicKey.Span);
         var account = NearAccountId.IsValid(admitted.WorkerId) ? admitted.WorkerId : key.ImplicitAccountId;
         var verified = admitted.EvidenceFormat.Length > 0 && AttestationAdmissionPolicy.VendorOf(admitted.EvidenceFormat) is not NearML.Enclave.AttestationVendor.InsecureSimulated;
-        var session = new WorkerSession(connection, admitted, account, verified, token);
+        var session = new WorkerSession(connection, admitted, account, verified, token) { Receipts = _receiptCounts.GetValueOrDefault(account) };
         if (_sessions.TryRemove(admitted.WorkerId, out var previous))
         {
             previous.Close("replaced", "the same worker reconnected");
@@ -813,7 +825,10 @@ public sealed partial class CoordinatorService : BackgroundService
             var r = SignedReceipt.Parse(entry.Payload, $"ledger entry {entry.Sequence}").Receipt;
             if (r.JobId == jobId)
             {
-                _credited.TryAdd((r.Round, r.WorkerId), entry.Sequence);
+                if (_credited.TryAdd((r.Round, r.WorkerId), entry.Sequence))
+                {
+                    _receiptCounts.AddOrUpdate(r.WorkerId, 1, (_, n) => n + 1);
+                }
             }
         }
     }
@@ -839,7 +854,7 @@ public sealed partial class CoordinatorService : BackgroundService
         _metrics.Bytes("coordinator", sent, received);
     }
 
-    private void TryRecord(CoordinatorStateStore state, string workerId, string key, string kind, string detail)
+    private void TryRecord(ICoordinatorStateStore state, string workerId, string key, string kind, string detail)
     {
         try
         {
@@ -870,7 +885,7 @@ public sealed partial class CoordinatorService : BackgroundService
     /// Shutdown, identity-binding, capacity and duplicate checks before the attestation policy; after it admits, the worker
     /// id is bound to the key durably (first key wins; a rotation needs the bound key's signature over the new key).
     /// </summary>
-    private sealed class SessionAdmission(CoordinatorService owner, CoordinatorStateStore state) : IAdmissionPolicy
+    private sealed class SessionAdmission(CoordinatorService owner, ICoordinatorStateStore state) : IAdmissionPolicy
     {
         public async ValueTask<AdmissionDecision> EvaluateAsync(AdmissionRequest request, CancellationToken cancellationToken)
         {

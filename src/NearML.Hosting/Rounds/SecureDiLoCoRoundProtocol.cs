@@ -106,6 +106,7 @@ internal sealed class SecureDiLoCoRoundProtocol(NearMLCoordinatorOptions options
             return RoundResult.Empty(n);
         }
 
+        using var aggregateSpan = NearMLTracing.Start(NearMLTracing.Aggregate); // the whole SecAgg(+) exchange
         var server = new SecureAggregationServer(config);
         var secure = new SecureRound(round, cohort);
         _secure = secure;

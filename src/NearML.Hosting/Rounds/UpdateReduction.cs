@@ -42,6 +42,7 @@ internal sealed class UpdateReduction
         foreach (var p in context.Cohort)
         {
             var u = p.TakeUpdate(round);
+            NearMLTracing.RecordUpload(p.Id, round, u?.PayloadBytes, u?.Reason, p.Session.UploadStartedAt, p.Session.UploadEndedAt);
             if (u is null)
             {
                 CoordinatorLog.NoUpdate(context.Logger, round, p.Id, p.IsClosed ? $"it {p.CloseKind}: {p.CloseReason}" : "the round's deadline passed");
@@ -76,6 +77,7 @@ internal sealed class UpdateReduction
         // The one reducer (Core's ContributionScreen): non-finite, all-zero, above the absolute bound, or far above the median
         // of this round's and the recent rounds' accepted norms (so a cohort of one or two is screened too); then the
         // sample-weighted mean in cohort order (ascending worker id), the same arithmetic as the in-process collective.
+        using var aggregateSpan = NearMLTracing.Start(NearMLTracing.Aggregate);
         _normBound ??= o.MaxUpdateNorm ?? CoordinatorService.DefaultMaxUpdateNorm(o.InnerSteps, o.InnerLearningRate, mean.Length);
         var policy = new ContributionPolicy
         {
