@@ -15,7 +15,7 @@ internal static class CompareCommand
     {
         if (args.Length == 0)
         {
-            Console.Error.WriteLine("usage: compare gemm [--threads N] [--isa avx512|avx2|portable] [--only SUBSTR] [--repeats R] [--min-time S] [--list]");
+            Console.Error.WriteLine("usage: compare gemm [--threads N] [--isa avx512|avx2|portable] [--only SUBSTR[,SUBSTR...]] [--repeats R] [--min-time S] [--list]");
             Console.Error.WriteLine("       compare mlp|cnn [--threads N] [--epochs E] [--batch B] [--warmup W] [--window S] [--seed X] [--data DIR]");
             Console.Error.WriteLine("       compare profile-cnn [--threads N] [--batch B] [--steps S] [--seed X] [--data DIR]   (per-layer timings)");
             Console.Error.WriteLine("       compare gpt --corpus FILE [--threads N] [--warmup W] [--steps S] [--window S] [--seed X]");
@@ -57,7 +57,7 @@ internal static class CompareCommand
 
     private static int CompareGemm(Options options)
     {
-        var shapes = GemmShapes.All.Where(s => options.Only is null || s.Name.Contains(options.Only, StringComparison.Ordinal)).ToArray();
+        var shapes = GemmShapes.Select(options.Only);
         if (options.List)
         {
             foreach (var s in shapes)
