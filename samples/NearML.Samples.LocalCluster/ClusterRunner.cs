@@ -149,6 +149,7 @@ internal static class ClusterRunner
         }
 
         Summary.Print(settings, dataset, status, workerStatus, pool, elapsed, cpu);
+        Charts.Write(settings, status, workerStatus);
         return 0;
     }
 

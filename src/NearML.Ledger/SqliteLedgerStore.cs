@@ -70,6 +70,9 @@ public sealed class SqliteLedgerStore : ILedgerStore
     public string Path { get; }
 
     /// <inheritdoc/>
+    public string Location => Path;
+
+    /// <inheritdoc/>
     public LedgerHead ReadHead()
     {
         lock (_gate)

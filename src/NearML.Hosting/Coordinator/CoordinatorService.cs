@@ -17,7 +17,7 @@ using NearML.Ledger;
 using NearML.Training;
 using NearML.Training.Data;
 using NearML.Training.Modules;
-using NearML.Training.Optim;
+using NearML.Training.Sync;
 
 namespace NearML.Hosting.Coordinator;
 
@@ -51,6 +51,7 @@ public sealed partial class CoordinatorService : BackgroundService
     private volatile bool _stopping;
     private long _currentRound;
     private readonly JobRegistry _registry;
+    private readonly ICoordinatorStateBackend _stateBackend;
     private JobDataset? _dataset;
     private ModelConfig? _modelConfig;
     private CoordinatorJob? _job;
@@ -63,6 +64,7 @@ public sealed partial class CoordinatorService : BackgroundService
     /// <param name="logger">The logger.</param>
     /// <param name="timeProvider">The clock.</param>
     /// <param name="registry">The models and datasets jobs can name (<see langword="null"/>: the built-ins only).</param>
+    /// <param name="stateBackend">Where the state, ledger and settlement stores are kept (<see langword="null"/>: SQLite files in <see cref="NearMLCoordinatorOptions.DataDirectory"/>).</param>
     public CoordinatorService(
         IOptions<NearMLCoordinatorOptions> options,
         CoordinatorStatus status,
@@ -70,9 +72,11 @@ public sealed partial class CoordinatorService : BackgroundService
         AttestationAdmissionPolicy attestation,
         ILogger<CoordinatorService> logger,
         TimeProvider timeProvider,
-        JobRegistry? registry = null)
+        JobRegistry? registry = null,
+        ICoordinatorStateBackend? stateBackend = null)
     {
         _registry = registry ?? JobRegistry.BuiltIn;
+        _stateBackend = stateBackend ?? SqliteStateBackend.Instance;
         ArgumentNullException.ThrowIfNull(options);
         _options = options.Value;
         _status = status ?? throw new ArgumentNullException(nameof(status));
@@ -122,19 +126,19 @@ public sealed partial class CoordinatorService : BackgroundService
         }
 
         // Cross-checks coordinator.db, ledger.db, checkpoints, settlements and ledger-signer.key, or refuses to start.
-        using var folder = CoordinatorStateFolder.Open(data, o.JobId, _logger, ct);
+        using var folder = CoordinatorStateFolder.Open(data, _stateBackend, o.JobId, _logger, ct);
         var state = folder.State;
         var ledger = folder.Ledger;
         var signer = folder.Signer;
         state.EnsureJob(o.JobId, modelConfig.Architecture, modelConfig.ConfigJson, dataset.ManifestRootHex, Describe(o), NowMs());
-        var outer = new Sgd(layout, new SgdOptions { LearningRate = o.OuterLearningRate, Momentum = o.OuterMomentum, Nesterov = true });
+        var outer = new NesterovOuterOptimizer(layout, o.OuterLearningRate, o.OuterMomentum, nesterov: true);
         long nextRound = 0;
         long version = 0;
         var checkpoint = CheckpointStore.LoadLatest(state, layout);
         if (checkpoint is not null)
         {
             model.Parameters.CopyFrom(checkpoint.Parameters);
-            outer.ImportState(new OptimizerState("sgd", checkpoint.ParameterVersion, o.OuterLearningRate, new Dictionary<string, ParameterSet>(StringComparer.Ordinal) { ["momentum_buffer"] = checkpoint.Momentum }));
+            outer.MomentumBuffer.CopyFrom(checkpoint.Momentum);
             nextRound = checkpoint.Round + 1;
             version = checkpoint.ParameterVersion;
             if (_logger.IsEnabled(LogLevel.Information))
@@ -213,7 +217,9 @@ public sealed partial class CoordinatorService : BackgroundService
                 {
                     for (var round = nextRound; round < o.Rounds; round++)
                     {
-                        var outcome = await RunRoundAsync(round, version, model, outer, ct).ConfigureAwait(false);
+                        using var roundSpan = NearMLTracing.StartRound(o.JobId, round);
+                        var outcome = await NearMLTracing.Traced(roundSpan, RunRoundAsync(round, version, model, outer, ct)).ConfigureAwait(false);
+                        NearMLTracing.RoundOutcome(roundSpan, outcome.Cohort, outcome.Accepted.Count, outcome.Rejected, outcome.MeanLoss);
                         version = outcome.Version;
                         double? accuracy = null;
                         var evaluate = o.EvaluateEveryRounds > 0 && ((round + 1) % o.EvaluateEveryRounds == 0 || round == o.Rounds - 1);
@@ -238,7 +244,7 @@ public sealed partial class CoordinatorService : BackgroundService
                         var epochEnds = (round + 1) % o.SettleEveryRounds == 0 || round == o.Rounds - 1;
                         if ((round + 1) % o.CheckpointEveryRounds == 0 || epochEnds)
                         {
-                            checkpoints.Enqueue(new CoordinatorCheckpoint(round, version, model.Parameters.Clone(), outer.MomentumBuffer!.Clone()));
+                            checkpoints.Enqueue(new CoordinatorCheckpoint(round, version, model.Parameters.Clone(), outer.MomentumBuffer.Clone()));
                             _metrics.CheckpointWritten();
                             lastCheckpointed = round;
                         }
@@ -275,7 +281,7 @@ public sealed partial class CoordinatorService : BackgroundService
                     {
                         CoordinatorLog.Stopping(_logger, _sessions.Count);
                         await SayGoodbyeAsync("the coordinator is shutting down", rejoinLater: true).ConfigureAwait(false);
-                        if (lastCompleted > lastCheckpointed && outer.MomentumBuffer is { } momentum)
+                        if (lastCompleted > lastCheckpointed && outer.MomentumBuffer is var momentum)
                         {
                             checkpoints.Enqueue(new CoordinatorCheckpoint(lastCompleted, version, model.Parameters.Clone(), momentum.Clone()));
                         }
@@ -289,7 +295,7 @@ public sealed partial class CoordinatorService : BackgroundService
         }
     }
 
-    private async Task<RoundOutcome> RunRoundAsync(long round, long version, ITrainableModel model, Sgd outer, CancellationToken ct)
+    private async Task<RoundOutcome> RunRoundAsync(long round, long version, ITrainableModel model, NesterovOuterOptimizer outer, CancellationToken ct)
     {
         var o = _options;
         var started = _time.GetTimestamp();
@@ -390,6 +396,7 @@ public sealed partial class CoordinatorService : BackgroundService
         foreach (var s in cohort)
         {
             var u = s.TakeUpdate(round);
+            NearMLTracing.RecordUpload(s.Id, round, u?.PayloadBytes, u?.Reason, s.UploadStartedAt, s.UploadEndedAt);
             if (u is null)
             {
                 CoordinatorLog.NoUpdate(_logger, round, s.Id, s.IsClosed ? $"it {s.CloseKind}: {s.CloseReason}" : "the round's deadline passed");
@@ -421,20 +428,18 @@ public sealed partial class CoordinatorService : BackgroundService
             contributions.Add((s, u));
         }
 
-        var (accepted, filtered) = Filter(round, contributions);
+        using var aggregateSpan = NearMLTracing.Start(NearMLTracing.Aggregate);
+        var mean = model.Parameters.CreateZeros();
+        var (accepted, filtered) = ReduceUpdates(round, contributions, mean);
         rejected += filtered;
         var meanLoss = double.NaN;
         long updateBytes = 0;
         if (accepted.Count > 0)
         {
-            var mean = model.Parameters.CreateZeros();
-            var total = accepted.Sum(a => (double)a.Update.SampleCount);
             var lossTotal = accepted.Where(a => float.IsFinite(a.Update.Loss)).Sum(a => (double)a.Update.SampleCount);
             double loss = lossTotal > 0 ? 0 : double.NaN;
             foreach (var (_, u) in accepted)
             {
-                var w = (float)(u.SampleCount / total);
-                System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(u.Values!, w, mean.Buffer, mean.Buffer);
                 if (float.IsFinite(u.Loss))
                 {
                     // The reported loss is the worker's word: weighted by the credited samples, non-finite values left out.
@@ -467,7 +472,7 @@ public sealed partial class CoordinatorService : BackgroundService
         return new RoundOutcome(version, cohort.Count, accepted, rejected, meanLoss, updateBytes, startedMs, _time.GetElapsedTime(started));
     }
 
-    private (List<(WorkerSession Session, SubmittedUpdate Update)> Accepted, int Rejected) Filter(long round, List<(WorkerSession Session, SubmittedUpdate Update)> contributions)
+    private (List<(WorkerSession Session, SubmittedUpdate Update)> Accepted, int Rejected) ReduceUpdates(long round, List<(WorkerSession Session, SubmittedUpdate Update)> contributions, ParameterSet mean)
     {
         // The one screen (NearML.Core's ContributionScreen): non-finite, all-zero, above the absolute bound, or far above the
         // median of this round's and the recent rounds' accepted norms (so a cohort of one or two is screened too).
@@ -479,7 +484,8 @@ public sealed partial class CoordinatorService : BackgroundService
             MaxNormToMedianRatio = _options.MaxUpdateNormToMedianRatio,
         };
         var candidates = contributions.Select(c => new NearML.Core.Collectives.ScreenCandidate(c.Session.Id, c.Update.Values, c.Update.SampleCount)).ToList();
-        var result = NearML.Core.Collectives.ContributionScreen.Screen(round, candidates, policy, _acceptedNorms.ToArray());
+        var reduced = NearML.Core.Collectives.ContributionScreen.Reduce(round, candidates, policy, mean.Data, _acceptedNorms.ToArray());
+        var result = reduced.Screen;
         foreach (var r in result.Rejections)
         {
             Reject(round, contributions.First(c => c.Session.Id == r.WorkerId).Session, r.Reason.ToString(), r.Detail);
@@ -599,9 +605,10 @@ public sealed partial class CoordinatorService : BackgroundService
         await Task.WhenAll(sends).ConfigureAwait(false);
     }
 
-    private async Task<ulong?> SettleAsync(CoordinatorStateStore state, ContributionLedger ledger, NearKeyPair signer, long epoch, ulong nextNonce, CancellationToken ct)
+    private async Task<ulong?> SettleAsync(ICoordinatorStateStore state, ContributionLedger ledger, NearKeyPair signer, long epoch, ulong nextNonce, CancellationToken ct)
     {
         var o = _options;
+        using var settleSpan = NearMLTracing.StartSettle(epoch, o.SettlementDryRun);
         try
         {
             var receipts = ledger.ReadEpochReceipts(epoch).Select(r => r.Receipt).ToList();
@@ -627,7 +634,7 @@ public sealed partial class CoordinatorService : BackgroundService
             {
                 using var http = new HttpClient();
                 var client = new NearRpcClient(http, new NearRpcClientOptions { Endpoint = o.SettlementRpcEndpoint! });
-                using var store = new SettlementStore(Path.Combine(Path.GetFullPath(o.DataDirectory), "settlement.db"));
+                using var store = _stateBackend.OpenSettlement(Path.GetFullPath(o.DataDirectory));
                 using var credentials = NearCredentials.FromSecretKey(o.SettlementAccount, signer.ExportSecretKey());
                 var settler = new NearSettler(client, store, credentials, new SettlementOptions { DryRun = false });
                 var result = await settler.SettleAsync(epoch, root, payouts, ct).ConfigureAwait(false);
@@ -651,6 +658,7 @@ public sealed partial class CoordinatorService : BackgroundService
         }
         catch (Exception ex) when (ex is NearMLException or HttpRequestException or Microsoft.Data.Sqlite.SqliteException)
         {
+            NearMLTracing.Fail(settleSpan, ex);
             CoordinatorLog.SettlementFailed(_logger, ex, epoch);
             return null;
         }
@@ -678,13 +686,13 @@ public sealed partial class CoordinatorService : BackgroundService
         }
     }
 
-    private async Task ServeAsync(FrameConnection connection, CoordinatorHandshakeOptions handshake, CoordinatorStateStore state, CancellationToken token)
+    private async Task ServeAsync(FrameConnection connection, CoordinatorHandshakeOptions handshake, ICoordinatorStateStore state, CancellationToken token)
     {
         var remote = connection.RemoteEndPoint?.ToString() ?? "?";
         AdmittedWorker admitted;
         try
         {
-            admitted = await CoordinatorHandshake.RunAsync(connection, handshake, token).ConfigureAwait(false);
+            admitted = await NearMLTracing.TraceJoinAsync("coordinator", remote, () => CoordinatorHandshake.RunAsync(connection, handshake, token)).ConfigureAwait(false);
         }
         catch (AdmissionRefusedException ex)
         {
@@ -967,7 +975,7 @@ public sealed partial class CoordinatorService : BackgroundService
         _metrics.Bytes("coordinator", sent, received);
     }
 
-    private void TryRecord(CoordinatorStateStore state, string workerId, string key, string kind, string detail)
+    private void TryRecord(ICoordinatorStateStore state, string workerId, string key, string kind, string detail)
     {
         try
         {
@@ -998,7 +1006,7 @@ public sealed partial class CoordinatorService : BackgroundService
     /// Shutdown, identity-binding, capacity and duplicate checks before the attestation policy; after it admits, the worker
     /// id is bound to the key durably (first key wins; a rotation needs the bound key's signature over the new key).
     /// </summary>
-    private sealed class SessionAdmission(CoordinatorService owner, CoordinatorStateStore state) : IAdmissionPolicy
+    private sealed class SessionAdmission(CoordinatorService owner, ICoordinatorStateStore state) : IAdmissionPolicy
     {
         public async ValueTask<AdmissionDecision> EvaluateAsync(AdmissionRequest request, CancellationToken cancellationToken)
         {

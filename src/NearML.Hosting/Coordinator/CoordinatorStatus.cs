@@ -47,6 +47,18 @@ public sealed class CoordinatorStatus
     private readonly Dictionary<string, UInt128> _payouts = new(StringComparer.Ordinal);
     private readonly TaskCompletionSource _listening = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _completed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TimeProvider _time;
+
+    /// <summary>Initializes a status on the system clock.</summary>
+    public CoordinatorStatus()
+        : this(TimeProvider.System)
+    {
+    }
+
+    /// <summary>Initializes a status whose timestamps (<see cref="ListeningSince"/>, <see cref="LastRoundCompletedAt"/>,
+    /// <see cref="WorkersConnectedSince"/>) come from <paramref name="timeProvider"/>.</summary>
+    /// <param name="timeProvider">The clock.</param>
+    public CoordinatorStatus(TimeProvider timeProvider) => _time = timeProvider ?? throw new ArgumentNullException(nameof(timeProvider));
 
     /// <summary>Occurs after any change.</summary>
     public event EventHandler? StatusChanged;
@@ -86,6 +98,27 @@ public sealed class CoordinatorStatus
 
     /// <summary>Gets a value indicating whether every round of the job has completed.</summary>
     public bool Completed { get; private set; }
+
+    /// <summary>Gets when the coordinator started listening (null before).</summary>
+    public DateTimeOffset? ListeningSince { get; private set; }
+
+    /// <summary>Gets when the last round of this run completed (null before the first).</summary>
+    public DateTimeOffset? LastRoundCompletedAt { get; private set; }
+
+    /// <summary>Gets since when at least one worker has been connected without a break (null while none is).</summary>
+    public DateTimeOffset? WorkersConnectedSince { get; private set; }
+
+    /// <summary>Gets the number of connected workers (admitted and neither left, dropped nor replaced).</summary>
+    public int ConnectedWorkers
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return CountConnected();
+            }
+        }
+    }
 
     /// <summary>Gets the last fatal error, if the service stopped because of one.</summary>
     public string? LastError { get; private set; }
@@ -164,6 +197,7 @@ public sealed class CoordinatorStatus
             ParameterCount = parameterCount;
             Port = port;
             Fingerprint = fingerprint;
+            ListeningSince = _time.GetUtcNow();
         }
 
         _listening.TrySetResult();
@@ -186,6 +220,8 @@ public sealed class CoordinatorStatus
         lock (_gate)
         {
             _workers[info.Id] = info;
+            var connected = CountConnected();
+            WorkersConnectedSince = connected == 0 ? null : WorkersConnectedSince ?? _time.GetUtcNow();
         }
 
         Raise();
@@ -205,6 +241,7 @@ public sealed class CoordinatorStatus
         lock (_gate)
         {
             _rounds.Add(info);
+            LastRoundCompletedAt = _time.GetUtcNow();
             if (info.Accuracy is { } a)
             {
                 LastAccuracy = a;
@@ -268,6 +305,17 @@ public sealed class CoordinatorStatus
         _completed.TrySetException(error);
         Raise();
     }
+
+    /// <summary>The connected workers and since when, read together (the health check must not see one without the other).</summary>
+    internal (int Connected, DateTimeOffset? Since) ConnectedWorkersSince()
+    {
+        lock (_gate)
+        {
+            return (CountConnected(), WorkersConnectedSince);
+        }
+    }
+
+    private int CountConnected() => _workers.Values.Count(w => w.State is not ("left" or "dropped" or "replaced"));
 
     private void Raise() => StatusChanged?.Invoke(this, EventArgs.Empty);
 }

@@ -81,6 +81,12 @@ internal sealed class WorkerSession
 
     public bool IsClosed => _closing.IsCancellationRequested;
 
+    /// <summary>Gets when the first part of the current round's update arrived (default before one did).</summary>
+    public DateTimeOffset UploadStartedAt { get; private set; }
+
+    /// <summary>Gets when the current round's update was complete (or refused).</summary>
+    public DateTimeOffset UploadEndedAt { get; private set; }
+
     /// <summary>Gets or sets the receipts the ledger holds for this worker's account.</summary>
     public long Receipts { get; set; }
 
@@ -119,6 +125,8 @@ internal sealed class WorkerSession
             _update = null;
             _parts = null;
             _partBytes = 0;
+            UploadStartedAt = default;
+            UploadEndedAt = default;
             _done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             if (IsClosed)
             {
@@ -178,6 +186,11 @@ internal sealed class WorkerSession
             }
 
             var count = Math.Max(1u, update.PartCount);
+            if (_parts is null)
+            {
+                UploadStartedAt = time.GetUtcNow();
+            }
+
             if (refusal is null)
             {
                 if (_parts is null)
@@ -256,6 +269,7 @@ internal sealed class WorkerSession
             }
 
             _parts = null;
+            UploadEndedAt = time.GetUtcNow();
             State = "submitted";
             _done.TrySetResult();
             return null;
