@@ -40,6 +40,7 @@ var text = new Option<string?>("--text") { Description = "Text file for --model 
 var seed = new Option<int>("--seed") { Description = "Seed (model init, shards, batches)", DefaultValueFactory = _ => 1 };
 var parallel = new Option<int>("--parallel") { Description = "Workers computing at once (cores)", DefaultValueFactory = _ => 2 };
 var output = new Option<string?>("--out") { Description = "Append the result as one JSON line to this file" };
+var plots = new Option<string>("--plots") { Description = "Write PNG charts (loss and test accuracy per sync point, bytes sent vs DDP, samples per worker) to this folder; 'none' skips them", DefaultValueFactory = _ => "simulate-plots" };
 var benchDemo = new Option<bool>("--bench-demo") { Description = "Micro-benchmark: time DeMo steps (DCT, top-k, all-gather, inverse) on --model's layout with --workers workers and random gradients; --steps timed steps" };
 
 model.AcceptOnlyFromAmong("mlp", "cnn", "gpt");
@@ -47,7 +48,7 @@ strategy.AcceptOnlyFromAmong("ddp", "diloco", "streaming", "demo");
 encoding.AcceptOnlyFromAmong("fp32", "fp16", "int8", "int4");
 scenario.AcceptOnlyFromAmong("iid", "skew", "slow", "dropout");
 var root = new RootCommand("NearML multi-worker simulator: DDP, DiLoCo, Streaming DiLoCo and DeMo with exact byte counts");
-foreach (var o in new Option[] { model, strategy, workers, steps, batch, h, encoding, fragments, overlap, mixing, lr, outerLr, outerMomentum, demoLr, topk, scenario, hidden, text, seed, parallel, output, benchDemo })
+foreach (var o in new Option[] { model, strategy, workers, steps, batch, h, encoding, fragments, overlap, mixing, lr, outerLr, outerMomentum, demoLr, topk, scenario, hidden, text, seed, parallel, output, plots, benchDemo })
 {
     root.Options.Add(o);
 }
@@ -72,13 +73,21 @@ root.SetAction(async (parse, ct) =>
             return 0;
         }
 
-        var result = await Simulator.RunAsync(cfg, ct);
+        var plotDirectory = parse.GetValue(plots)!;
+        var trace = plotDirectory == "none" ? null : new SimTrace();
+        var result = await Simulator.RunAsync(cfg, ct, trace);
         var table = new Table().AddColumns("strategy", "N", "quality", "bytes sent/worker", "peak bytes/sync", "syncs", "rejected", "wall s");
         table.AddRow(Markup.Escape(result.Label), cfg.Workers.ToString(CultureInfo.InvariantCulture),
             Markup.Escape(result.QualityText), result.BytesSentPerWorker.ToString("N0", CultureInfo.InvariantCulture),
             result.PeakBytesPerSync.ToString("N0", CultureInfo.InvariantCulture), result.Syncs.ToString(CultureInfo.InvariantCulture),
             result.Rejected.ToString(CultureInfo.InvariantCulture), result.WallSeconds.ToString("F1", CultureInfo.InvariantCulture));
         AnsiConsole.Write(table);
+        if (trace is not null)
+        {
+            var written = trace.WriteCharts(plotDirectory, cfg, result);
+            AnsiConsole.MarkupLine($"Charts: [grey]{Markup.Escape(string.Join(", ", written))}[/]");
+        }
+
         if (parse.GetValue(output) is { } path)
         {
             await File.AppendAllTextAsync(path, JsonSerializer.Serialize(new { cfg, result }) + "\n", ct);
@@ -107,7 +116,7 @@ internal sealed record SimResult(string Label, string Metric, double Quality, st
 
 internal static class Simulator
 {
-    public static async Task<SimResult> RunAsync(SimConfig cfg, CancellationToken ct)
+    public static async Task<SimResult> RunAsync(SimConfig cfg, CancellationToken ct, SimTrace? trace = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(cfg.Workers, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(cfg.Steps, 1);
@@ -198,6 +207,8 @@ internal static class Simulator
         }
 
         long samplesTotal = 0;
+        var workerSamples = new long[cfg.Workers];
+        trace?.Start(cfg.Workers, workerSamples);
         var tasks = Enumerable.Range(0, cfg.Workers).Select(w => Task.Run(async () =>
         {
             var m = engines[w];
@@ -232,10 +243,11 @@ internal static class Simulator
                     continue;
                 }
 
+                float stepLoss;
                 await gate.WaitAsync(ct);
                 try
                 {
-                    m.ComputeGradients(b);
+                    stepLoss = m.ComputeGradients(b);
                     m.PullGradients();
                 }
                 finally
@@ -244,9 +256,15 @@ internal static class Simulator
                 }
 
                 Interlocked.Add(ref samplesTotal, b.Count);
+                Interlocked.Add(ref workerSamples[w], b.Count);
                 await s.StepAsync(m.Gradients, b.Count, ct);
                 m.PushParameters();
                 t++;
+                if (w == 0 && trace is not null)
+                {
+                    // worker 0's view, every H local steps: mean training loss, bytes it sent, accuracy of its global parameters
+                    trace.Step(t, cfg.H, stepLoss, Sum(endpoints[0]).Sent, () => isText ? null : Accuracy(Create(), strategies[0].GlobalParameters, images!.Test, SimTrace.EvaluationImages));
+                }
                 if (s is DiLoCoStrategy d1)
                 {
                     if (scenario == "slow" && w == slowWorker && d1.StepsSinceSync == Math.Max(1, cfg.H / 3))
@@ -347,6 +365,25 @@ internal static class Simulator
             _ => throw new ArgumentException($"Unknown --encoding '{cfg.Encoding}' (fp32, fp16, int8, int4)."),
         },
     };
+
+    /// <summary>Test accuracy in [0, 1] of <paramref name="parameters"/> on the first <paramref name="limit"/> test images.</summary>
+    private static double Accuracy(Model eval, ParameterSet parameters, LabeledDataset test, int limit)
+    {
+        eval.LoadParameters(parameters);
+        var tape = new Tape { GradEnabled = false, Training = false };
+        var source = new ClassificationBatchSource(test, 500, 0, shuffle: false);
+        var batch = source.CreateBatch();
+        source.StartEpoch(0);
+        long correct = 0, total = 0;
+        while (total < limit && source.TryFill(batch))
+        {
+            tape.Reset();
+            correct += Model.CountCorrect(eval.Forward(tape, batch), batch.Targets);
+            total += batch.Count;
+        }
+
+        return total == 0 ? 0 : (double)correct / total;
+    }
 
     private static (long Sent, long Received, long Peak, long Syncs) Sum(List<ICollective> eps) =>
         (eps.Sum(e => e.Statistics.BytesSent), eps.Sum(e => e.Statistics.BytesReceived), eps.Max(e => e.Statistics.PeakBytesSentPerSync), eps.Sum(e => e.Statistics.SyncCount));

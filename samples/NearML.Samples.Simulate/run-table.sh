@@ -4,7 +4,8 @@
 # Each run appends one JSON line to $OUT (MLP) or $GPT_OUT (char-GPT); render the MLP table with
 #   python3 samples/NearML.Samples.Simulate/table.py $OUT
 set -e
-SIM="dotnet samples/NearML.Samples.Simulate/bin/Release/net10.0/NearML.Samples.Simulate.dll"
+# --plots none: no charts (their per-H-step evaluations would add to the measured wall time)
+SIM="dotnet samples/NearML.Samples.Simulate/bin/Release/net10.0/NearML.Samples.Simulate.dll --plots none"
 OUT=${OUT:-results.jsonl}
 GPT_OUT=${GPT_OUT:-gpt.jsonl}
 mlp() { $SIM --model mlp --hidden 64 --batch 16 --steps 1000 --parallel 2 --out "$OUT" "$@"; }

@@ -11,7 +11,7 @@ namespace NearML.Hosting;
 /// </summary>
 public sealed class NearMLMetrics
 {
-    /// <summary>The meter name.</summary>
+    /// <summary>The meter name (its version is <see cref="NearMLTracing.Version"/>, the package version).</summary>
     public const string MeterName = "NearML";
 
     private readonly Counter<long> _rounds;
@@ -34,7 +34,7 @@ public sealed class NearMLMetrics
     public NearMLMetrics(IMeterFactory meterFactory)
     {
         ArgumentNullException.ThrowIfNull(meterFactory);
-        Meter = meterFactory.Create(MeterName);
+        Meter = meterFactory.Create(new MeterOptions(MeterName) { Version = NearMLTracing.Version });
         _rounds = Meter.CreateCounter<long>("nearml.rounds", "{round}", "Training rounds completed (tag outcome: stepped | empty).");
         _roundDuration = Meter.CreateHistogram<double>("nearml.round.duration", "s", "Wall time of a round, from assignment to outer step.");
         _bytesSent = Meter.CreateCounter<long>("nearml.bytes.sent", "By", "Bytes sent on protocol connections (tag role).");

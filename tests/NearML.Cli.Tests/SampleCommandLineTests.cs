@@ -142,6 +142,10 @@ public sealed class SampleCommandLineTests
             StringAssert.Contains(r.Stdout, "Summary");
             StringAssert.Contains(r.Stdout, "Test accuracy");
             Assert.AreEqual(-1, Array.IndexOf(r.StdoutBytes, (byte)0x1B), "ANSI escape in piped LocalCluster output:\n" + r.Stdout);
+            foreach (var chart in new[] { "loss-accuracy.png", "bytes-vs-ddp.png", "contributions.png" })
+            {
+                PlotTests.AssertPng(Path.Combine(state, "plots", chart), 900, 500); // the charts next to the summary
+            }
         }
         finally
         {

@@ -17,7 +17,7 @@ using NearML.Ledger;
 using NearML.Training;
 using NearML.Training.Data;
 using NearML.Training.Modules;
-using NearML.Training.Optim;
+using NearML.Training.Sync;
 
 namespace NearML.Hosting.Coordinator;
 
@@ -42,6 +42,7 @@ public sealed partial class CoordinatorService : BackgroundService
     private readonly AttestationAdmissionPolicy _attestation;
     private readonly ConcurrentDictionary<string, WorkerSession> _sessions = new(StringComparer.Ordinal);
     private readonly Dictionary<(long Round, string Account), long> _credited = [];
+    private readonly ConcurrentDictionary<string, long> _receiptCounts = new(StringComparer.Ordinal);
     private const int NormHistory = 32;
     private readonly RefusalLogLimiter _refusals;
     private readonly Queue<double> _acceptedNorms = new();
@@ -130,14 +131,14 @@ public sealed partial class CoordinatorService : BackgroundService
         var ledger = folder.Ledger;
         var signer = folder.Signer;
         state.EnsureJob(o.JobId, modelConfig.Architecture, modelConfig.ConfigJson, dataset.ManifestRootHex, Describe(o), NowMs());
-        var outer = new Sgd(layout, new SgdOptions { LearningRate = o.OuterLearningRate, Momentum = o.OuterMomentum, Nesterov = true });
+        var outer = new NesterovOuterOptimizer(layout, o.OuterLearningRate, o.OuterMomentum, nesterov: true);
         long nextRound = 0;
         long version = 0;
         var checkpoint = CheckpointStore.LoadLatest(state, layout);
         if (checkpoint is not null)
         {
             model.Parameters.CopyFrom(checkpoint.Parameters);
-            outer.ImportState(new OptimizerState("sgd", checkpoint.ParameterVersion, o.OuterLearningRate, new Dictionary<string, ParameterSet>(StringComparer.Ordinal) { ["momentum_buffer"] = checkpoint.Momentum }));
+            outer.MomentumBuffer.CopyFrom(checkpoint.Momentum);
             nextRound = checkpoint.Round + 1;
             version = checkpoint.ParameterVersion;
             if (_logger.IsEnabled(LogLevel.Information))
@@ -153,7 +154,7 @@ public sealed partial class CoordinatorService : BackgroundService
         var settlements = state.ReadSettlements();
         foreach (var s in settlements)
         {
-            _status.AddSettlement(s.Hash, s.Receiver, UInt128.TryParse(s.Amount, CultureInfo.InvariantCulture, out var amount) ? amount : 0);
+            _status.AddSettlement(s.Epoch, s.Hash, s.Receiver, UInt128.TryParse(s.Amount, CultureInfo.InvariantCulture, out var amount) ? amount : 0, s.DryRun);
         }
 
         var nextNonce = settlements.Count == 0 ? 1UL : settlements.Max(s => s.Nonce) + 1;
@@ -209,14 +210,16 @@ public sealed partial class CoordinatorService : BackgroundService
                     CoordinatorLog.Listening(_logger, o.JobId, endPoint, fingerprint);
                 }
 
-                _status.SetListening(o.JobId, listener.LocalEndPoint.Port, fingerprint);
+                _status.SetListening(o.JobId, listener.LocalEndPoint.Port, fingerprint, model.Parameters.Length);
                 var lastCompleted = nextRound - 1;
                 var lastCheckpointed = nextRound - 1;
                 try
                 {
                     for (var round = nextRound; round < o.Rounds; round++)
                     {
-                        var outcome = await RunRoundAsync(round, version, model, outer, ct).ConfigureAwait(false);
+                        using var roundSpan = NearMLTracing.StartRound(o.JobId, round);
+                        var outcome = await NearMLTracing.Traced(roundSpan, RunRoundAsync(round, version, model, outer, ct)).ConfigureAwait(false);
+                        NearMLTracing.RoundOutcome(roundSpan, outcome.Cohort, outcome.Accepted.Count, outcome.Rejected, outcome.MeanLoss);
                         version = outcome.Version;
                         double? accuracy = null;
                         var evaluate = o.EvaluateEveryRounds > 0 && ((round + 1) % o.EvaluateEveryRounds == 0 || round == o.Rounds - 1);
@@ -241,7 +244,7 @@ public sealed partial class CoordinatorService : BackgroundService
                         var epochEnds = (round + 1) % o.SettleEveryRounds == 0 || round == o.Rounds - 1;
                         if ((round + 1) % o.CheckpointEveryRounds == 0 || epochEnds)
                         {
-                            checkpoints.Enqueue(new CoordinatorCheckpoint(round, version, model.Parameters.Clone(), outer.MomentumBuffer!.Clone()));
+                            checkpoints.Enqueue(new CoordinatorCheckpoint(round, version, model.Parameters.Clone(), outer.MomentumBuffer.Clone()));
                             _metrics.CheckpointWritten();
                             lastCheckpointed = round;
                         }
@@ -278,7 +281,7 @@ public sealed partial class CoordinatorService : BackgroundService
                     {
                         CoordinatorLog.Stopping(_logger, _sessions.Count);
                         await SayGoodbyeAsync("the coordinator is shutting down", rejoinLater: true).ConfigureAwait(false);
-                        if (lastCompleted > lastCheckpointed && outer.MomentumBuffer is { } momentum)
+                        if (lastCompleted > lastCheckpointed && outer.MomentumBuffer is var momentum)
                         {
                             checkpoints.Enqueue(new CoordinatorCheckpoint(lastCompleted, version, model.Parameters.Clone(), momentum.Clone()));
                         }
@@ -292,7 +295,7 @@ public sealed partial class CoordinatorService : BackgroundService
         }
     }
 
-    private async Task<RoundOutcome> RunRoundAsync(long round, long version, ITrainableModel model, Sgd outer, CancellationToken ct)
+    private async Task<RoundOutcome> RunRoundAsync(long round, long version, ITrainableModel model, NesterovOuterOptimizer outer, CancellationToken ct)
     {
         var o = _options;
         var started = _time.GetTimestamp();
@@ -393,6 +396,7 @@ public sealed partial class CoordinatorService : BackgroundService
         foreach (var s in cohort)
         {
             var u = s.TakeUpdate(round);
+            NearMLTracing.RecordUpload(s.Id, round, u?.PayloadBytes, u?.Reason, s.UploadStartedAt, s.UploadEndedAt);
             if (u is null)
             {
                 CoordinatorLog.NoUpdate(_logger, round, s.Id, s.IsClosed ? $"it {s.CloseKind}: {s.CloseReason}" : "the round's deadline passed");
@@ -424,20 +428,18 @@ public sealed partial class CoordinatorService : BackgroundService
             contributions.Add((s, u));
         }
 
-        var (accepted, filtered) = Filter(round, contributions);
+        using var aggregateSpan = NearMLTracing.Start(NearMLTracing.Aggregate);
+        var mean = model.Parameters.CreateZeros();
+        var (accepted, filtered) = ReduceUpdates(round, contributions, mean);
         rejected += filtered;
         var meanLoss = double.NaN;
         long updateBytes = 0;
         if (accepted.Count > 0)
         {
-            var mean = model.Parameters.CreateZeros();
-            var total = accepted.Sum(a => (double)a.Update.SampleCount);
             var lossTotal = accepted.Where(a => float.IsFinite(a.Update.Loss)).Sum(a => (double)a.Update.SampleCount);
             double loss = lossTotal > 0 ? 0 : double.NaN;
             foreach (var (_, u) in accepted)
             {
-                var w = (float)(u.SampleCount / total);
-                System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(u.Values!, w, mean.Buffer, mean.Buffer);
                 if (float.IsFinite(u.Loss))
                 {
                     // The reported loss is the worker's word: weighted by the credited samples, non-finite values left out.
@@ -470,7 +472,7 @@ public sealed partial class CoordinatorService : BackgroundService
         return new RoundOutcome(version, cohort.Count, accepted, rejected, meanLoss, updateBytes, startedMs, _time.GetElapsedTime(started));
     }
 
-    private (List<(WorkerSession Session, SubmittedUpdate Update)> Accepted, int Rejected) Filter(long round, List<(WorkerSession Session, SubmittedUpdate Update)> contributions)
+    private (List<(WorkerSession Session, SubmittedUpdate Update)> Accepted, int Rejected) ReduceUpdates(long round, List<(WorkerSession Session, SubmittedUpdate Update)> contributions, ParameterSet mean)
     {
         // The one screen (NearML.Core's ContributionScreen): non-finite, all-zero, above the absolute bound, or far above the
         // median of this round's and the recent rounds' accepted norms (so a cohort of one or two is screened too).
@@ -482,7 +484,8 @@ public sealed partial class CoordinatorService : BackgroundService
             MaxNormToMedianRatio = _options.MaxUpdateNormToMedianRatio,
         };
         var candidates = contributions.Select(c => new NearML.Core.Collectives.ScreenCandidate(c.Session.Id, c.Update.Values, c.Update.SampleCount)).ToList();
-        var result = NearML.Core.Collectives.ContributionScreen.Screen(round, candidates, policy, _acceptedNorms.ToArray());
+        var reduced = NearML.Core.Collectives.ContributionScreen.Reduce(round, candidates, policy, mean.Data, _acceptedNorms.ToArray());
+        var result = reduced.Screen;
         foreach (var r in result.Rejections)
         {
             Reject(round, contributions.First(c => c.Session.Id == r.WorkerId).Session, r.Reason.ToString(), r.Detail);
@@ -546,6 +549,7 @@ public sealed partial class CoordinatorService : BackgroundService
                 _options.JobId, round, s.Account, u.SampleCount, 0, (uint)_options.InnerSteps, (ulong)Math.Max(0, u.ComputeMilliseconds),
                 s.Verified ? NearML.Ledger.AttestationVerdict.Verified : NearML.Ledger.AttestationVerdict.Unattested, u.PayloadSha256, NowMs());
             fresh.Add((s, SignedReceipt.Sign(receipt, signer)));
+            s.SamplesPerSecond = u.ComputeMilliseconds > 0 ? u.SampleCount * 1000.0 / u.ComputeMilliseconds : 0;
         }
 
         if (fresh.Count == 0)
@@ -560,6 +564,8 @@ public sealed partial class CoordinatorService : BackgroundService
             var seq = first + i;
             _credited[(round, fresh[i].Item1.Account)] = seq;
             result.Add((fresh[i].Item1, fresh[i].Item2, seq));
+            fresh[i].Item1.Receipts = _receiptCounts.AddOrUpdate(fresh[i].Item1.Account, 1, (_, n) => n + 1);
+            _status.SetWorker(fresh[i].Item1.Info());
         }
 
         _metrics.Receipts(fresh.Count);
@@ -602,6 +608,7 @@ public sealed partial class CoordinatorService : BackgroundService
     private async Task<ulong?> SettleAsync(ICoordinatorStateStore state, ContributionLedger ledger, NearKeyPair signer, long epoch, ulong nextNonce, CancellationToken ct)
     {
         var o = _options;
+        using var settleSpan = NearMLTracing.StartSettle(epoch, o.SettlementDryRun);
         try
         {
             var receipts = ledger.ReadEpochReceipts(epoch).Select(r => r.Receipt).ToList();
@@ -637,7 +644,7 @@ public sealed partial class CoordinatorService : BackgroundService
             state.RecordSettlement(records);
             foreach (var r in records)
             {
-                _status.AddSettlement(r.Hash, r.Receiver, UInt128.TryParse(r.Amount, CultureInfo.InvariantCulture, out var amount) ? amount : 0);
+                _status.AddSettlement(r.Epoch, r.Hash, r.Receiver, UInt128.TryParse(r.Amount, CultureInfo.InvariantCulture, out var amount) ? amount : 0, r.DryRun);
             }
 
             if (_logger.IsEnabled(LogLevel.Information))
@@ -651,6 +658,7 @@ public sealed partial class CoordinatorService : BackgroundService
         }
         catch (Exception ex) when (ex is NearMLException or HttpRequestException or Microsoft.Data.Sqlite.SqliteException)
         {
+            NearMLTracing.Fail(settleSpan, ex);
             CoordinatorLog.SettlementFailed(_logger, ex, epoch);
             return null;
         }
@@ -684,7 +692,7 @@ public sealed partial class CoordinatorService : BackgroundService
         AdmittedWorker admitted;
         try
         {
-            admitted = await CoordinatorHandshake.RunAsync(connection, handshake, token).ConfigureAwait(false);
+            admitted = await NearMLTracing.TraceJoinAsync("coordinator", remote, () => CoordinatorHandshake.RunAsync(connection, handshake, token)).ConfigureAwait(false);
         }
         catch (AdmissionRefusedException ex)
         {
@@ -712,7 +720,7 @@ public sealed partial class CoordinatorService : BackgroundService
         var key = NearPublicKey.FromBytes(admitted.PublicKey.Span);
         var account = NearAccountId.IsValid(admitted.WorkerId) ? admitted.WorkerId : key.ImplicitAccountId;
         var verified = admitted.EvidenceFormat.Length > 0 && AttestationAdmissionPolicy.VendorOf(admitted.EvidenceFormat) is not NearML.Enclave.AttestationVendor.InsecureSimulated;
-        var session = new WorkerSession(connection, admitted, account, verified, token);
+        var session = new WorkerSession(connection, admitted, account, verified, token) { Receipts = _receiptCounts.GetValueOrDefault(account) };
         if (_sessions.TryRemove(admitted.WorkerId, out var previous))
         {
             previous.Close("replaced", "the same worker reconnected");
@@ -938,7 +946,10 @@ public sealed partial class CoordinatorService : BackgroundService
             var r = SignedReceipt.Parse(entry.Payload, $"ledger entry {entry.Sequence}").Receipt;
             if (r.JobId == jobId)
             {
-                _credited.TryAdd((r.Round, r.WorkerId), entry.Sequence);
+                if (_credited.TryAdd((r.Round, r.WorkerId), entry.Sequence))
+                {
+                    _receiptCounts.AddOrUpdate(r.WorkerId, 1, (_, n) => n + 1);
+                }
             }
         }
     }

@@ -81,7 +81,28 @@ internal sealed class WorkerSession
 
     public bool IsClosed => _closing.IsCancellationRequested;
 
-    public CoordinatorWorkerInfo Info() => new(Id, State, Round, Step, Loss, Connection.BytesSent, Connection.BytesReceived);
+    /// <summary>Gets when the first part of the current round's update arrived (default before one did).</summary>
+    public DateTimeOffset UploadStartedAt { get; private set; }
+
+    /// <summary>Gets when the current round's update was complete (or refused).</summary>
+    public DateTimeOffset UploadEndedAt { get; private set; }
+
+    /// <summary>Gets or sets the receipts the ledger holds for this worker's account.</summary>
+    public long Receipts { get; set; }
+
+    /// <summary>Gets or sets the throughput of its last accepted update (samples per second).</summary>
+    public double SamplesPerSecond { get; set; }
+
+    /// <summary>Gets the attestation verdict of its admission, as the dashboard shows it.</summary>
+    public string Attestation => AttestationAdmissionPolicy.VendorOf(Admitted.EvidenceFormat) switch
+    {
+        NearML.Enclave.AttestationVendor.IntelTdx => "verified (tdx)",
+        NearML.Enclave.AttestationVendor.AmdSevSnp => "verified (sev-snp)",
+        NearML.Enclave.AttestationVendor.InsecureSimulated => "simulated (insecure)",
+        _ => Admitted.EvidenceFormat.Length == 0 ? "unattested" : "unknown (" + Admitted.EvidenceFormat + ")",
+    };
+
+    public CoordinatorWorkerInfo Info() => new(Id, State, Round, Step, Loss, Connection.BytesSent, Connection.BytesReceived, Attestation, Receipts, SamplesPerSecond);
 
     public (long Sent, long Received) TakeTraffic()
     {
@@ -104,6 +125,8 @@ internal sealed class WorkerSession
             _update = null;
             _parts = null;
             _partBytes = 0;
+            UploadStartedAt = default;
+            UploadEndedAt = default;
             _done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             if (IsClosed)
             {
@@ -163,6 +186,11 @@ internal sealed class WorkerSession
             }
 
             var count = Math.Max(1u, update.PartCount);
+            if (_parts is null)
+            {
+                UploadStartedAt = time.GetUtcNow();
+            }
+
             if (refusal is null)
             {
                 if (_parts is null)
@@ -241,6 +269,7 @@ internal sealed class WorkerSession
             }
 
             _parts = null;
+            UploadEndedAt = time.GetUtcNow();
             State = "submitted";
             _done.TrySetResult();
             return null;

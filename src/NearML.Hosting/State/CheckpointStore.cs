@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Threading.Channels;
@@ -33,8 +34,8 @@ public sealed class CheckpointStore : IAsyncDisposable
     private readonly int _keep;
     private readonly TimeProvider _time;
     private readonly Action<Exception>? _onError;
-    private readonly Channel<(CoordinatorCheckpoint? Checkpoint, TaskCompletionSource? Flushed)> _queue =
-        Channel.CreateUnbounded<(CoordinatorCheckpoint?, TaskCompletionSource?)>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Channel<(CoordinatorCheckpoint? Checkpoint, TaskCompletionSource? Flushed, ActivityContext Parent)> _queue =
+        Channel.CreateUnbounded<(CoordinatorCheckpoint?, TaskCompletionSource?, ActivityContext)>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Task _writer;
 
     /// <summary>
@@ -80,7 +81,7 @@ public sealed class CheckpointStore : IAsyncDisposable
     public void Enqueue(CoordinatorCheckpoint checkpoint)
     {
         ArgumentNullException.ThrowIfNull(checkpoint);
-        if (!_queue.Writer.TryWrite((checkpoint, null)))
+        if (!_queue.Writer.TryWrite((checkpoint, null, Activity.Current?.Context ?? default)))
         {
             throw new InvalidOperationException("The checkpoint store is closed.");
         }
@@ -92,7 +93,7 @@ public sealed class CheckpointStore : IAsyncDisposable
     public async Task FlushAsync(CancellationToken cancellationToken = default)
     {
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        if (!_queue.Writer.TryWrite((null, done)))
+        if (!_queue.Writer.TryWrite((null, done, default)))
         {
             return;
         }
@@ -230,16 +231,19 @@ public sealed class CheckpointStore : IAsyncDisposable
 
     private async Task WriteLoopAsync()
     {
-        await foreach (var (checkpoint, flushed) in _queue.Reader.ReadAllAsync().ConfigureAwait(false))
+        await foreach (var (checkpoint, flushed, parent) in _queue.Reader.ReadAllAsync().ConfigureAwait(false))
         {
             if (checkpoint is not null)
             {
+                using var span = NearMLTracing.Start(NearMLTracing.Checkpoint, parent);
+                span?.SetTag("nearml.round", checkpoint.Round);
                 try
                 {
                     Write(checkpoint);
                 }
                 catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or CoordinatorStateException)
                 {
+                    NearMLTracing.Fail(span, ex);
                     _onError?.Invoke(ex);
                 }
             }

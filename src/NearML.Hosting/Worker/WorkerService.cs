@@ -296,7 +296,7 @@ public sealed partial class WorkerService : BackgroundService
         public async Task RunAsync(ReconnectBackoff backoff, CancellationToken stopping)
         {
             var options = owner._options;
-            var admission = await WorkerHandshake.RunAsync(
+            var admission = await NearMLTracing.TraceJoinAsync("worker", options.WorkerId, () => WorkerHandshake.RunAsync(
                 connection,
                 owner._identity!,
                 new WorkerHandshakeOptions
@@ -307,8 +307,9 @@ public sealed partial class WorkerService : BackgroundService
                     Capabilities = CreateCapabilities(options, owner._registry),
                     LayoutFingerprint = job => owner.AnswerJob(job),
                 },
-                stopping).ConfigureAwait(false);
+                stopping)).ConfigureAwait(false);
             backoff.Reset();
+            Status.SetAttestation(owner._evidence is null ? NearMLWorkerOptions.NoProvider : options.AttestationProvider);
             Status.SetError(null);
             SyncTraffic();
             var interval = admission.HeartbeatIntervalMs > 0 ? TimeSpan.FromMilliseconds(admission.HeartbeatIntervalMs) : TimeSpan.FromSeconds(15);
@@ -579,7 +580,8 @@ public sealed partial class WorkerService : BackgroundService
                 return masked is null ? null : new PendingReceipt(assignment.JobId, assignment.Round, masked);
             }
 
-            var hash = await SendUpdateAsync(job, assignment, hp, result, stopping).ConfigureAwait(false);
+            using var uploadSpan = NearMLTracing.StartUpload(owner._options.WorkerId, assignment.Round, hp.Compression);
+            var hash = await NearMLTracing.Traced(uploadSpan, SendUpdateAsync(job, assignment, hp, result, stopping)).ConfigureAwait(false);
             return new PendingReceipt(assignment.JobId, assignment.Round, hash);
         }
 

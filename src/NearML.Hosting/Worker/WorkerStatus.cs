@@ -54,6 +54,7 @@ public sealed class WorkerStatus
     private string? _lastError;
     private string? _jobId;
     private ulong? _parameterVersion;
+    private string? _attestation;
 
     /// <summary>Raised after any property changed.</summary>
     public event EventHandler? StatusChanged;
@@ -178,6 +179,20 @@ public sealed class WorkerStatus
         }
     }
 
+    /// <summary>Gets the attestation the worker joined with on its current (or last) connection — the provider whose
+    /// evidence the coordinator admitted (<c>configfs-tsm</c>, <c>simulated</c>) or <c>none</c> — or <see langword="null"/>
+    /// before its first admission.</summary>
+    public string? Attestation
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _attestation;
+            }
+        }
+    }
+
     /// <summary>Returns a one-line summary for logs and consoles.</summary>
     /// <returns>The summary.</returns>
     public override string ToString()
@@ -192,6 +207,8 @@ public sealed class WorkerStatus
     internal void SetState(WorkerState state) => Update(() => _state = state);
 
     internal void SetError(string? error) => Update(() => _lastError = error);
+
+    internal void SetAttestation(string provider) => Update(() => _attestation = provider);
 
     internal void SetFailed(string error) => Update(() =>
     {
