@@ -15,15 +15,27 @@ internal static class CompareCommand
     {
         if (args.Length == 0)
         {
-            Console.Error.WriteLine("usage: compare gemm [--threads N] [--only SUBSTR] [--repeats R] [--min-time S] [--list]");
+            Console.Error.WriteLine("usage: compare gemm [--threads N] [--isa avx512|avx2|portable] [--only SUBSTR[,SUBSTR...]] [--repeats R] [--min-time S] [--list]");
             Console.Error.WriteLine("       compare mlp|cnn [--threads N] [--epochs E] [--batch B] [--warmup W] [--window S] [--seed X] [--data DIR]");
             Console.Error.WriteLine("       compare profile-cnn [--threads N] [--batch B] [--steps S] [--seed X] [--data DIR]   (per-layer timings)");
             Console.Error.WriteLine("       compare gpt --corpus FILE [--threads N] [--warmup W] [--steps S] [--window S] [--seed X]");
+            Console.Error.WriteLine("every workload takes --isa avx512|avx2|portable to force a lower kernel instruction set");
             return 2;
         }
 
         var options = Options.Parse(args[1..]);
         KernelThreads.Count = options.Threads;
+        if (options.Isa is { } isa)
+        {
+            KernelThreads.Isa = isa;
+        }
+
+        if (Environment.GetEnvironmentVariable("NEARML_DIRECT_B_ROWS") is { } directRows)
+        {
+            NearML.Training.Kernels.Internal.GemmDriver.DirectBMaxRows = int.Parse(directRows, CultureInfo.InvariantCulture);
+        }
+
+        Console.Error.WriteLine($"kernels: {KernelThreads.InstructionSet}, {KernelThreads.Count} threads");
         switch (args[0])
         {
             case "gemm":
@@ -50,7 +62,7 @@ internal static class CompareCommand
 
     private static int CompareGemm(Options options)
     {
-        var shapes = GemmShapes.All.Where(s => options.Only is null || s.Name.Contains(options.Only, StringComparison.Ordinal)).ToArray();
+        var shapes = GemmShapes.Select(options.Only);
         if (options.List)
         {
             foreach (var s in shapes)
@@ -106,7 +118,7 @@ internal static class CompareCommand
             json.Append(CultureInfo.InvariantCulture, $"{{\"workload\":\"gemm_{name}\",\"unit\":\"GFLOP/s\",\"value\":{Median(gflops):F2}");
             json.Append(CultureInfo.InvariantCulture, $",\"min\":{gflops[0]:F2},\"max\":{gflops[^1]:F2},\"n\":{gflops.Count}");
             json.Append(CultureInfo.InvariantCulture, $",\"M\":{m},\"K\":{k},\"N\":{n},\"transA\":{(ta ? "true" : "false")},\"transB\":{(tb ? "true" : "false")}");
-            json.Append(CultureInfo.InvariantCulture, $",\"threads\":{KernelThreads.Count},\"isa\":\"{KernelThreads.InstructionSet}\",\"managed_bytes_per_call\":{allocated}");
+            json.Append(CultureInfo.InvariantCulture, $",\"threads\":{KernelThreads.Count},\"isa\":\"{KernelThreads.Isa}\",\"managed_bytes_per_call\":{allocated}");
             json.Append(CultureInfo.InvariantCulture, $",\"gflop_per_cpu_s\":{Median(cpuGflops):F2},\"peak_rss_mb\":{PeakRssMb():F1}}}");
             Console.WriteLine(json.ToString());
             Console.Error.WriteLine($"{name,-28} {Median(gflops),8:F2} GFLOP/s  [{gflops[0]:F2} .. {gflops[^1]:F2}]  per CPU-second {Median(cpuGflops),8:F2}");
@@ -177,6 +189,8 @@ internal static class CompareCommand
 
         public string? Corpus { get; private set; }
 
+        public KernelIsa? Isa { get; private set; }
+
         public static Options Parse(string[] args)
         {
             var o = new Options();
@@ -219,6 +233,9 @@ internal static class CompareCommand
                         break;
                     case "--data":
                         o.Data = args[++i];
+                        break;
+                    case "--isa":
+                        o.Isa = Enum.Parse<KernelIsa>(args[++i], ignoreCase: true);
                         break;
                     case "--corpus":
                         o.Corpus = args[++i];

@@ -23,4 +23,11 @@ internal static class GemmShapes
         ("gpt_mlpup_dX", 4096, 512, 128, false, true),
         ("gpt_mlpup_dW", 512, 4096, 128, true, false),
     ];
+
+    /// <summary>The shapes whose name contains one of the comma-separated substrings of <paramref name="only"/> (all when null).</summary>
+    public static (string Name, int M, int K, int N, bool TransA, bool TransB)[] Select(string? only)
+    {
+        var keys = only?.Split(',', StringSplitOptions.RemoveEmptyEntries);
+        return All.Where(s => keys is null || keys.Any(k => s.Name.Contains(k, StringComparison.Ordinal))).ToArray();
+    }
 }

@@ -7,7 +7,13 @@ using TorchSharp;
 using static TorchSharp.torch;
 
 // NearML.TorchSharp adapter overhead: one training step through ITrainableModel vs the same plain TorchSharp loop,
-// the sync-point copies, and managed bytes allocated per steady-state step.
+// the sync-point copies, and managed bytes allocated per steady-state step. `compare …` runs the LibTorch side of
+// benchmarks/compare-all.sh instead (LibTorchCompare.cs).
+if (args.Length > 0 && args[0] == "compare")
+{
+    return LibTorchCompare.Run(args[1..]);
+}
+
 var steps = Arg("--steps", 300);
 var threads = Arg("--threads", 1);
 var reps = Arg("--reps", 5);
@@ -156,6 +162,8 @@ Console.WriteLine($"| PushGradients per 1M parameters (ms) | | {F(pushGradMs, "F
 Console.WriteLine($"| managed bytes per sync-point copy | | {syncBytes:N0} | 0 |");
 Console.WriteLine();
 Console.WriteLine($"{{\"bench\":\"torchsharp-adapter\",\"plain_us\":{F(plainUs, "F2")},\"nearml_us\":{F(adaptedUs, "F2")},\"ratio\":{F(ratio, "F4")},\"plain_bytes_per_step\":{plainBytes},\"nearml_bytes_per_step\":{adaptedBytes},\"pull_ms_per_1m\":{F(pullMs, "F4")},\"push_ms_per_1m\":{F(pushMs, "F4")},\"pull_grad_ms_per_1m\":{F(pullGradMs, "F4")},\"push_grad_ms_per_1m\":{F(pushGradMs, "F4")},\"sync_bytes\":{syncBytes},\"threads\":{threads},\"steps\":{steps},\"reps\":{reps}}}");
+
+return 0;
 
 int Arg(string name, int fallback)
 {

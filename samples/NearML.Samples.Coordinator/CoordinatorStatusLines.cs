@@ -92,6 +92,13 @@ internal sealed class CoordinatorStatusLines(CoordinatorStatus status, IHostAppl
                     break;
                 }
             }
+
+            // The host stops itself when the coordinator fails (StopHost), which can cancel this loop before it wakes up
+            // to see the failure: report it on the way out, so a failed run always ends with its FAILED line.
+            if (status.LastError is { } late && status.Listening.IsFaulted)
+            {
+                Emit($"FAILED message={late.ReplaceLineEndings(" ")}");
+            }
         }
         finally
         {

@@ -26,6 +26,11 @@ internal static class ClusterRunner
             return SampleCommandLine.Fail(SampleCommandLine.BadInput, "--workers must be 1-64, --rounds and --steps at least 1");
         }
 
+        if (settings.DashboardPort is < 0 or > 65535)
+        {
+            return SampleCommandLine.Fail(SampleCommandLine.BadInput, "--dashboard-port must be 0-65535");
+        }
+
         // --data DIR as given; else $FASHION_MNIST_DIR; else the full set if installed; else the subset copied next to this program.
         var dataset = FashionMnistSource.Resolve(settings.DatasetDirectory);
         var datasetDirectory = dataset.Directory;
@@ -79,6 +84,7 @@ internal static class ClusterRunner
         }
 
         AnsiConsole.MarkupLine($"Coordinator listening on [bold]127.0.0.1:{status.Port}[/], certificate SHA-256 [grey]{status.Fingerprint}[/] (pinned by every worker)");
+        await using var dashboard = await DashboardServer.StartAsync(settings, coordinator, cancellationToken).ConfigureAwait(false);
 
         var workers = new List<IHost>();
         for (var i = 0; i < settings.Workers; i++)

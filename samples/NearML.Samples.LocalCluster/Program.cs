@@ -20,10 +20,12 @@ var fresh = new Option<bool>("--fresh") { Description = "Delete the cluster stat
 var compression = new Option<string>("--compression") { Description = "Update encoding", DefaultValueFactory = _ => "int8" };
 compression.AcceptOnlyFromAmong("int8", "int4", "fp16", "fp32");
 var plain = new Option<bool>("--plain") { Description = "No live display: one line per round (also used when output is redirected)" };
+var dashboardPort = new Option<int>("--dashboard-port") { Description = "Port of the live dashboard on 127.0.0.1 (0: a free port)", DefaultValueFactory = _ => 5080 };
+var noDashboard = new Option<bool>("--no-dashboard") { Description = "Do not serve the live dashboard" };
 
 var root = new RootCommand("NearML local cluster: a coordinator and N workers on loopback training Fashion-MNIST with DiLoCo.")
 {
-    workers, rounds, steps, model, data, dataDir, secure, fresh, compression, plain,
+    workers, rounds, steps, model, data, dataDir, secure, fresh, compression, plain, dashboardPort, noDashboard,
 };
 root.SetAction(async (parse, cancellationToken) =>
 {
@@ -39,6 +41,7 @@ root.SetAction(async (parse, cancellationToken) =>
         Fresh = parse.GetValue(fresh),
         Compression = parse.GetValue(compression)!,
         Plain = parse.GetValue(plain) || Console.IsOutputRedirected,
+        DashboardPort = parse.GetValue(noDashboard) ? null : parse.GetValue(dashboardPort),
     };
     return await ClusterRunner.RunAsync(settings, cancellationToken).ConfigureAwait(false);
 });

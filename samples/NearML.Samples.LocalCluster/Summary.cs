@@ -1,8 +1,9 @@
 using System.Globalization;
+using NearML.Core;
 using NearML.Hosting;
 using NearML.Hosting.Coordinator;
-using NearML.Hosting.Worker;
 using NearML.Hosting.Jobs;
+using NearML.Hosting.Worker;
 using NearML.Training.Data;
 using Spectre.Console;
 

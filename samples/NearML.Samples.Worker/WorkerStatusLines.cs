@@ -101,6 +101,12 @@ internal sealed class WorkerStatusLines(WorkerStatus status, IOptions<NearMLWork
                     break;
                 }
             }
+
+            // A failure that stopped the host before this loop woke up is still reported.
+            if (status.State == WorkerState.Failed)
+            {
+                Emit($"FAILED id={id} message={status.LastError?.ReplaceLineEndings(" ")}");
+            }
         }
         finally
         {

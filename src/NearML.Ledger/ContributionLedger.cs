@@ -231,7 +231,7 @@ public sealed class ContributionLedger : IDisposable
             ?? throw new ArgumentOutOfRangeException(nameof(sequence), sequence, "No ledger entry has this sequence number.");
         List<byte[]> hashes = ReadEpochHashes(entry.Epoch, out long first);
         int index = checked((int)(sequence - first));
-        return new ReceiptInclusionProof(entry.Epoch, sequence, entry.PreviousHash, entry.Payload, index, hashes.Count, MerkleTree.ComputePath(hashes, index));
+        return new ReceiptInclusionProof(entry.Epoch, sequence, entry.PreviousHash, entry.Payload, index, hashes.Count, MerkleTree.GetProof(hashes, index));
     }
 
     /// <summary>Reads and parses the signed receipts of an epoch, in ledger order.</summary>

@@ -7,6 +7,9 @@ namespace NearML.Ledger;
 /// </summary>
 public interface ILedgerStore : IDisposable
 {
+    /// <summary>Gets a description of where the entries are kept (a file path, or a database and schema), for messages.</summary>
+    string Location { get; }
+
     /// <summary>Reads the current head.</summary>
     /// <returns>The head.</returns>
     LedgerHead ReadHead();

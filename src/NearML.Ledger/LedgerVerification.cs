@@ -1,3 +1,5 @@
+using NearML.Core;
+
 namespace NearML.Ledger;
 
 /// <summary>What kind of damage <see cref="ContributionLedger.Verify"/> found.</summary>
@@ -70,7 +72,7 @@ public sealed record ReceiptInclusionProof(long Epoch, long Sequence, byte[] Pre
             return false;
         }
 
-        if (!MerkleTree.VerifyPath(epochRoot, EntryHash, LeafIndex, TreeSize, Path))
+        if (!MerkleTree.VerifyProof(epochRoot, EntryHash, LeafIndex, TreeSize, Path))
         {
             return false;
         }

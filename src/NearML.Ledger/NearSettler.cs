@@ -102,7 +102,7 @@ public sealed record SettlementResult(long Epoch, byte[] Root, IReadOnlyList<Set
 public sealed partial class NearSettler
 {
     private readonly NearRpcClient _client;
-    private readonly SettlementStore _store;
+    private readonly ISettlementStore _store;
     private readonly NearCredentials _signer;
     private readonly SettlementOptions _options;
     private readonly NearNonceManager _nonces;
@@ -114,7 +114,7 @@ public sealed partial class NearSettler
     /// <param name="signer">The paying account and key.</param>
     /// <param name="options">The options.</param>
     /// <param name="logger">A logger, or <see langword="null"/>.</param>
-    public NearSettler(NearRpcClient client, SettlementStore store, NearCredentials signer, SettlementOptions options, ILogger<NearSettler>? logger = null)
+    public NearSettler(NearRpcClient client, ISettlementStore store, NearCredentials signer, SettlementOptions options, ILogger<NearSettler>? logger = null)
     {
         ArgumentNullException.ThrowIfNull(client);
         ArgumentNullException.ThrowIfNull(store);
@@ -198,8 +198,8 @@ public sealed partial class NearSettler
         if (existing.DryRun != _options.DryRun)
         {
             throw new SettlementException(existing.DryRun
-                ? $"epoch {epoch}'s intent in {_store.Path} was created by a dry run; settle for real with a fresh store."
-                : $"epoch {epoch} has a real settlement in {_store.Path}; a dry run must use a separate store.", false);
+                ? $"epoch {epoch}'s intent in {_store.Location} was created by a dry run; settle for real with a fresh store."
+                : $"epoch {epoch} has a real settlement in {_store.Location}; a dry run must use a separate store.", false);
         }
 
         return existing;

@@ -22,17 +22,24 @@ public sealed class SqliteLedgerStore : ILedgerStore
     private readonly SqliteConnection _connection;
     private readonly Lock _gate = new();
     private readonly LedgerDurability _durability;
+    private readonly bool _readOnly;
     private bool _disposed;
 
     /// <summary>Opens (creating if needed) a ledger file.</summary>
     /// <param name="path">The SQLite file path.</param>
     /// <param name="durability">The durability level.</param>
     public SqliteLedgerStore(string path, LedgerDurability durability = LedgerDurability.Full)
+        : this(path, durability, readOnly: false)
+    {
+    }
+
+    private SqliteLedgerStore(string path, LedgerDurability durability, bool readOnly)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         Path = System.IO.Path.GetFullPath(path);
         _durability = durability;
-        var csb = new SqliteConnectionStringBuilder { DataSource = Path, Mode = SqliteOpenMode.ReadWriteCreate, Pooling = false };
+        _readOnly = readOnly;
+        var csb = new SqliteConnectionStringBuilder { DataSource = Path, Mode = readOnly ? SqliteOpenMode.ReadOnly : SqliteOpenMode.ReadWriteCreate, Pooling = false };
         _connection = new SqliteConnection(csb.ToString());
         try
         {
@@ -50,8 +57,20 @@ public sealed class SqliteLedgerStore : ILedgerStore
         }
     }
 
+    /// <summary>
+    /// Opens an existing ledger file for reading only (verification, inspection beside a running writer): nothing is
+    /// created, migrated or checkpointed, and <see cref="Append"/> throws <see cref="InvalidOperationException"/>.
+    /// </summary>
+    /// <param name="path">The SQLite file path.</param>
+    /// <returns>The store.</returns>
+    /// <exception cref="LedgerStorageException">The file is missing or is not a ledger.</exception>
+    public static SqliteLedgerStore OpenReadOnly(string path) => new(path, LedgerDurability.Full, readOnly: true);
+
     /// <summary>Gets the full path of the SQLite file.</summary>
     public string Path { get; }
+
+    /// <inheritdoc/>
+    public string Location => Path;
 
     /// <inheritdoc/>
     public LedgerHead ReadHead()
@@ -78,6 +97,11 @@ public sealed class SqliteLedgerStore : ILedgerStore
         if (entries.Count == 0)
         {
             return;
+        }
+
+        if (_readOnly)
+        {
+            throw new InvalidOperationException($"{Path} was opened read-only; nothing was appended.");
         }
 
         lock (_gate)
@@ -290,6 +314,13 @@ public sealed class SqliteLedgerStore : ILedgerStore
     private void Initialize()
     {
         _connection.Open();
+        if (_readOnly)
+        {
+            Execute("PRAGMA busy_timeout=10000;");
+            CheckSchemaVersion();
+            return;
+        }
+
         Execute("PRAGMA journal_mode=WAL;");
         Execute(_durability == LedgerDurability.Full ? "PRAGMA synchronous=FULL;" : "PRAGMA synchronous=NORMAL;");
         Execute("PRAGMA busy_timeout=10000;");
@@ -311,6 +342,11 @@ public sealed class SqliteLedgerStore : ILedgerStore
                 BEGIN SELECT RAISE(ABORT, 'ledger entries are append-only'); END;
             INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '1');
             """);
+        CheckSchemaVersion();
+    }
+
+    private void CheckSchemaVersion()
+    {
         using SqliteCommand check = _connection.CreateCommand();
         check.CommandText = "SELECT value FROM meta WHERE key = 'schema_version'";
         string? version = check.ExecuteScalar() as string;

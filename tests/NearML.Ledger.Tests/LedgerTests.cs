@@ -243,7 +243,7 @@ public sealed class LedgerTests
             CollectionAssert.AreEqual(Recursive(leaves), MerkleTree.ComputeRoot(leaves), $"n={n}");
             for (int i = 0; i < n; i++)
             {
-                Assert.IsTrue(MerkleTree.VerifyPath(MerkleTree.ComputeRoot(leaves), leaves[i], i, n, MerkleTree.ComputePath(leaves, i)));
+                Assert.IsTrue(MerkleTree.VerifyProof(MerkleTree.ComputeRoot(leaves), leaves[i], i, n, MerkleTree.GetProof(leaves, i)));
             }
         }
 
@@ -251,7 +251,7 @@ public sealed class LedgerTests
         {
             if (d.Count == 1)
             {
-                return MerkleTree.LeafHash(d[0]);
+                return MerkleTree.HashLeaf(d[0]);
             }
 
             int k = 1;
@@ -260,7 +260,7 @@ public sealed class LedgerTests
                 k *= 2;
             }
 
-            return MerkleTree.NodeHash(Recursive(d[..k]), Recursive(d[k..]));
+            return MerkleTree.HashNode(Recursive(d[..k]), Recursive(d[k..]));
         }
     }
 

@@ -212,29 +212,19 @@ public sealed class InProcessCollectiveGroup
             decoded.Add((id, values, c.Weight));
         }
 
-        var screened = ContributionScreen.Screen(r.Tag, [.. decoded.Select(d => new ScreenCandidate(d.Id, d.Values, d.Weight))], _policy);
-        rejections.AddRange(screened.Rejections);
-        var accepted = screened.Accepted.Select(a => decoded[a.Index]).ToList();
+        // The one reducer: screen, then the float32 weighted mean in ascending worker-id order (deterministic).
+        var candidates = decoded.Select(d => new ScreenCandidate(d.Id, d.Values, d.Weight)).ToList();
+        var acc = new float[length];
+        var reduced = ContributionScreen.Reduce(r.Tag, candidates, _policy, acc);
+        rejections.AddRange(reduced.Screen.Rejections);
         _rejections.AddRange(rejections);
-        if (accepted.Count == 0)
+        if (!reduced.HasResult)
         {
             return new ReduceOutcome([], 0, rejections, null, codec);
         }
 
-        // FP32 accumulation in ascending worker-id order: deterministic.
-        var totalWeight = 0.0;
-        foreach (var a in accepted)
-        {
-            totalWeight += a.Weight;
-        }
-
-        var acc = new float[length];
-        foreach (var a in accepted)
-        {
-            var w = (float)(a.Weight / totalWeight);
-            System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(a.Values, w, acc, acc);
-        }
-
+        var totalWeight = reduced.TotalWeight;
+        var accepted = reduced.Screen.Accepted.Select(a => decoded[a.Index]).ToList();
         var encoded = new byte[codec.GetEncodedLength(length)];
         codec.Encode(acc, encoded);
         return new ReduceOutcome([.. accepted.Select(a => a.Id)], totalWeight, rejections, encoded, codec);

@@ -28,6 +28,8 @@ public sealed partial class CoordinatorService
         Message = "Round {Round}: {Exchanges} relay exchanges completed ({Strategy})")]
     private static partial void LogRelaySummary(ILogger logger, long round, int exchanges, string strategy);
 
+    private static readonly NearML.Core.Collectives.ContributionPolicy RelayPolicy = new() { RejectNonFinite = true, MaxNormToMedianRatio = null };
+
     private bool IsRelay => _options.SyncStrategyKind != NearML.Core.Contracts.SyncStrategy.Diloco;
 
     private void BeginRelayRound(long round, IReadOnlyList<WorkerSession> cohort)
@@ -158,74 +160,75 @@ public sealed partial class CoordinatorService
         return [.. contributors.Select(e => (e.Session, result))];
     }
 
-    private void Reduce(long round, long tag, List<(WorkerSession Session, RelayContribution? Contribution)> contributors, RelayResult result)
+    private void Reduce(long round, long tag, List<(WorkerSession Session, RelayContribution? Contribution)> contributions, RelayResult result)
     {
-        var accepted = new List<(string Id, float[] Values, double Weight)>();
+        // Frames the relay cannot decode are refused here; weights and values go through the one reducer
+        // (Core's ContributionScreen: weight, non-finite refusal; no norm rules, as before) and its weighted mean.
+        var candidates = new List<NearML.Core.Collectives.ScreenCandidate>(contributions.Count);
+        var sessions = new List<WorkerSession>(contributions.Count);
         int? length = null;
-        foreach (var (s, c) in contributors)
+        foreach (var (s, c) in contributions)
         {
-            string? reason = null, detail = null;
-            float[]? values = null;
+            string? detail = null;
             if (c!.Codec != "fp32")
             {
-                (reason, detail) = ("Malformed", $"codec '{c.Codec}' is not served by the relay (fp32 only)");
-            }
-            else if (!double.IsFinite(c.Weight) || c.Weight <= 0)
-            {
-                (reason, detail) = ("InvalidWeight", $"weight {c.Weight}");
+                detail = $"codec '{c.Codec}' is not served by the relay (fp32 only)";
             }
             else if (c.Payload.Length % 4 != 0 || (length is { } n && c.Payload.Length != n * 4))
             {
-                (reason, detail) = ("Malformed", $"{c.Payload.Length} bytes");
-            }
-            else
-            {
-                values = new float[c.Payload.Length / 4];
-                var span = c.Payload.Span;
-                for (var i = 0; i < values.Length; i++)
-                {
-                    values[i] = BinaryPrimitives.ReadSingleLittleEndian(span[(i * 4)..]);
-                    if (!float.IsFinite(values[i]))
-                    {
-                        (reason, detail) = ("NonFinite", $"value {values[i]} at index {i} of {values.Length}");
-                        break;
-                    }
-                }
+                detail = $"{c.Payload.Length} bytes";
             }
 
-            if (reason is not null)
+            if (detail is not null)
             {
-                LogRelayRejected(_logger, round, tag, s.Id, reason, detail!);
-                _metrics.UpdateRejected(reason);
-                result.Rejections.Add($"{s.Id}: {reason}: {detail}");
+                RejectRelay(round, tag, s.Id, "Malformed", detail, result);
                 continue;
             }
 
-            length ??= values!.Length;
-            accepted.Add((s.Id, values!, c.Weight));
+            var values = new float[c.Payload.Length / 4];
+            NearML.Core.Collectives.Float32Codec.Instance.Decode(c.Payload.Span, values);
+            if (double.IsFinite(c.Weight) && c.Weight > 0)
+            {
+                length ??= values.Length;
+            }
+
+            candidates.Add(new NearML.Core.Collectives.ScreenCandidate(s.Id, values, c.Weight));
+            sessions.Add(s);
         }
 
-        if (accepted.Count == 0)
+        if (candidates.Count == 0)
         {
             return;
         }
 
-        var total = accepted.Sum(a => a.Weight);
-        var mean = new float[length!.Value];
-        foreach (var (id, values, weight) in accepted)
+        var mean = new float[length ?? 0];
+        var reduced = NearML.Core.Collectives.ContributionScreen.Reduce(round, candidates, RelayPolicy, mean);
+        foreach (var r in reduced.Screen.Rejections)
         {
-            System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(values, (float)(weight / total), mean, mean);
-            result.Participants.Add(id);
+            RejectRelay(round, tag, r.WorkerId, r.Reason.ToString(), r.Detail, result);
+        }
+
+        if (!reduced.HasResult)
+        {
+            return;
+        }
+
+        foreach (var a in reduced.Screen.Accepted)
+        {
+            result.Participants.Add(candidates[a.Index].WorkerId);
         }
 
         var bytes = new byte[mean.Length * 4];
-        for (var i = 0; i < mean.Length; i++)
-        {
-            BinaryPrimitives.WriteSingleLittleEndian(bytes.AsSpan(i * 4), mean[i]);
-        }
-
-        result.TotalWeight = total;
+        NearML.Core.Collectives.Float32Codec.Instance.Encode(mean, bytes);
+        result.TotalWeight = reduced.TotalWeight;
         result.Payload = UnsafeByteOperations.UnsafeWrap(bytes);
+    }
+
+    private void RejectRelay(long round, long tag, string workerId, string reason, string detail, RelayResult result)
+    {
+        LogRelayRejected(_logger, round, tag, workerId, reason, detail);
+        _metrics.UpdateRejected(reason);
+        result.Rejections.Add($"{workerId}: {reason}: {detail}");
     }
 
     private sealed class RelayRound(long round, IReadOnlyList<WorkerSession> cohort)

@@ -7,7 +7,6 @@ using NearML.Core;
 using NearML.Core.Contracts;
 using NearML.Core.Contracts.Aggregation;
 using NearML.Training.Modules;
-using NearML.Training.Optim;
 
 namespace NearML.Hosting.Coordinator;
 
@@ -49,7 +48,7 @@ public sealed partial class CoordinatorService
         secure.Inbox.Enqueue((id, message, envelope.Payload.ToByteArray()));
     }
 
-    private async Task<RoundOutcome> RunSecureRoundAsync(long round, long version, List<WorkerSession> cohort, NearML.Training.Engines.ITrainableModel model, Sgd outer, long started, long startedMs, DateTimeOffset deadline, CancellationToken ct)
+    private async Task<RoundOutcome> RunSecureRoundAsync(long round, long version, List<WorkerSession> cohort, NearML.Training.Engines.ITrainableModel model, NearML.Training.Sync.NesterovOuterOptimizer outer, long started, long startedMs, DateTimeOffset deadline, CancellationToken ct)
     {
         var o = _options;
         var n = cohort.Count;

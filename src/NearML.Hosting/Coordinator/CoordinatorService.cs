@@ -17,7 +17,7 @@ using NearML.Ledger;
 using NearML.Training;
 using NearML.Training.Data;
 using NearML.Training.Modules;
-using NearML.Training.Optim;
+using NearML.Training.Sync;
 
 namespace NearML.Hosting.Coordinator;
 
@@ -42,6 +42,7 @@ public sealed partial class CoordinatorService : BackgroundService
     private readonly AttestationAdmissionPolicy _attestation;
     private readonly ConcurrentDictionary<string, WorkerSession> _sessions = new(StringComparer.Ordinal);
     private readonly Dictionary<(long Round, string Account), long> _credited = [];
+    private readonly ConcurrentDictionary<string, long> _receiptCounts = new(StringComparer.Ordinal);
     private const int NormHistory = 32;
     private readonly RefusalLogLimiter _refusals;
     private readonly Queue<double> _acceptedNorms = new();
@@ -50,6 +51,7 @@ public sealed partial class CoordinatorService : BackgroundService
     private volatile bool _stopping;
     private long _currentRound;
     private readonly JobRegistry _registry;
+    private readonly ICoordinatorStateBackend _stateBackend;
     private JobDataset? _dataset;
     private ModelConfig? _modelConfig;
     private CoordinatorJob? _job;
@@ -62,6 +64,7 @@ public sealed partial class CoordinatorService : BackgroundService
     /// <param name="logger">The logger.</param>
     /// <param name="timeProvider">The clock.</param>
     /// <param name="registry">The models and datasets jobs can name (<see langword="null"/>: the built-ins only).</param>
+    /// <param name="stateBackend">Where the state, ledger and settlement stores are kept (<see langword="null"/>: SQLite files in <see cref="NearMLCoordinatorOptions.DataDirectory"/>).</param>
     public CoordinatorService(
         IOptions<NearMLCoordinatorOptions> options,
         CoordinatorStatus status,
@@ -69,9 +72,11 @@ public sealed partial class CoordinatorService : BackgroundService
         AttestationAdmissionPolicy attestation,
         ILogger<CoordinatorService> logger,
         TimeProvider timeProvider,
-        JobRegistry? registry = null)
+        JobRegistry? registry = null,
+        ICoordinatorStateBackend? stateBackend = null)
     {
         _registry = registry ?? JobRegistry.BuiltIn;
+        _stateBackend = stateBackend ?? SqliteStateBackend.Instance;
         ArgumentNullException.ThrowIfNull(options);
         _options = options.Value;
         _status = status ?? throw new ArgumentNullException(nameof(status));
@@ -121,19 +126,19 @@ public sealed partial class CoordinatorService : BackgroundService
         }
 
         // Cross-checks coordinator.db, ledger.db, checkpoints, settlements and ledger-signer.key, or refuses to start.
-        using var folder = CoordinatorStateFolder.Open(data, o.JobId, _logger, ct);
+        using var folder = CoordinatorStateFolder.Open(data, _stateBackend, o.JobId, _logger, ct);
         var state = folder.State;
         var ledger = folder.Ledger;
         var signer = folder.Signer;
         state.EnsureJob(o.JobId, modelConfig.Architecture, modelConfig.ConfigJson, dataset.ManifestRootHex, Describe(o), NowMs());
-        var outer = new Sgd(layout, new SgdOptions { LearningRate = o.OuterLearningRate, Momentum = o.OuterMomentum, Nesterov = true });
+        var outer = new NesterovOuterOptimizer(layout, o.OuterLearningRate, o.OuterMomentum, nesterov: true);
         long nextRound = 0;
         long version = 0;
         var checkpoint = CheckpointStore.LoadLatest(state, layout);
         if (checkpoint is not null)
         {
             model.Parameters.CopyFrom(checkpoint.Parameters);
-            outer.ImportState(new OptimizerState("sgd", checkpoint.ParameterVersion, o.OuterLearningRate, new Dictionary<string, ParameterSet>(StringComparer.Ordinal) { ["momentum_buffer"] = checkpoint.Momentum }));
+            outer.MomentumBuffer.CopyFrom(checkpoint.Momentum);
             nextRound = checkpoint.Round + 1;
             version = checkpoint.ParameterVersion;
             if (_logger.IsEnabled(LogLevel.Information))
@@ -149,7 +154,7 @@ public sealed partial class CoordinatorService : BackgroundService
         var settlements = state.ReadSettlements();
         foreach (var s in settlements)
         {
-            _status.AddSettlement(s.Hash, s.Receiver, UInt128.TryParse(s.Amount, CultureInfo.InvariantCulture, out var amount) ? amount : 0);
+            _status.AddSettlement(s.Epoch, s.Hash, s.Receiver, UInt128.TryParse(s.Amount, CultureInfo.InvariantCulture, out var amount) ? amount : 0, s.DryRun);
         }
 
         var nextNonce = settlements.Count == 0 ? 1UL : settlements.Max(s => s.Nonce) + 1;
@@ -205,7 +210,7 @@ public sealed partial class CoordinatorService : BackgroundService
                     CoordinatorLog.Listening(_logger, o.JobId, endPoint, fingerprint);
                 }
 
-                _status.SetListening(o.JobId, listener.LocalEndPoint.Port, fingerprint);
+                _status.SetListening(o.JobId, listener.LocalEndPoint.Port, fingerprint, model.Parameters.Length);
                 var lastCompleted = nextRound - 1;
                 var lastCheckpointed = nextRound - 1;
                 try
@@ -239,7 +244,7 @@ public sealed partial class CoordinatorService : BackgroundService
                         var epochEnds = (round + 1) % o.SettleEveryRounds == 0 || round == o.Rounds - 1;
                         if ((round + 1) % o.CheckpointEveryRounds == 0 || epochEnds)
                         {
-                            checkpoints.Enqueue(new CoordinatorCheckpoint(round, version, model.Parameters.Clone(), outer.MomentumBuffer!.Clone()));
+                            checkpoints.Enqueue(new CoordinatorCheckpoint(round, version, model.Parameters.Clone(), outer.MomentumBuffer.Clone()));
                             _metrics.CheckpointWritten();
                             lastCheckpointed = round;
                         }
@@ -276,7 +281,7 @@ public sealed partial class CoordinatorService : BackgroundService
                     {
                         CoordinatorLog.Stopping(_logger, _sessions.Count);
                         await SayGoodbyeAsync("the coordinator is shutting down", rejoinLater: true).ConfigureAwait(false);
-                        if (lastCompleted > lastCheckpointed && outer.MomentumBuffer is { } momentum)
+                        if (lastCompleted > lastCheckpointed && outer.MomentumBuffer is var momentum)
                         {
                             checkpoints.Enqueue(new CoordinatorCheckpoint(lastCompleted, version, model.Parameters.Clone(), momentum.Clone()));
                         }
@@ -290,7 +295,7 @@ public sealed partial class CoordinatorService : BackgroundService
         }
     }
 
-    private async Task<RoundOutcome> RunRoundAsync(long round, long version, ITrainableModel model, Sgd outer, CancellationToken ct)
+    private async Task<RoundOutcome> RunRoundAsync(long round, long version, ITrainableModel model, NesterovOuterOptimizer outer, CancellationToken ct)
     {
         var o = _options;
         var started = _time.GetTimestamp();
@@ -424,20 +429,17 @@ public sealed partial class CoordinatorService : BackgroundService
         }
 
         using var aggregateSpan = NearMLTracing.Start(NearMLTracing.Aggregate);
-        var (accepted, filtered) = Filter(round, contributions);
+        var mean = model.Parameters.CreateZeros();
+        var (accepted, filtered) = ReduceUpdates(round, contributions, mean);
         rejected += filtered;
         var meanLoss = double.NaN;
         long updateBytes = 0;
         if (accepted.Count > 0)
         {
-            var mean = model.Parameters.CreateZeros();
-            var total = accepted.Sum(a => (double)a.Update.SampleCount);
             var lossTotal = accepted.Where(a => float.IsFinite(a.Update.Loss)).Sum(a => (double)a.Update.SampleCount);
             double loss = lossTotal > 0 ? 0 : double.NaN;
             foreach (var (_, u) in accepted)
             {
-                var w = (float)(u.SampleCount / total);
-                System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(u.Values!, w, mean.Buffer, mean.Buffer);
                 if (float.IsFinite(u.Loss))
                 {
                     // The reported loss is the worker's word: weighted by the credited samples, non-finite values left out.
@@ -470,7 +472,7 @@ public sealed partial class CoordinatorService : BackgroundService
         return new RoundOutcome(version, cohort.Count, accepted, rejected, meanLoss, updateBytes, startedMs, _time.GetElapsedTime(started));
     }
 
-    private (List<(WorkerSession Session, SubmittedUpdate Update)> Accepted, int Rejected) Filter(long round, List<(WorkerSession Session, SubmittedUpdate Update)> contributions)
+    private (List<(WorkerSession Session, SubmittedUpdate Update)> Accepted, int Rejected) ReduceUpdates(long round, List<(WorkerSession Session, SubmittedUpdate Update)> contributions, ParameterSet mean)
     {
         // The one screen (NearML.Core's ContributionScreen): non-finite, all-zero, above the absolute bound, or far above the
         // median of this round's and the recent rounds' accepted norms (so a cohort of one or two is screened too).
@@ -482,7 +484,8 @@ public sealed partial class CoordinatorService : BackgroundService
             MaxNormToMedianRatio = _options.MaxUpdateNormToMedianRatio,
         };
         var candidates = contributions.Select(c => new NearML.Core.Collectives.ScreenCandidate(c.Session.Id, c.Update.Values, c.Update.SampleCount)).ToList();
-        var result = NearML.Core.Collectives.ContributionScreen.Screen(round, candidates, policy, _acceptedNorms.ToArray());
+        var reduced = NearML.Core.Collectives.ContributionScreen.Reduce(round, candidates, policy, mean.Data, _acceptedNorms.ToArray());
+        var result = reduced.Screen;
         foreach (var r in result.Rejections)
         {
             Reject(round, contributions.First(c => c.Session.Id == r.WorkerId).Session, r.Reason.ToString(), r.Detail);
@@ -546,6 +549,7 @@ public sealed partial class CoordinatorService : BackgroundService
                 _options.JobId, round, s.Account, u.SampleCount, 0, (uint)_options.InnerSteps, (ulong)Math.Max(0, u.ComputeMilliseconds),
                 s.Verified ? NearML.Ledger.AttestationVerdict.Verified : NearML.Ledger.AttestationVerdict.Unattested, u.PayloadSha256, NowMs());
             fresh.Add((s, SignedReceipt.Sign(receipt, signer)));
+            s.SamplesPerSecond = u.ComputeMilliseconds > 0 ? u.SampleCount * 1000.0 / u.ComputeMilliseconds : 0;
         }
 
         if (fresh.Count == 0)
@@ -560,6 +564,8 @@ public sealed partial class CoordinatorService : BackgroundService
             var seq = first + i;
             _credited[(round, fresh[i].Item1.Account)] = seq;
             result.Add((fresh[i].Item1, fresh[i].Item2, seq));
+            fresh[i].Item1.Receipts = _receiptCounts.AddOrUpdate(fresh[i].Item1.Account, 1, (_, n) => n + 1);
+            _status.SetWorker(fresh[i].Item1.Info());
         }
 
         _metrics.Receipts(fresh.Count);
@@ -599,7 +605,7 @@ public sealed partial class CoordinatorService : BackgroundService
         await Task.WhenAll(sends).ConfigureAwait(false);
     }
 
-    private async Task<ulong?> SettleAsync(CoordinatorStateStore state, ContributionLedger ledger, NearKeyPair signer, long epoch, ulong nextNonce, CancellationToken ct)
+    private async Task<ulong?> SettleAsync(ICoordinatorStateStore state, ContributionLedger ledger, NearKeyPair signer, long epoch, ulong nextNonce, CancellationToken ct)
     {
         var o = _options;
         using var settleSpan = NearMLTracing.StartSettle(epoch, o.SettlementDryRun);
@@ -628,7 +634,7 @@ public sealed partial class CoordinatorService : BackgroundService
             {
                 using var http = new HttpClient();
                 var client = new NearRpcClient(http, new NearRpcClientOptions { Endpoint = o.SettlementRpcEndpoint! });
-                using var store = new SettlementStore(Path.Combine(Path.GetFullPath(o.DataDirectory), "settlement.db"));
+                using var store = _stateBackend.OpenSettlement(Path.GetFullPath(o.DataDirectory));
                 using var credentials = NearCredentials.FromSecretKey(o.SettlementAccount, signer.ExportSecretKey());
                 var settler = new NearSettler(client, store, credentials, new SettlementOptions { DryRun = false });
                 var result = await settler.SettleAsync(epoch, root, payouts, ct).ConfigureAwait(false);
@@ -638,7 +644,7 @@ public sealed partial class CoordinatorService : BackgroundService
             state.RecordSettlement(records);
             foreach (var r in records)
             {
-                _status.AddSettlement(r.Hash, r.Receiver, UInt128.TryParse(r.Amount, CultureInfo.InvariantCulture, out var amount) ? amount : 0);
+                _status.AddSettlement(r.Epoch, r.Hash, r.Receiver, UInt128.TryParse(r.Amount, CultureInfo.InvariantCulture, out var amount) ? amount : 0, r.DryRun);
             }
 
             if (_logger.IsEnabled(LogLevel.Information))
@@ -680,7 +686,7 @@ public sealed partial class CoordinatorService : BackgroundService
         }
     }
 
-    private async Task ServeAsync(FrameConnection connection, CoordinatorHandshakeOptions handshake, CoordinatorStateStore state, CancellationToken token)
+    private async Task ServeAsync(FrameConnection connection, CoordinatorHandshakeOptions handshake, ICoordinatorStateStore state, CancellationToken token)
     {
         var remote = connection.RemoteEndPoint?.ToString() ?? "?";
         AdmittedWorker admitted;
@@ -714,7 +720,7 @@ public sealed partial class CoordinatorService : BackgroundService
         var key = NearPublicKey.FromBytes(admitted.PublicKey.Span);
         var account = NearAccountId.IsValid(admitted.WorkerId) ? admitted.WorkerId : key.ImplicitAccountId;
         var verified = admitted.EvidenceFormat.Length > 0 && AttestationAdmissionPolicy.VendorOf(admitted.EvidenceFormat) is not NearML.Enclave.AttestationVendor.InsecureSimulated;
-        var session = new WorkerSession(connection, admitted, account, verified, token);
+        var session = new WorkerSession(connection, admitted, account, verified, token) { Receipts = _receiptCounts.GetValueOrDefault(account) };
         if (_sessions.TryRemove(admitted.WorkerId, out var previous))
         {
             previous.Close("replaced", "the same worker reconnected");
@@ -940,7 +946,10 @@ public sealed partial class CoordinatorService : BackgroundService
             var r = SignedReceipt.Parse(entry.Payload, $"ledger entry {entry.Sequence}").Receipt;
             if (r.JobId == jobId)
             {
-                _credited.TryAdd((r.Round, r.WorkerId), entry.Sequence);
+                if (_credited.TryAdd((r.Round, r.WorkerId), entry.Sequence))
+                {
+                    _receiptCounts.AddOrUpdate(r.WorkerId, 1, (_, n) => n + 1);
+                }
             }
         }
     }
@@ -966,7 +975,7 @@ public sealed partial class CoordinatorService : BackgroundService
         _metrics.Bytes("coordinator", sent, received);
     }
 
-    private void TryRecord(CoordinatorStateStore state, string workerId, string key, string kind, string detail)
+    private void TryRecord(ICoordinatorStateStore state, string workerId, string key, string kind, string detail)
     {
         try
         {
@@ -997,7 +1006,7 @@ public sealed partial class CoordinatorService : BackgroundService
     /// Shutdown, identity-binding, capacity and duplicate checks before the attestation policy; after it admits, the worker
     /// id is bound to the key durably (first key wins; a rotation needs the bound key's signature over the new key).
     /// </summary>
-    private sealed class SessionAdmission(CoordinatorService owner, CoordinatorStateStore state) : IAdmissionPolicy
+    private sealed class SessionAdmission(CoordinatorService owner, ICoordinatorStateStore state) : IAdmissionPolicy
     {
         public async ValueTask<AdmissionDecision> EvaluateAsync(AdmissionRequest request, CancellationToken cancellationToken)
         {

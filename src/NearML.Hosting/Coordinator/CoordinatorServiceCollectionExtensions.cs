@@ -3,6 +3,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using NearML.Hosting.Coordinator;
+using NearML.Hosting.State;
 
 namespace NearML.Hosting;
 
@@ -45,6 +46,7 @@ public static class CoordinatorServiceCollectionExtensions
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<NearMLMetrics>();
         services.TryAddSingleton<CoordinatorStatus>();
+        services.TryAddSingleton<ICoordinatorStateBackend>(SqliteStateBackend.Instance);
         services.TryAddSingleton(sp => new AttestationAdmissionPolicy(sp.GetRequiredService<IOptions<NearMLCoordinatorOptions>>().Value, sp.GetRequiredService<TimeProvider>()));
         services.AddHostedService<CoordinatorService>();
         return new NearMLCoordinatorBuilder(services);

@@ -8,7 +8,19 @@ namespace NearML.Hosting.Coordinator;
 /// <param name="Loss">Its last reported loss.</param>
 /// <param name="BytesSent">Bytes the coordinator sent to it on this connection.</param>
 /// <param name="BytesReceived">Bytes the coordinator received from it on this connection.</param>
-public sealed record CoordinatorWorkerInfo(string Id, string State, long Round, int Step, float Loss, long BytesSent, long BytesReceived);
+/// <param name="Attestation">The admission's attestation verdict: <c>verified (tdx)</c>, <c>verified (sev-snp)</c>, <c>simulated (insecure)</c> or <c>unattested</c>.</param>
+/// <param name="Receipts">Receipts the ledger holds for the worker's account in this job.</param>
+/// <param name="SamplesPerSecond">Its throughput in its last accepted round (samples ÷ time from assignment to upload; 0 before one).</param>
+public sealed record CoordinatorWorkerInfo(
+    string Id, string State, long Round, int Step, float Loss, long BytesSent, long BytesReceived, string Attestation = "unattested", long Receipts = 0, double SamplesPerSecond = 0);
+
+/// <summary>One signed settlement transaction.</summary>
+/// <param name="Epoch">The ledger epoch it settles.</param>
+/// <param name="Hash">The transaction hash (base58).</param>
+/// <param name="Receiver">The receiving account.</param>
+/// <param name="Amount">The amount in yoctoNEAR as decimal text (empty when not recorded).</param>
+/// <param name="DryRun">Whether it was only signed, not sent.</param>
+public sealed record CoordinatorSettlementInfo(long Epoch, string Hash, string Receiver, string Amount, bool DryRun);
 
 /// <summary>The outcome of one completed round.</summary>
 /// <param name="Round">The round.</param>
@@ -31,7 +43,7 @@ public sealed class CoordinatorStatus
     private readonly Lock _gate = new();
     private readonly Dictionary<string, CoordinatorWorkerInfo> _workers = new(StringComparer.Ordinal);
     private readonly List<CoordinatorRoundInfo> _rounds = [];
-    private readonly List<string> _settlements = [];
+    private readonly List<CoordinatorSettlementInfo> _settlements = [];
     private readonly Dictionary<string, UInt128> _payouts = new(StringComparer.Ordinal);
     private readonly TaskCompletionSource _listening = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _completed = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -59,6 +71,9 @@ public sealed class CoordinatorStatus
 
     /// <summary>Gets the TLS certificate's SHA-256 fingerprint (for workers to pin).</summary>
     public string? Fingerprint { get; private set; }
+
+    /// <summary>Gets the number of trainable parameters of the job's model (0 until listening).</summary>
+    public long ParameterCount { get; private set; }
 
     /// <summary>Gets the current round (the next one to run when idle).</summary>
     public long Round { get; private set; }
@@ -115,6 +130,18 @@ public sealed class CoordinatorStatus
         {
             lock (_gate)
             {
+                return [.. _settlements.Select(s => s.Hash)];
+            }
+        }
+    }
+
+    /// <summary>Gets the settlement transactions signed so far with their epoch, receiver and amount, in order.</summary>
+    public IReadOnlyList<CoordinatorSettlementInfo> SettlementTransactions
+    {
+        get
+        {
+            lock (_gate)
+            {
                 return [.. _settlements];
             }
         }
@@ -162,11 +189,12 @@ public sealed class CoordinatorStatus
     /// <summary>Gets a task that completes when the job's last round is done (faults if the service fails).</summary>
     public Task CompletedTask => _completed.Task;
 
-    internal void SetListening(string jobId, int port, string fingerprint)
+    internal void SetListening(string jobId, int port, string fingerprint, long parameterCount)
     {
         lock (_gate)
         {
             JobId = jobId;
+            ParameterCount = parameterCount;
             Port = port;
             Fingerprint = fingerprint;
             ListeningSince = _time.GetUtcNow();
@@ -244,11 +272,11 @@ public sealed class CoordinatorStatus
         Raise();
     }
 
-    internal void AddSettlement(string hash, string receiver, UInt128 amount)
+    internal void AddSettlement(long epoch, string hash, string receiver, UInt128 amount, bool dryRun)
     {
         lock (_gate)
         {
-            _settlements.Add(hash);
+            _settlements.Add(new CoordinatorSettlementInfo(epoch, hash, receiver, amount == 0 ? string.Empty : amount.ToString(System.Globalization.CultureInfo.InvariantCulture), dryRun));
             _payouts[receiver] = (_payouts.TryGetValue(receiver, out var v) ? v : 0) + amount;
         }
 

@@ -87,7 +87,22 @@ internal sealed class WorkerSession
     /// <summary>Gets when the current round's update was complete (or refused).</summary>
     public DateTimeOffset UploadEndedAt { get; private set; }
 
-    public CoordinatorWorkerInfo Info() => new(Id, State, Round, Step, Loss, Connection.BytesSent, Connection.BytesReceived);
+    /// <summary>Gets or sets the receipts the ledger holds for this worker's account.</summary>
+    public long Receipts { get; set; }
+
+    /// <summary>Gets or sets the throughput of its last accepted update (samples per second).</summary>
+    public double SamplesPerSecond { get; set; }
+
+    /// <summary>Gets the attestation verdict of its admission, as the dashboard shows it.</summary>
+    public string Attestation => AttestationAdmissionPolicy.VendorOf(Admitted.EvidenceFormat) switch
+    {
+        NearML.Enclave.AttestationVendor.IntelTdx => "verified (tdx)",
+        NearML.Enclave.AttestationVendor.AmdSevSnp => "verified (sev-snp)",
+        NearML.Enclave.AttestationVendor.InsecureSimulated => "simulated (insecure)",
+        _ => Admitted.EvidenceFormat.Length == 0 ? "unattested" : "unknown (" + Admitted.EvidenceFormat + ")",
+    };
+
+    public CoordinatorWorkerInfo Info() => new(Id, State, Round, Step, Loss, Connection.BytesSent, Connection.BytesReceived, Attestation, Receipts, SamplesPerSecond);
 
     public (long Sent, long Received) TakeTraffic()
     {

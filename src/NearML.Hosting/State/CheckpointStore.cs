@@ -29,7 +29,7 @@ public sealed class CheckpointStore : IAsyncDisposable
 
     private const string ParamPrefix = "param.";
     private const string MomentumPrefix = "outer_momentum.";
-    private readonly CoordinatorStateStore _state;
+    private readonly ICheckpointIndex _state;
     private readonly string _jobId;
     private readonly int _keep;
     private readonly TimeProvider _time;
@@ -48,7 +48,7 @@ public sealed class CheckpointStore : IAsyncDisposable
     /// <param name="keep">How many files to keep.</param>
     /// <param name="timeProvider">The clock.</param>
     /// <param name="onError">Told about a failed write (the next write tries again).</param>
-    public CheckpointStore(string directory, CoordinatorStateStore state, string jobId, int keep, TimeProvider timeProvider, Action<Exception>? onError = null)
+    public CheckpointStore(string directory, ICheckpointIndex state, string jobId, int keep, TimeProvider timeProvider, Action<Exception>? onError = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(directory);
         ArgumentNullException.ThrowIfNull(state);
@@ -161,7 +161,7 @@ public sealed class CheckpointStore : IAsyncDisposable
     /// <param name="layout">The model's parameter layout.</param>
     /// <returns>The checkpoint, or <see langword="null"/> when none was indexed.</returns>
     /// <exception cref="CoordinatorStateException">The file is missing, corrupt, or holds another layout.</exception>
-    public static CoordinatorCheckpoint? LoadLatest(CoordinatorStateStore state, ParameterLayout layout)
+    public static CoordinatorCheckpoint? LoadLatest(ICheckpointIndex state, ParameterLayout layout)
     {
         ArgumentNullException.ThrowIfNull(state);
         ArgumentNullException.ThrowIfNull(layout);
@@ -179,14 +179,14 @@ public sealed class CheckpointStore : IAsyncDisposable
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            throw new CoordinatorStateException($"checkpoint of round {record.Round} '{record.Path}' (indexed in {state.Path}) cannot be read: {ex.Message}. {Advice}", ex);
+            throw new CoordinatorStateException($"checkpoint of round {record.Round} '{record.Path}' (indexed in {state.Location}) cannot be read: {ex.Message}. {Advice}", ex);
         }
 
         var actual = Convert.ToHexStringLower(SHA256.HashData(bytes));
         if (actual != record.FileSha256)
         {
             throw new CoordinatorStateException(
-                $"checkpoint of round {record.Round} '{record.Path}' is corrupt: its SHA-256 is {actual} but {state.Path} recorded {record.FileSha256} when it was written ({bytes.Length} bytes now, {record.Bytes} then). {Advice}");
+                $"checkpoint of round {record.Round} '{record.Path}' is corrupt: its SHA-256 is {actual} but {state.Location} recorded {record.FileSha256} when it was written ({bytes.Length} bytes now, {record.Bytes} then). {Advice}");
         }
 
         SafeTensorsContent content;

@@ -38,7 +38,7 @@ public sealed class CoordinatorStateFolder : IDisposable
     /// <summary>The exactly-once settlement state (real settlement only).</summary>
     public const string SettlementFileName = "settlement.db";
 
-    private CoordinatorStateFolder(string directory, CoordinatorStateStore state, ContributionLedger ledger, NearKeyPair signer, bool isNew, long lastRound, IReadOnlyList<string> removed)
+    private CoordinatorStateFolder(string directory, ICoordinatorStateStore state, ContributionLedger ledger, NearKeyPair signer, bool isNew, long lastRound, IReadOnlyList<string> removed)
     {
         Directory = directory;
         State = state;
@@ -52,8 +52,8 @@ public sealed class CoordinatorStateFolder : IDisposable
     /// <summary>Gets the state folder (full path).</summary>
     public string Directory { get; }
 
-    /// <summary>Gets the coordinator's state (<c>coordinator.db</c>).</summary>
-    public CoordinatorStateStore State { get; }
+    /// <summary>Gets the coordinator's state (SQLite: <c>coordinator.db</c>).</summary>
+    public ICoordinatorStateStore State { get; }
 
     /// <summary>Gets the contribution ledger (<c>ledger.db</c>).</summary>
     public ContributionLedger Ledger { get; }
@@ -77,13 +77,28 @@ public sealed class CoordinatorStateFolder : IDisposable
     /// <param name="cancellationToken">Stops the verification.</param>
     /// <returns>The open folder; dispose it to close every store.</returns>
     /// <exception cref="CoordinatorStateException">The files disagree, one does not verify, or one cannot be read.</exception>
-    public static CoordinatorStateFolder Open(string directory, string jobId, ILogger? logger = null, CancellationToken cancellationToken = default)
+    public static CoordinatorStateFolder Open(string directory, string jobId, ILogger? logger = null, CancellationToken cancellationToken = default) =>
+        Open(directory, SqliteStateBackend.Instance, jobId, logger, cancellationToken);
+
+    /// <summary>
+    /// Opens the folder with the stores of <paramref name="backend"/>, cross-checks them and verifies the ledger; creates
+    /// what a new folder lacks. The signing key and the checkpoint files are in the folder with every backend.
+    /// </summary>
+    /// <param name="directory">The state folder.</param>
+    /// <param name="backend">Where the coordinator state, ledger and settlement stores are kept.</param>
+    /// <param name="jobId">The job the coordinator runs (for the log).</param>
+    /// <param name="logger">Told what was checked, removed or created.</param>
+    /// <param name="cancellationToken">Stops the verification.</param>
+    /// <returns>The open folder; dispose it to close every store.</returns>
+    /// <exception cref="CoordinatorStateException">The stores disagree, one does not verify, or one cannot be read.</exception>
+    public static CoordinatorStateFolder Open(string directory, ICoordinatorStateBackend backend, string jobId, ILogger? logger = null, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(directory);
+        ArgumentNullException.ThrowIfNull(backend);
         ArgumentException.ThrowIfNullOrEmpty(jobId);
         logger ??= NullLogger.Instance;
         var dir = System.IO.Directory.CreateDirectory(directory).FullName;
-        var files = new Files(dir);
+        var files = new Files(dir, backend);
 
         var removed = new List<string>(CheckpointStore.RemoveTemporaryFiles(files.Checkpoints));
         if (File.Exists(files.SignerKey + CheckpointStore.TemporarySuffix))
@@ -97,28 +112,27 @@ public sealed class CoordinatorStateFolder : IDisposable
             StateLog.TemporaryFileRemoved(logger, f);
         }
 
-        var stateExisted = File.Exists(files.State);
-        var stateBytes = stateExisted ? new FileInfo(files.State).Length : 0;
+        var stateStatus = files.Probe(StateStoreKind.State);
         var checkpointFiles = ListCheckpointFiles(files.Checkpoints);
-        CoordinatorStateStore? state = null;
+        ICoordinatorStateStore? state = null;
         ContributionLedger? ledger = null;
         NearKeyPair? signer = null;
         try
         {
-            state = new CoordinatorStateStore(files.State);
-            if (File.Exists(files.Ledger))
+            state = OpenState(files);
+            if (files.Probe(StateStoreKind.Ledger) != StoreStatus.Missing)
             {
-                ledger = OpenLedger(files.Ledger);
+                ledger = OpenLedger(files);
             }
 
             var head = ledger is null ? LedgerHead.Empty : ReadHead(ledger, files.Ledger);
-            var settlementEpochs = File.Exists(files.Settlement) ? ReadSettlementIntents(files.Settlement) : [];
+            var settlementEpochs = files.Probe(StateStoreKind.Settlement) != StoreStatus.Missing ? ReadSettlementIntents(files) : [];
             var storedJob = state.ReadJobId();
             var isNew = storedJob is null;
             var lastRound = state.LastRound();
             if (isNew)
             {
-                CheckNewFolder(files, state, stateExisted, stateBytes, head, checkpointFiles, settlementEpochs);
+                CheckNewFolder(files, state, stateStatus, head, checkpointFiles, settlementEpochs);
             }
             else
             {
@@ -126,7 +140,7 @@ public sealed class CoordinatorStateFolder : IDisposable
                 CheckRecordedFolder(files, state, ledger, head, storedJob!, lastRound, checkpointFiles, settlementEpochs, cancellationToken);
             }
 
-            ledger ??= OpenLedger(files.Ledger);
+            ledger ??= OpenLedger(files);
             signer = LoadSigner(files, head, state.ReadSettlements().Count + settlementEpochs.Count, logger);
             if (head.Count > 0)
             {
@@ -163,10 +177,10 @@ public sealed class CoordinatorStateFolder : IDisposable
     }
 
     /// <summary>A folder whose <c>coordinator.db</c> holds no job must hold nothing else of value.</summary>
-    private static void CheckNewFolder(Files files, CoordinatorStateStore state, bool stateExisted, long stateBytes, LedgerHead head, List<(long Round, string Path)> checkpointFiles, List<long> settlementEpochs)
+    private static void CheckNewFolder(Files files, ICoordinatorStateStore state, StoreStatus stateStatus, LedgerHead head, List<(long Round, string Path)> checkpointFiles, List<long> settlementEpochs)
     {
-        var what = !stateExisted ? "is missing" : stateBytes == 0 ? "is empty" : "holds no job";
-        var problem = stateExisted ? StateProblem.Truncated : StateProblem.Missing;
+        var what = stateStatus switch { StoreStatus.Missing => "is missing", StoreStatus.Empty => "is empty", _ => "holds no job" };
+        var problem = stateStatus != StoreStatus.Missing ? StateProblem.Truncated : StateProblem.Missing;
         const string Advice = "Restore it from a backup (with the other files of the same backup); to start the job over, move the whole folder away instead.";
         if (head.Count > 0)
         {
@@ -194,7 +208,7 @@ public sealed class CoordinatorStateFolder : IDisposable
     }
 
     private static void CheckRecordedFolder(
-        Files files, CoordinatorStateStore state, ContributionLedger? ledger, LedgerHead head, string jobId, long lastRound,
+        Files files, ICoordinatorStateStore state, ContributionLedger? ledger, LedgerHead head, string jobId, long lastRound,
         List<(long Round, string Path)> checkpointFiles, List<long> settlementEpochs, CancellationToken cancellationToken)
     {
         var anchor = state.LatestLedgerAnchor();
@@ -287,7 +301,7 @@ public sealed class CoordinatorStateFolder : IDisposable
         }
     }
 
-    private static void CheckSettlements(Files files, CoordinatorStateStore state, ContributionLedger ledger, List<long> settlementEpochs)
+    private static void CheckSettlements(Files files, ICoordinatorStateStore state, ContributionLedger ledger, List<long> settlementEpochs)
     {
         var records = state.ReadSettlements();
         foreach (var epoch in records.Select(r => r.Epoch).Distinct())
@@ -303,8 +317,9 @@ public sealed class CoordinatorStateFolder : IDisposable
         var missing = sent.Except(settlementEpochs).ToList();
         if (missing.Count > 0)
         {
-            var what = File.Exists(files.Settlement) ? "has no record of" : "is missing, yet";
-            throw new CoordinatorStateException(File.Exists(files.Settlement) ? StateProblem.Truncated : StateProblem.Missing, files.Settlement,
+            var exists = files.Probe(StateStoreKind.Settlement) != StoreStatus.Missing;
+            var what = exists ? "has no record of" : "is missing, yet";
+            throw new CoordinatorStateException(exists ? StateProblem.Truncated : StateProblem.Missing, files.Settlement,
                 $"{files.Settlement} {what} epoch(s) {string.Join(", ", missing)} that {files.State} records as sent on chain: without it a retry could pay twice. Restore settlement.db from a backup.");
         }
 
@@ -313,7 +328,7 @@ public sealed class CoordinatorStateFolder : IDisposable
             return;
         }
 
-        using var store = OpenSettlement(files.Settlement);
+        using var store = OpenSettlement(files);
         foreach (var epoch in settlementEpochs)
         {
             var intent = store.GetIntent(epoch)!;
@@ -418,11 +433,24 @@ public sealed class CoordinatorStateFolder : IDisposable
         }
     }
 
-    private static ContributionLedger OpenLedger(string path)
+    private static ICoordinatorStateStore OpenState(Files files)
     {
         try
         {
-            return ContributionLedger.OpenSqlite(path);
+            return files.Backend.OpenState(files.Directory);
+        }
+        catch (LedgerStorageException ex)
+        {
+            throw new CoordinatorStateException(StateProblem.Storage, files.State, ex.Message, ex);
+        }
+    }
+
+    private static ContributionLedger OpenLedger(Files files)
+    {
+        var path = files.Ledger;
+        try
+        {
+            return new ContributionLedger(files.Backend.OpenLedger(files.Directory));
         }
         catch (LedgerStorageException ex)
         {
@@ -436,22 +464,26 @@ public sealed class CoordinatorStateFolder : IDisposable
 
     private static LedgerHead ReadHead(ContributionLedger ledger, string path) => Guard(path, "reading the ledger head", () => ledger.Head);
 
-    private static SettlementStore OpenSettlement(string path)
+    private static ISettlementStore OpenSettlement(Files files)
     {
         try
         {
-            return new SettlementStore(path);
+            return files.Backend.OpenSettlement(files.Directory);
         }
         catch (SqliteException ex)
         {
-            throw CoordinatorStateException.FromSqlite(path, "opening the settlement state", ex);
+            throw CoordinatorStateException.FromSqlite(files.Settlement, "opening the settlement state", ex);
+        }
+        catch (LedgerStorageException ex)
+        {
+            throw new CoordinatorStateException(StateProblem.Storage, files.Settlement, ex.Message, ex);
         }
     }
 
-    private static List<long> ReadSettlementIntents(string path)
+    private static List<long> ReadSettlementIntents(Files files)
     {
-        using var store = OpenSettlement(path);
-        return [.. Guard(path, "reading settlement intents", store.ListEpochs)];
+        using var store = OpenSettlement(files);
+        return [.. Guard(files.Settlement, "reading settlement intents", store.ListEpochs)];
     }
 
     private static List<(long Round, string Path)> ListCheckpointFiles(string folder)
@@ -495,16 +527,32 @@ public sealed class CoordinatorStateFolder : IDisposable
         }
     }
 
-    private sealed class Files(string dir)
+    private sealed class Files(string dir, ICoordinatorStateBackend backend)
     {
-        public string State { get; } = Path.Combine(dir, StateFileName);
+        public string Directory { get; } = dir;
 
-        public string Ledger { get; } = Path.Combine(dir, LedgerFileName);
+        public ICoordinatorStateBackend Backend { get; } = backend;
+
+        public string State { get; } = backend.Describe(dir, StateStoreKind.State);
+
+        public string Ledger { get; } = backend.Describe(dir, StateStoreKind.Ledger);
 
         public string SignerKey { get; } = Path.Combine(dir, SignerKeyFileName);
 
-        public string Settlement { get; } = Path.Combine(dir, SettlementFileName);
+        public string Settlement { get; } = backend.Describe(dir, StateStoreKind.Settlement);
 
         public string Checkpoints { get; } = Path.Combine(dir, CheckpointStore.FolderName);
+
+        public StoreStatus Probe(StateStoreKind kind)
+        {
+            try
+            {
+                return Backend.Probe(Directory, kind);
+            }
+            catch (LedgerStorageException ex)
+            {
+                throw new CoordinatorStateException(StateProblem.Storage, Backend.Describe(Directory, kind), ex.Message, ex);
+            }
+        }
     }
 }

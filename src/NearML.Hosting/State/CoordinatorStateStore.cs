@@ -132,7 +132,7 @@ public sealed record JobRecord(string JobId, string Model, string ModelConfig, s
 /// transactions. Thread-safe (one connection behind a lock). Every SQLite error surfaces as a
 /// <see cref="CoordinatorStateException"/> whose message names this file.
 /// </summary>
-public sealed partial class CoordinatorStateStore : IDisposable
+public sealed partial class CoordinatorStateStore : ICoordinatorStateStore
 {
     private readonly SqliteConnection _connection;
     private readonly Lock _gate = new();
@@ -182,6 +182,9 @@ public sealed partial class CoordinatorStateStore : IDisposable
 
     /// <summary>Gets the database file.</summary>
     public string Path { get; }
+
+    /// <inheritdoc/>
+    public string Location => Path;
 
     /// <summary>Gets the state folder (the database's folder): relative checkpoint paths are relative to it.</summary>
     public string Folder { get; }
@@ -463,18 +466,10 @@ public sealed partial class CoordinatorStateStore : IDisposable
 
     internal static string Format(long value) => value.ToString(CultureInfo.InvariantCulture);
 
-    /// <summary>The stored form of a checkpoint path: relative to the state folder when inside it, else the full path.</summary>
-    private string ToStored(string path)
-    {
-        var full = System.IO.Path.GetFullPath(path, Folder);
-        var relative = System.IO.Path.GetRelativePath(Folder, full);
-        return relative == ".." || relative.StartsWith(".." + System.IO.Path.DirectorySeparatorChar, StringComparison.Ordinal) || System.IO.Path.IsPathRooted(relative)
-            ? full
-            : relative;
-    }
+    private string ToStored(string path) => CheckpointPaths.ToStored(Folder, path);
 
     private CheckpointRecord ReadCheckpoint(SqliteDataReader r) =>
-        new(r.GetInt64(0), r.GetInt64(1), System.IO.Path.GetFullPath(r.GetString(2), Folder), r.GetString(3), r.GetInt64(4));
+        new(r.GetInt64(0), r.GetInt64(1), CheckpointPaths.FromStored(Folder, r.GetString(2)), r.GetString(3), r.GetInt64(4));
 
     /// <summary>
     /// Brings a database written by an older version up to date: adds the ledger anchor columns, and rewrites absolute

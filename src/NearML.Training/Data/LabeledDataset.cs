@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using NearML.Core;
 
 namespace NearML.Training.Data;
 

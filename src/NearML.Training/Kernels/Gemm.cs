@@ -15,8 +15,9 @@ namespace NearML.Training.Kernels;
 /// </para>
 /// <para>
 /// The product is packed and cache-blocked (KC×NR panels of B shared by all threads, MC×KC blocks of A per thread)
-/// around a register-blocked FMA micro-kernel: 8×32 on AVX-512, 6×16 on AVX2+FMA, 4×2W on other CPUs
-/// (<see cref="System.Numerics.Vector{T}"/>). Large products run on <see cref="KernelThreads.Count"/> threads.
+/// around a register-blocked FMA micro-kernel: 8×32 on AVX-512, 6×16 on AVX2+FMA, 4×8 of
+/// <see cref="System.Runtime.Intrinsics.Vector128{T}"/> on other CPUs (ARM64); the family is
+/// <see cref="KernelThreads.Isa"/>. Large products run on <see cref="KernelThreads.Count"/> threads.
 /// Packing buffers are kept per thread, so steady-state calls allocate nothing on the managed heap.
 /// </para>
 /// </remarks>
@@ -53,6 +54,8 @@ public static class Gemm
     /// <param name="ldc">C's row stride.</param>
     /// <exception cref="ArgumentOutOfRangeException">A dimension is negative or a stride is shorter than its row.</exception>
     /// <exception cref="ArgumentException">A span is too short for the shape and stride it is described with.</exception>
+    /// <exception cref="InvalidOperationException">The <c>NEARML_ISA</c> environment variable names an unknown
+    /// instruction set or one this CPU lacks (and <see cref="KernelThreads.Isa"/> was not set since).</exception>
     public static void Sgemm(
         bool transA, bool transB, int m, int n, int k,
         float alpha, ReadOnlySpan<float> a, int lda,
@@ -81,7 +84,12 @@ public static class Gemm
         CheckOperand(nameof(c), nameof(ldc), c.Length, ldc, m, n);
         if (path == GemmPath.Auto)
         {
-            path = GemmDriver.BestPath;
+            if (GemmDriver.SelectionError is { } error)
+            {
+                throw new InvalidOperationException(error);
+            }
+
+            path = GemmDriver.SelectedPath;
         }
         else if (!GemmDriver.IsSupported(path))
         {

@@ -48,11 +48,73 @@ public static class KernelThreads
         }
     }
 
-    /// <summary>Gets the SIMD micro-kernel the kernels use on this CPU: "AVX-512", "AVX2+FMA" or "portable".</summary>
-    public static string InstructionSet => GemmDriver.BestPath switch
+    /// <summary>Gets the best instruction-set family this CPU supports.</summary>
+    public static KernelIsa BestIsa => ToIsa(GemmDriver.BestPath);
+
+    /// <summary>
+    /// Gets or sets the instruction-set family the kernels run on. At start it is <see cref="BestIsa"/>, or the lower
+    /// family the <c>NEARML_ISA</c> environment variable names (<c>avx512</c>, <c>avx2</c>, <c>portable</c>, <c>auto</c>).
+    /// </summary>
+    /// <exception cref="InvalidOperationException">(get) <c>NEARML_ISA</c> names an unknown instruction set or one this
+    /// CPU lacks; the message says which. Setting the property clears the condition.</exception>
+    /// <exception cref="PlatformNotSupportedException">(set) This CPU lacks the instructions of the value.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">(set) The value is not a defined <see cref="KernelIsa"/>.</exception>
+    public static KernelIsa Isa
     {
-        GemmPath.Avx512 => "AVX-512",
-        GemmPath.Avx2 => "AVX2+FMA",
-        _ => "portable",
+        get
+        {
+            if (GemmDriver.SelectionError is { } error)
+            {
+                throw new InvalidOperationException(error);
+            }
+
+            return ToIsa(GemmDriver.SelectedPath);
+        }
+
+        set
+        {
+            var path = value switch
+            {
+                KernelIsa.Avx512 => GemmPath.Avx512,
+                KernelIsa.Avx2 => GemmPath.Avx2,
+                KernelIsa.Portable => GemmPath.Portable,
+                _ => throw new ArgumentOutOfRangeException(nameof(value), value, "Not a defined KernelIsa."),
+            };
+            if (!GemmDriver.IsSupported(path))
+            {
+                throw new PlatformNotSupportedException(
+                    $"The {GemmDriver.Name(path)} kernels need instructions this CPU lacks (best: {GemmDriver.Name(GemmDriver.BestPath)}).");
+            }
+
+            GemmDriver.SelectedPath = path;
+            GemmDriver.ClearSelectionError();
+        }
+    }
+
+    /// <summary>
+    /// Gets the instruction set the kernels run on, for logs: "AVX-512", "AVX2+FMA" or "portable", followed by
+    /// " (NEARML_ISA, CPU best: …)" when it is lower than the CPU's best, or a refusal when <c>NEARML_ISA</c> is invalid.
+    /// </summary>
+    public static string InstructionSet
+    {
+        get
+        {
+            if (GemmDriver.SelectionError is { } error)
+            {
+                return $"refused: {error}";
+            }
+
+            var selected = GemmDriver.SelectedPath;
+            return selected == GemmDriver.BestPath
+                ? GemmDriver.Name(selected)
+                : $"{GemmDriver.Name(selected)} (forced; CPU best: {GemmDriver.Name(GemmDriver.BestPath)})";
+        }
+    }
+
+    private static KernelIsa ToIsa(GemmPath path) => path switch
+    {
+        GemmPath.Avx512 => KernelIsa.Avx512,
+        GemmPath.Avx2 => KernelIsa.Avx2,
+        _ => KernelIsa.Portable,
     };
 }

@@ -174,7 +174,8 @@ public sealed class DeMoStrategy : SyncStrategy
     {
         Array.Clear(_sum);
         Array.Clear(_count);
-        var valid = new List<(GatheredPayload Payload, double Norm)>(gathered.Payloads.Count);
+        var parsed = new List<GatheredPayload>(gathered.Payloads.Count);
+        var norms = new List<NormCandidate>(gathered.Payloads.Count);
         foreach (var p in gathered.Payloads)
         {
             var (ok, reason, detail, norm) = Screen(p.Payload.Span);
@@ -184,31 +185,14 @@ public sealed class DeMoStrategy : SyncStrategy
                 continue;
             }
 
-            if (_options.Policy.MaxNorm is { } max && norm > max)
-            {
-                RejectionLog.Add(new ContributionRejection(p.WorkerId, gathered.Round, RejectionReason.NormAboveLimit, $"norm {norm:G6} exceeds the limit {max:G6}"));
-                continue;
-            }
-
-            valid.Add((p, norm));
+            parsed.Add(p);
+            norms.Add(new NormCandidate(p.WorkerId, norm, 1));
         }
 
-        if (_options.Policy.MaxNormToMedianRatio is { } ratio && valid.Count >= 2)
-        {
-            var norms = valid.Select(v => v.Norm).Order().ToList();
-            var median = norms[(norms.Count - 1) / 2];
-            valid.RemoveAll(v =>
-            {
-                if (v.Norm <= ratio * median)
-                {
-                    return false;
-                }
-
-                RejectionLog.Add(new ContributionRejection(v.Payload.WorkerId, gathered.Round, RejectionReason.NormFarAboveMedian,
-                    $"norm {v.Norm:G6} exceeds {ratio:G4} × the cohort median {median:G6}"));
-                return true;
-            });
-        }
+        // The one screen (Core's ContributionScreen): the absolute bound and the median-ratio rule, as every reducer applies them.
+        var screened = ContributionScreen.ScreenNorms(gathered.Round, norms, _options.Policy);
+        RejectionLog.AddRange(screened.Rejections);
+        var valid = screened.Accepted.Select(a => (Payload: parsed[a.Index], a.Norm)).ToList();
 
         // Sum in ascending worker-id order (the gather's order), count per coefficient.
         foreach (var (p, _) in valid)

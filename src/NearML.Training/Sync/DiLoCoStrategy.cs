@@ -1,7 +1,6 @@
 using NearML.Core;
 using NearML.Core.Collectives;
 using NearML.Training.Optim;
-using NearML.Training.Sync.Internal;
 
 namespace NearML.Training.Sync;
 
@@ -9,7 +8,7 @@ namespace NearML.Training.Sync;
 /// DiLoCo (arXiv 2311.08105): each worker runs H inner optimizer steps on its own data (the inner optimizer and its
 /// state stay local), then the group averages the pseudo-gradients Δ = θ_global − θ_local, weighted by the samples
 /// behind them and encoded as <see cref="DiLoCoOptions.Encoding"/>, and every worker applies the same outer
-/// SGD-with-Nesterov-momentum step to θ_global and restarts from it.
+/// SGD-with-Nesterov-momentum step (<see cref="NesterovOuterOptimizer"/>) to θ_global and restarts from it.
 /// </summary>
 public sealed class DiLoCoStrategy : SyncStrategy
 {
@@ -17,7 +16,7 @@ public sealed class DiLoCoStrategy : SyncStrategy
     private readonly DiLoCoOptions _options;
     private readonly IPayloadCodec _codec;
     private readonly ParameterSet _global;
-    private readonly ParameterSet _momentum;
+    private readonly NesterovOuterOptimizer _outer;
     private readonly ParameterSet _delta;
     private readonly ParameterSet _mean;
     private long _samplesSinceSync;
@@ -38,7 +37,7 @@ public sealed class DiLoCoStrategy : SyncStrategy
         _inner = innerOptimizer;
         _codec = PayloadCodecs.Create(_options.Encoding, _options.QuantizationBlockSize);
         _global = parameters.Clone();
-        _momentum = parameters.CreateZeros();
+        _outer = new NesterovOuterOptimizer(parameters.Layout, _options.OuterLearningRate, _options.OuterMomentum, _options.Nesterov);
         _delta = parameters.CreateZeros();
         _mean = parameters.CreateZeros();
     }
@@ -94,7 +93,7 @@ public sealed class DiLoCoStrategy : SyncStrategy
         // An abstainer does not see the mean (see the remarks above); everyone else applies the same outer step.
         if (r is { HasResult: true })
         {
-            OuterNesterov.Step(_global.Data, _mean.Data, _momentum.Data, (float)_options.OuterLearningRate, (float)_options.OuterMomentum, _options.Nesterov);
+            _outer.Step(_global, _mean);
         }
 
         Parameters.CopyFrom(_global);
@@ -106,7 +105,7 @@ public sealed class DiLoCoStrategy : SyncStrategy
 
     /// <inheritdoc/>
     protected override IReadOnlyList<(string Part, ParameterSet Set)> StateParts() =>
-        [("local", Parameters), ("global", _global), ("outer_momentum", _momentum)];
+        [("local", Parameters), ("global", _global), ("outer_momentum", _outer.MomentumBuffer)];
 
     /// <inheritdoc/>
     protected override void WriteMetadata(IDictionary<string, string> metadata)

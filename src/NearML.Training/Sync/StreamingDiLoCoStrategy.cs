@@ -2,7 +2,6 @@ using System.Globalization;
 using NearML.Core;
 using NearML.Core.Collectives;
 using NearML.Training.Optim;
-using NearML.Training.Sync.Internal;
 
 namespace NearML.Training.Sync;
 
@@ -230,7 +229,7 @@ public sealed class StreamingDiLoCoStrategy : SyncStrategy
             var global = _global.Data.Slice(offset, length);
             if (r.HasResult)
             {
-                OuterNesterov.Step(global, _mean[p].AsSpan(k, length), _momentum.Data.Slice(offset, length),
+                NesterovOuterOptimizer.Step(global, _mean[p].AsSpan(k, length), _momentum.Data.Slice(offset, length),
                     (float)_options.Outer.OuterLearningRate, (float)_options.Outer.OuterMomentum, _options.Outer.Nesterov);
             }
 

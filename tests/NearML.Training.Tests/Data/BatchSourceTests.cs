@@ -1,3 +1,4 @@
+using NearML.Core;
 using NearML.Training.Data;
 
 namespace NearML.Training.Tests.Data;

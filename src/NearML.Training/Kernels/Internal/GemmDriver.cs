@@ -21,11 +21,85 @@ internal static unsafe class GemmDriver
 
     private static int s_generation;
 
+    /// <summary>
+    /// Products with at most this many rows read a non-transposed B in place instead of packing it: with few rows a
+    /// packed panel is used too few times to repay its packing (the MLP's batch-64/128 layers).
+    /// </summary>
+    internal static int DirectBMaxRows = 128;
+
     /// <summary>Gets the micro-kernel family the CPU supports best.</summary>
     internal static GemmPath BestPath { get; } =
         Avx512F.IsSupported ? GemmPath.Avx512
         : Avx2.IsSupported && Fma.IsSupported ? GemmPath.Avx2
         : GemmPath.Portable;
+
+    /// <summary>The name of the environment variable that lowers the kernels' instruction set at start.</summary>
+    internal const string IsaVariable = "NEARML_ISA";
+
+    /// <summary>
+    /// Gets or sets the family <see cref="GemmPath.Auto"/> resolves to: <see cref="BestPath"/> unless
+    /// <c>NEARML_ISA</c> asked for a lower one at start (or <see cref="KernelThreads.Isa"/> was set).
+    /// </summary>
+    internal static GemmPath SelectedPath { get; set; } = BestPath;
+
+    /// <summary>Gets the reason <c>NEARML_ISA</c> was refused, or null when it was accepted (or absent).</summary>
+    internal static string? SelectionError { get; private set; }
+
+    /// <summary>Applies the <c>NEARML_ISA</c> value of this process; runs once, before the first product.</summary>
+    internal static bool EnvironmentApplied { get; } = ApplySelection(Environment.GetEnvironmentVariable(IsaVariable));
+
+    /// <summary>Selects the family for a <c>NEARML_ISA</c> value (see <see cref="Select"/>).</summary>
+    /// <returns>True when the value was accepted.</returns>
+    internal static bool ApplySelection(string? value)
+    {
+        var (path, error) = Select(value);
+        SelectedPath = path;
+        SelectionError = error;
+        return error is null;
+    }
+
+    /// <summary>Forgets a refused <c>NEARML_ISA</c> (after the selection was set explicitly).</summary>
+    internal static void ClearSelectionError() => SelectionError = null;
+
+    /// <summary>Parses an instruction-set name (<c>avx512</c>, <c>avx2</c>, <c>portable</c>, <c>auto</c>, any case).</summary>
+    /// <returns>The family, <see cref="GemmPath.Auto"/> for <c>auto</c> or an empty value, or null when the name is unknown.</returns>
+    internal static GemmPath? Parse(string? name) => name?.Trim().ToUpperInvariant() switch
+    {
+        null or "" or "AUTO" => GemmPath.Auto,
+        "AVX512" or "AVX-512" => GemmPath.Avx512,
+        "AVX2" or "AVX2+FMA" => GemmPath.Avx2,
+        "PORTABLE" or "SCALAR" or "VECTOR128" => GemmPath.Portable,
+        _ => null,
+    };
+
+    /// <summary>
+    /// The family for a <c>NEARML_ISA</c> value: a known name the CPU supports selects that family (<c>auto</c> or none
+    /// the best one); an unknown or unsupported name yields <see cref="BestPath"/> and the reason it was refused.
+    /// </summary>
+    internal static (GemmPath Path, string? Error) Select(string? value)
+    {
+        var parsed = Parse(value);
+        if (parsed is null)
+        {
+            return (BestPath, $"{IsaVariable}='{value}' is not one of avx512, avx2, portable, auto.");
+        }
+
+        if (!IsSupported(parsed.Value))
+        {
+            return (BestPath, $"{IsaVariable}='{value}' asks for instructions this CPU lacks (best: {Name(BestPath)}).");
+        }
+
+        return (parsed.Value == GemmPath.Auto ? BestPath : parsed.Value, null);
+    }
+
+    /// <summary>The display name of a family: "AVX-512", "AVX2+FMA" or "portable".</summary>
+    internal static string Name(GemmPath path) => path switch
+    {
+        GemmPath.Avx512 => "AVX-512",
+        GemmPath.Avx2 => "AVX2+FMA",
+        GemmPath.Auto => Name(BestPath),
+        _ => "portable",
+    };
 
     /// <summary>Whether <paramref name="path"/> can run on this CPU.</summary>
     internal static bool IsSupported(GemmPath path) => path switch
@@ -81,6 +155,7 @@ internal static unsafe class GemmDriver
         job.RowTasks = CeilDiv(job.M, job.MTask);
         job.ColTasks = Math.Max(1, Math.Min(job.Panels, CeilDiv(target, job.RowTasks)));
         job.TotalTickets = job.RowTasks * job.ColTasks;
+        job.DirectB = !job.TransB && job.M <= DirectBMaxRows;
 
         var flags = job.PcBlocks * job.Panels;
         if (job.Ready.Length < flags)
@@ -122,6 +197,9 @@ internal static unsafe class GemmDriver
             spin.SpinOnce(-1);
         }
     }
+
+    /// <summary>Floats past a packed A block that the 6-row transposes may overwrite (see <see cref="Transpose.Block6x8"/>).</summary>
+    private const int PackSlack = 8;
 
     private static int CeilDiv(int a, int b) => (a + b - 1) / b;
 
@@ -168,7 +246,7 @@ internal static unsafe class GemmDriver
             var mc = Math.Min(job.MTask, job.M - ic);
             var p0 = (int)((long)ct * job.Panels / job.ColTasks);
             var p1 = (int)((long)(ct + 1) * job.Panels / job.ColTasks);
-            var aBlock = state.PackedA.Get((nint)job.MTask * job.Kc);
+            var aBlock = state.PackedA.Get(((nint)job.MTask * job.Kc) + PackSlack);
             for (var pb = 0; pb < job.PcBlocks; pb++)
             {
                 var pc = pb * job.Kc;
@@ -180,14 +258,26 @@ internal static unsafe class GemmDriver
                 {
                     var col = panel * TK.NR;
                     var nr = Math.Min(TK.NR, job.N - col);
-                    var bPanel = bBlock + ((nint)panel * kc * TK.NR);
-                    ref var flag = ref ready[(pb * job.Panels) + panel];
-                    if (Volatile.Read(ref flag) != generation)
+                    float* bPanel;
+                    nint ldb;
+                    if (job.DirectB && nr == TK.NR)
                     {
-                        // Two tasks may pack the same panel at once; they write identical values, and each reads the
-                        // panel only after its own packing (or after seeing the flag) completed.
-                        PackBPanel<TK>(job, col, nr, pc, kc, bPanel);
-                        Volatile.Write(ref flag, generation);
+                        // Few rows of A: packing B would cost as much as using it; read the full-width panel in place.
+                        bPanel = job.B + ((nint)pc * job.Ldb) + col;
+                        ldb = job.Ldb;
+                    }
+                    else
+                    {
+                        bPanel = bBlock + ((nint)panel * kc * TK.NR);
+                        ldb = TK.NR;
+                        ref var flag = ref ready[(pb * job.Panels) + panel];
+                        if (Volatile.Read(ref flag) != generation)
+                        {
+                            // Two tasks may pack the same panel at once; they write identical values, and each reads
+                            // the panel only after its own packing (or after seeing the flag) completed.
+                            PackBPanel<TK>(job, col, nr, pc, kc, bPanel);
+                            Volatile.Write(ref flag, generation);
+                        }
                     }
 
                     var cCol = job.C + col;
@@ -198,11 +288,11 @@ internal static unsafe class GemmDriver
                         var aPanel = aBlock + ((nint)ir * kc);
                         if (mr == TK.MR && nr == TK.NR)
                         {
-                            TK.Run(kc, aPanel, bPanel, cTile, job.Ldc, accumulate);
+                            TK.Run(kc, aPanel, bPanel, ldb, cTile, job.Ldc, accumulate);
                         }
                         else
                         {
-                            TK.Run(kc, aPanel, bPanel, edge, TK.NR, accumulate: false);
+                            TK.Run(kc, aPanel, bPanel, ldb, edge, TK.NR, accumulate: false);
                             MergeEdge(edge, TK.NR, cTile, job.Ldc, mr, nr, accumulate);
                         }
                     }
@@ -236,6 +326,11 @@ internal static unsafe class GemmDriver
         }
     }
 
+    /// <summary>Whether packing may use AVX: not on the portable path, so it runs the code an ARM64 CPU runs.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool UseAvx<TK>()
+        where TK : struct, IMicroKernel => Avx.IsSupported && typeof(TK) != typeof(PortableMicroKernel);
+
     /// <summary>Packs rows [ic, ic+mc) × depth [pc, pc+kc) of α·op(A) into MR-row panels (k-major, zero-padded).</summary>
     private static void PackA<TK>(GemmJob job, int ic, int mc, int pc, int kc, float* dst)
         where TK : struct, IMicroKernel
@@ -253,12 +348,22 @@ internal static unsafe class GemmDriver
                 // write with stride MR.
                 var src = job.A + ((nint)(ic + ir) * lda) + pc;
                 var p0 = 0;
-                if (Avx.IsSupported && mrFull == 8 && mr == 8)
+                if (UseAvx<TK>() && mrFull == 8 && mr == 8)
                 {
                     var scale = Vector256.Create(alpha);
                     for (; p0 + 8 <= kc; p0 += 8)
                     {
                         Transpose.Block8x8(src + p0, lda, d + (p0 * 8), 8, scale);
+                    }
+                }
+                else if (UseAvx<TK>() && mrFull == 6 && mr == 6)
+                {
+                    // Each block spills 2 zeros past its 48 floats: into the next block, the scalar tail below, the next
+                    // panel (packed after this one) or the buffer's slack.
+                    var scale = Vector256.Create(alpha);
+                    for (; p0 + 8 <= kc; p0 += 8)
+                    {
+                        Transpose.Block6x8(src + p0, lda, d + (p0 * 6), scale);
                     }
                 }
 
@@ -284,12 +389,28 @@ internal static unsafe class GemmDriver
             {
                 // op(A)[i, p] = A[p, i]: MR contiguous values per k.
                 var src = job.A + ((nint)pc * lda) + ic + ir;
-                if (Avx.IsSupported && mrFull == 8 && mr == 8)
+                if (UseAvx<TK>() && mrFull == 8 && mr == 8)
                 {
                     var scale = Vector256.Create(alpha);
                     for (var p = 0; p < kc; p++)
                     {
                         Avx.Store(d + (p * 8), Avx.Multiply(Avx.LoadVector256(src + (p * lda)), scale));
+                    }
+
+                    continue;
+                }
+
+                if (mrFull == 6 && mr == 6)
+                {
+                    // 4 + 2 values per k: Vector128 (SSE / NEON) and one 64-bit pair.
+                    var scale4 = Vector128.Create(alpha);
+                    for (var p = 0; p < kc; p++)
+                    {
+                        var s = src + (p * lda);
+                        var dd = d + (p * 6);
+                        (Vector128.Load(s) * scale4).Store(dd);
+                        dd[4] = alpha * s[4];
+                        dd[5] = alpha * s[5];
                     }
 
                     continue;
@@ -341,7 +462,7 @@ internal static unsafe class GemmDriver
             // write with stride NR.
             var src = job.B + ((nint)col * ldb) + pc;
             var j0 = 0;
-            if (Avx.IsSupported && nrFull % 8 == 0)
+            if (UseAvx<TK>() && nrFull % 8 == 0)
             {
                 var one = Vector256.Create(1f);
                 var kc8 = kc & ~7;

@@ -12,7 +12,7 @@ internal enum GemmPath
     /// <summary>AVX2 + FMA 6×16 micro-kernel.</summary>
     Avx2 = 2,
 
-    /// <summary>Portable <see cref="System.Numerics.Vector{T}"/> 4×2W micro-kernel.</summary>
+    /// <summary>Portable <see cref="System.Runtime.Intrinsics.Vector128{T}"/> 6×8 micro-kernel (ARM64, x64 without AVX2).</summary>
     Portable = 3,
 }
 
@@ -38,6 +38,9 @@ internal sealed unsafe class GemmJob
 
     /// <summary>Whether the first depth block overwrites C (β = 0) instead of accumulating into it.</summary>
     public bool OverwriteFirst;
+
+    /// <summary>Whether full-width B panels are read in place (row stride Ldb) instead of packed.</summary>
+    public bool DirectB;
 
     // blocking
     public int Kc;

@@ -15,7 +15,7 @@ internal readonly struct Avx512MicroKernel : IMicroKernel
     public static int NR => 32;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static unsafe void Run(nint kc, float* a, float* b, float* c, nint ldc, bool accumulate)
+    public static unsafe void Run(nint kc, float* a, float* b, nint ldb, float* c, nint ldc, bool accumulate)
     {
         var c00 = Vector512<float>.Zero; var c01 = Vector512<float>.Zero;
         var c10 = Vector512<float>.Zero; var c11 = Vector512<float>.Zero;
@@ -57,8 +57,8 @@ internal readonly struct Avx512MicroKernel : IMicroKernel
                 c71 = Avx512F.FusedMultiplyAdd(a7, b1, c71);
             }
             {
-                var b0 = Vector512.Load(b + 32);
-                var b1 = Vector512.Load(b + 48);
+                var b0 = Vector512.Load(b + ldb);
+                var b1 = Vector512.Load(b + ldb + 16);
                 var a0 = Vector512.Create(a[8]);
                 c00 = Avx512F.FusedMultiplyAdd(a0, b0, c00);
                 c01 = Avx512F.FusedMultiplyAdd(a0, b1, c01);
@@ -85,7 +85,7 @@ internal readonly struct Avx512MicroKernel : IMicroKernel
                 c71 = Avx512F.FusedMultiplyAdd(a7, b1, c71);
             }
             a += 16;
-            b += 64;
+            b += 2 * ldb;
         }
 
         for (; p < kc; p++)
@@ -117,7 +117,7 @@ internal readonly struct Avx512MicroKernel : IMicroKernel
             c70 = Avx512F.FusedMultiplyAdd(a7, b0, c70);
             c71 = Avx512F.FusedMultiplyAdd(a7, b1, c71);
             a += 8;
-            b += 32;
+            b += ldb;
         }
 
         if (accumulate)
@@ -167,7 +167,7 @@ internal readonly struct Avx2MicroKernel : IMicroKernel
     public static int NR => 16;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static unsafe void Run(nint kc, float* a, float* b, float* c, nint ldc, bool accumulate)
+    public static unsafe void Run(nint kc, float* a, float* b, nint ldb, float* c, nint ldc, bool accumulate)
     {
         var c00 = Vector256<float>.Zero; var c01 = Vector256<float>.Zero;
         var c10 = Vector256<float>.Zero; var c11 = Vector256<float>.Zero;
@@ -201,8 +201,8 @@ internal readonly struct Avx2MicroKernel : IMicroKernel
                 c51 = Fma.MultiplyAdd(a5, b1, c51);
             }
             {
-                var b0 = Vector256.Load(b + 16);
-                var b1 = Vector256.Load(b + 24);
+                var b0 = Vector256.Load(b + ldb);
+                var b1 = Vector256.Load(b + ldb + 8);
                 var a0 = Vector256.Create(a[6]);
                 c00 = Fma.MultiplyAdd(a0, b0, c00);
                 c01 = Fma.MultiplyAdd(a0, b1, c01);
@@ -223,7 +223,7 @@ internal readonly struct Avx2MicroKernel : IMicroKernel
                 c51 = Fma.MultiplyAdd(a5, b1, c51);
             }
             a += 12;
-            b += 32;
+            b += 2 * ldb;
         }
 
         for (; p < kc; p++)
@@ -249,7 +249,7 @@ internal readonly struct Avx2MicroKernel : IMicroKernel
             c50 = Fma.MultiplyAdd(a5, b0, c50);
             c51 = Fma.MultiplyAdd(a5, b1, c51);
             a += 6;
-            b += 16;
+            b += ldb;
         }
 
         if (accumulate)

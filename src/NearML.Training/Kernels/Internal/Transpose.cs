@@ -50,4 +50,47 @@ internal static unsafe class Transpose
         Avx.Store(dst + (6 * dstStride), Avx.Multiply(Avx.Permute2x128(u2, u6, 0x31), scale));
         Avx.Store(dst + (7 * dstStride), Avx.Multiply(Avx.Permute2x128(u3, u7, 0x31), scale));
     }
+
+    /// <summary>
+    /// Reads a 6×8 block (rows <paramref name="src"/> + r·<paramref name="srcStride"/>), scales it and writes its
+    /// transpose as 8 rows of 6 (row c at <paramref name="dst"/> + 6c), the packed layout of the 6-row AVX2 A panel.
+    /// Each row is written as 8 floats, so 2 floats past the last row are overwritten (with zeros): the destination needs
+    /// that slack, and later rows overwrite earlier rows' spill. Requires <see cref="Avx.IsSupported"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Block6x8(float* src, nint srcStride, float* dst, Vector256<float> scale)
+    {
+        var r0 = Avx.LoadVector256(src);
+        var r1 = Avx.LoadVector256(src + srcStride);
+        var r2 = Avx.LoadVector256(src + (2 * srcStride));
+        var r3 = Avx.LoadVector256(src + (3 * srcStride));
+        var r4 = Avx.LoadVector256(src + (4 * srcStride));
+        var r5 = Avx.LoadVector256(src + (5 * srcStride));
+        var zero = Vector256<float>.Zero;
+
+        var t0 = Avx.UnpackLow(r0, r1);
+        var t1 = Avx.UnpackHigh(r0, r1);
+        var t2 = Avx.UnpackLow(r2, r3);
+        var t3 = Avx.UnpackHigh(r2, r3);
+        var t4 = Avx.UnpackLow(r4, r5);
+        var t5 = Avx.UnpackHigh(r4, r5);
+
+        var u0 = Avx.Shuffle(t0, t2, 0x44);
+        var u1 = Avx.Shuffle(t0, t2, 0xEE);
+        var u2 = Avx.Shuffle(t1, t3, 0x44);
+        var u3 = Avx.Shuffle(t1, t3, 0xEE);
+        var u4 = Avx.Shuffle(t4, zero, 0x44);
+        var u5 = Avx.Shuffle(t4, zero, 0xEE);
+        var u6 = Avx.Shuffle(t5, zero, 0x44);
+        var u7 = Avx.Shuffle(t5, zero, 0xEE);
+
+        Avx.Store(dst, Avx.Multiply(Avx.Permute2x128(u0, u4, 0x20), scale));
+        Avx.Store(dst + 6, Avx.Multiply(Avx.Permute2x128(u1, u5, 0x20), scale));
+        Avx.Store(dst + 12, Avx.Multiply(Avx.Permute2x128(u2, u6, 0x20), scale));
+        Avx.Store(dst + 18, Avx.Multiply(Avx.Permute2x128(u3, u7, 0x20), scale));
+        Avx.Store(dst + 24, Avx.Multiply(Avx.Permute2x128(u0, u4, 0x31), scale));
+        Avx.Store(dst + 30, Avx.Multiply(Avx.Permute2x128(u1, u5, 0x31), scale));
+        Avx.Store(dst + 36, Avx.Multiply(Avx.Permute2x128(u2, u6, 0x31), scale));
+        Avx.Store(dst + 42, Avx.Multiply(Avx.Permute2x128(u3, u7, 0x31), scale));
+    }
 }

@@ -1,4 +1,4 @@
-namespace NearML.Training.Data.Internal;
+namespace NearML.Core.Data.Internal;
 
 /// <summary>A read-only stream that yields some already-consumed bytes before the rest of an inner stream (which it does not own).</summary>
 internal sealed class PrefixStream(byte[] prefix, Stream inner) : Stream

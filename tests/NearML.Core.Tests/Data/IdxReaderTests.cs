@@ -1,8 +1,7 @@
 using System.IO.Compression;
 using NearML.Core;
-using NearML.Training.Data;
 
-namespace NearML.Training.Tests.Data;
+namespace NearML.Core.Tests.Data;
 
 [TestClass]
 public sealed class IdxReaderTests
@@ -159,25 +158,26 @@ public sealed class IdxReaderTests
     }
 
     [TestMethod]
-    public void Pixels_are_scaled_exactly_like_numpy_float32_division()
+    public void A_prefix_parse_reads_back_to_back_arrays_without_copying_and_reports_offsets_from_the_base()
     {
-        var pixels = Enumerable.Range(0, 256).Select(i => (byte)i).ToArray();
-        var images = IdxReader.Parse(Build([256, 1], pixels), "img");
-        var labels = IdxReader.Parse(Build([256], pixels.Select(p => (byte)(p % 10)).ToArray()), "lab");
-        var set = LabeledDataset.FromIdx(images, labels, 10);
-        for (var i = 0; i < 256; i++)
-        {
-            // float32(i) / float32(255), correctly rounded (computed in double then rounded once: exact for this case)
-            Assert.AreEqual((float)(i / 255.0), set.Features[i], $"pixel {i}");
-            Assert.AreEqual(i % 10, set.Labels[i]);
-        }
+        byte[] records = Build([3, 2], [1, 2, 3, 4, 5, 6]);
+        byte[] labels = Build([3], [7, 8, 9]);
+        byte[] both = [.. records, .. labels];
+        var first = IdxReader.ParsePrefix(both, "shard", 0, out int used);
+        Assert.AreEqual(records.Length, used);
+        CollectionAssert.AreEqual(new[] { 3, 2 }, first.Dimensions.ToArray());
+        Assert.IsTrue(System.Runtime.InteropServices.MemoryMarshal.TryGetArray(first.Payload, out ArraySegment<byte> segment) && ReferenceEquals(segment.Array, both), "the payload is a slice, not a copy");
+        var second = IdxReader.ParsePrefix(both.AsMemory(used), "shard", used, out int used2);
+        CollectionAssert.AreEqual(new byte[] { 7, 8, 9 }, second.GetBytes().ToArray());
+        Assert.AreEqual(labels.Length, used2);
 
-        Assert.AreEqual(1f, set.Features[255]);
-        var bad = IdxReader.Parse(Build([256], pixels), "lab2");
-        var ex = Assert.ThrowsExactly<InvalidDataFormatException>(() => LabeledDataset.FromIdx(images, bad, 10));
-        Assert.AreEqual(8 + 10, ex.Offset);
-        var wrongCount = IdxReader.Parse(Build([255], pixels[..255]), "lab3");
-        Assert.ThrowsExactly<InvalidDataFormatException>(() => LabeledDataset.FromIdx(images, wrongCount, 10));
+        byte[] truncated = both[..^1];
+        var ex = Assert.ThrowsExactly<InvalidDataFormatException>(() => IdxReader.ParsePrefix(truncated.AsMemory(used), "shard", used, out _));
+        Assert.AreEqual(truncated.Length, ex.Offset, "the offset counts from the start of the source");
+        byte[] badDim = (byte[])both.Clone();
+        badDim[used + 4 + 3] = 0; badDim[used + 4 + 2] = 0; badDim[used + 4 + 1] = 0; badDim[used + 4] = 0;
+        ex = Assert.ThrowsExactly<InvalidDataFormatException>(() => IdxReader.ParsePrefix(badDim.AsMemory(used), "shard", used, out _));
+        Assert.AreEqual(used + 4, ex.Offset);
     }
 
     internal static byte[] Build(int[] dims, byte[] data)

@@ -1,4 +1,7 @@
-namespace NearML.Sharding.Tests;
+using System.Security.Cryptography;
+using NearML.Core;
+
+namespace NearML.Core.Tests;
 
 [TestClass]
 public sealed class MerkleTreeTests
@@ -72,5 +75,59 @@ public sealed class MerkleTreeTests
         var node = MerkleTree.HashNode(a, b);
         CollectionAssert.AreNotEqual(node, MerkleTree.HashLeaf([.. a, .. b]), "a leaf holding two hashes is not their node");
         CollectionAssert.AreNotEqual(node, MerkleTree.HashLeaf([0x01, .. a, .. b]));
+    }
+    [TestMethod]
+    public void The_bottom_up_tree_is_the_recursive_RFC_6962_tree_for_every_size_up_to_130()
+    {
+        for (var n = 0; n <= 130; n++)
+        {
+            var leaves = Enumerable.Range(0, n).Select(i => SHA256.HashData(BitConverter.GetBytes(i))).ToArray();
+            byte[] root = MerkleTree.ComputeRoot(leaves);
+            CollectionAssert.AreEqual(ReferenceRoot(leaves), root, $"size {n}");
+            for (var i = 0; i < n; i += 1 + (n / 9))
+            {
+                var proof = MerkleTree.GetProof(leaves, i);
+                CollectionAssert.AreEqual(ReferencePath(leaves, i), proof.ToArray(), $"path n={n} i={i}");
+                // A path can fit a neighbouring size too (leaf 0 of 3 and of 4 leaves share it): the leaf count must come from
+                // an authenticated source (the manifest, the ledger head). A tree twice the size never fits.
+                Assert.IsFalse(MerkleTree.VerifyProof(root, leaves[i], i, 2 * n, proof), $"wrong count n={n} i={i}");
+                Assert.IsFalse(MerkleTree.VerifyProof(root, leaves[i], i, n, [.. proof, root]), $"extended path n={n} i={i}");
+                if (proof.Count > 0)
+                {
+                    Assert.IsFalse(MerkleTree.VerifyProof(root, leaves[i], i, n, proof.Take(proof.Count - 1).ToArray()), $"truncated path n={n} i={i}");
+                }
+            }
+        }
+    }
+
+    // RFC 6962 §2.1, written directly from the definition: MTH(D[0:n]) splits at the largest power of two k < n.
+    private static byte[] ReferenceRoot(byte[][] d) => d.Length switch
+    {
+        0 => SHA256.HashData([]),
+        1 => SHA256.HashData([0x00, .. d[0]]),
+        _ => SHA256.HashData([0x01, .. ReferenceRoot(d[..Split(d.Length)]), .. ReferenceRoot(d[Split(d.Length)..])]),
+    };
+
+    // RFC 6962 §2.1.1: PATH(m, D[n]).
+    private static byte[][] ReferencePath(byte[][] d, int m)
+    {
+        if (d.Length <= 1)
+        {
+            return [];
+        }
+
+        int k = Split(d.Length);
+        return m < k ? [.. ReferencePath(d[..k], m), ReferenceRoot(d[k..])] : [.. ReferencePath(d[k..], m - k), ReferenceRoot(d[..k])];
+    }
+
+    private static int Split(int n)
+    {
+        int k = 1;
+        while (k * 2 < n)
+        {
+            k *= 2;
+        }
+
+        return k;
     }
 }

@@ -1,10 +1,9 @@
 using System.Buffers.Binary;
 using System.Collections.Immutable;
 using System.IO.Compression;
-using NearML.Core;
-using NearML.Training.Data.Internal;
+using NearML.Core.Data.Internal;
 
-namespace NearML.Training.Data;
+namespace NearML.Core;
 
 /// <summary>The element type of an IDX file (the third byte of its magic number).</summary>
 public enum IdxDataType : byte
@@ -31,7 +30,7 @@ public enum IdxDataType : byte
 /// <summary>An IDX array (the MNIST-family file format): element type, dimensions and the raw big-endian payload.</summary>
 public sealed class IdxArray
 {
-    internal IdxArray(string source, IdxDataType dataType, ImmutableArray<int> dimensions, byte[] payload)
+    internal IdxArray(string source, IdxDataType dataType, ImmutableArray<int> dimensions, ReadOnlyMemory<byte> payload)
     {
         Source = source;
         DataType = dataType;
@@ -147,6 +146,61 @@ public static class IdxReader
         return new IdxArray(sourceName, type, dims, bytes.Slice(headerLength, (int)payloadLength).ToArray());
     }
 
+    /// <summary>
+    /// Parses the IDX array at the start of <paramref name="bytes"/> (raw, not compressed) without copying its payload,
+    /// and says how many bytes it used, for formats that store several arrays back to back (a data shard holds its
+    /// records, then its labels). Error offsets are reported as <paramref name="baseOffset"/> plus the position within
+    /// <paramref name="bytes"/>.
+    /// </summary>
+    /// <param name="bytes">The bytes; the array's payload is a slice of them.</param>
+    /// <param name="sourceName">The name used in error messages.</param>
+    /// <param name="baseOffset">The offset of <paramref name="bytes"/> within the named source.</param>
+    /// <param name="consumed">The length of the header and payload.</param>
+    /// <returns>The array, whose <see cref="IdxArray.Payload"/> refers to <paramref name="bytes"/>.</returns>
+    /// <exception cref="InvalidDataFormatException">The header is malformed or the payload is truncated.</exception>
+    public static IdxArray ParsePrefix(ReadOnlyMemory<byte> bytes, string sourceName, long baseOffset, out int consumed)
+    {
+        ArgumentNullException.ThrowIfNull(sourceName);
+        ReadOnlySpan<byte> span = bytes.Span;
+        (IdxDataType type, ImmutableArray<int> dims, int headerLength, long payloadLength) = ParseHeader(span, sourceName, span.Length, baseOffset);
+        if (span.Length - headerLength < payloadLength)
+        {
+            throw new InvalidDataFormatException(sourceName, baseOffset + span.Length, $"truncated: dimensions [{string.Join(", ", dims)}] need {payloadLength} payload bytes but only {span.Length - headerLength} follow the header.");
+        }
+
+        consumed = headerLength + (int)payloadLength;
+        return new IdxArray(sourceName, type, dims, bytes.Slice(headerLength, (int)payloadLength));
+    }
+
+    /// <summary>
+    /// Reads a whole IDX file into memory, decompressing it when it is gzip (1F 8B signature), without parsing it; pair
+    /// with <see cref="Parse"/> or <see cref="ParsePrefix"/>.
+    /// </summary>
+    /// <param name="path">The file.</param>
+    /// <returns>The raw (decompressed) bytes.</returns>
+    /// <exception cref="InvalidDataFormatException">The gzip stream is corrupt.</exception>
+    public static byte[] ReadAllBytes(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        byte[] bytes = File.ReadAllBytes(path);
+        if (bytes.Length < 2 || bytes[0] != 0x1F || bytes[1] != 0x8B)
+        {
+            return bytes;
+        }
+
+        try
+        {
+            using var gz = new GZipStream(new MemoryStream(bytes), CompressionMode.Decompress);
+            using var ms = new MemoryStream();
+            gz.CopyTo(ms);
+            return ms.ToArray();
+        }
+        catch (InvalidDataException ex)
+        {
+            throw new InvalidDataFormatException(path, -1, "the gzip stream is corrupt.", ex);
+        }
+    }
+
     /// <summary>Writes an unsigned-byte IDX file (raw, or gzip when the path ends in <c>.gz</c>).</summary>
     /// <param name="path">The destination.</param>
     /// <param name="dimensions">The dimensions (their product must equal <paramref name="data"/>'s length).</param>
@@ -255,35 +309,35 @@ public static class IdxReader
         return new IdxArray(source, type, dims, payload);
     }
 
-    private static (IdxDataType Type, ImmutableArray<int> Dims, int HeaderLength, long PayloadLength) ParseHeader(ReadOnlySpan<byte> bytes, string source, long available)
+    private static (IdxDataType Type, ImmutableArray<int> Dims, int HeaderLength, long PayloadLength) ParseHeader(ReadOnlySpan<byte> bytes, string source, long available, long baseOffset = 0)
     {
         if (bytes.Length < 4)
         {
-            throw new InvalidDataFormatException(source, bytes.Length, "truncated: the 4-byte IDX magic number is incomplete.");
+            throw new InvalidDataFormatException(source, baseOffset + bytes.Length, "truncated: the 4-byte IDX magic number is incomplete.");
         }
 
         if (bytes[0] != 0 || bytes[1] != 0)
         {
-            throw new InvalidDataFormatException(source, 0, $"bad IDX magic 0x{bytes[0]:X2}{bytes[1]:X2}{bytes[2]:X2}{bytes[3]:X2}: the first two bytes must be zero.");
+            throw new InvalidDataFormatException(source, baseOffset, $"bad IDX magic 0x{bytes[0]:X2}{bytes[1]:X2}{bytes[2]:X2}{bytes[3]:X2}: the first two bytes must be zero.");
         }
 
         var type = (IdxDataType)bytes[2];
         var size = ElementSize(type);
         if (size == 0)
         {
-            throw new InvalidDataFormatException(source, 2, $"unknown IDX data type 0x{bytes[2]:X2} (known: 08, 09, 0B, 0C, 0D, 0E).");
+            throw new InvalidDataFormatException(source, baseOffset + 2, $"unknown IDX data type 0x{bytes[2]:X2} (known: 08, 09, 0B, 0C, 0D, 0E).");
         }
 
         int ndim = bytes[3];
         if (ndim == 0)
         {
-            throw new InvalidDataFormatException(source, 3, "the IDX header declares zero dimensions.");
+            throw new InvalidDataFormatException(source, baseOffset + 3, "the IDX header declares zero dimensions.");
         }
 
         var headerLength = 4 + (4 * ndim);
         if (bytes.Length < headerLength)
         {
-            throw new InvalidDataFormatException(source, Math.Min(bytes.Length, available), $"truncated: the header declares {ndim} dimensions ({headerLength} header bytes) but only {bytes.Length} bytes are present.");
+            throw new InvalidDataFormatException(source, baseOffset + Math.Min(bytes.Length, available), $"truncated: the header declares {ndim} dimensions ({headerLength} header bytes) but only {bytes.Length} bytes are present.");
         }
 
         var dims = ImmutableArray.CreateBuilder<int>(ndim);
@@ -293,13 +347,13 @@ public static class IdxReader
             var d = BinaryPrimitives.ReadUInt32BigEndian(bytes[(4 + (4 * i))..]);
             if (d == 0 || d > int.MaxValue)
             {
-                throw new InvalidDataFormatException(source, 4 + (4 * i), $"dimension {i} is {d}; dimensions must be in [1, {int.MaxValue}].");
+                throw new InvalidDataFormatException(source, baseOffset + 4 + (4 * i), $"dimension {i} is {d}; dimensions must be in [1, {int.MaxValue}].");
             }
 
             count *= d;
             if (count * size > MaxPayloadBytes)
             {
-                throw new InvalidDataFormatException(source, 4 + (4 * i), $"the dimensions describe more than {MaxPayloadBytes} payload bytes.");
+                throw new InvalidDataFormatException(source, baseOffset + 4 + (4 * i), $"the dimensions describe more than {MaxPayloadBytes} payload bytes.");
             }
 
             dims.Add((int)d);

@@ -1,13 +1,19 @@
 using System.Security.Cryptography;
 
-namespace NearML.Sharding;
+namespace NearML.Core;
 
 /// <summary>
-/// A Merkle tree over SHA-256 exactly as RFC 6962 §2.1 (Certificate Transparency) defines it, with domain separation
-/// between leaves and interior nodes: <c>leaf = SHA-256(0x00 ‖ data)</c>, <c>node = SHA-256(0x01 ‖ left ‖ right)</c>;
-/// a list of <c>n &gt; 1</c> leaves splits at the largest power of two <c>k &lt; n</c> (no leaf duplication, so
-/// lists of different lengths never share a root). The root of an empty list is <c>SHA-256("")</c>.
+/// The one Merkle tree of NearML (data-shard manifests and the contribution ledger both use it): SHA-256 exactly as
+/// RFC 6962 §2.1 / RFC 9162 §2.1 define it, with domain separation between leaves and interior nodes —
+/// <c>leaf = SHA-256(0x00 ‖ data)</c>, <c>node = SHA-256(0x01 ‖ left ‖ right)</c>; a list of <c>n &gt; 1</c> leaves
+/// splits at the largest power of two <c>k &lt; n</c> (no leaf duplication, so lists of different lengths never share a
+/// root). The root of an empty list is <c>SHA-256("")</c>.
 /// </summary>
+/// <remarks>
+/// Roots and audit paths are computed bottom-up, pairing left to right and promoting an odd last node, which builds the
+/// same tree as the recursive split in O(n) hashes. Audit paths list sibling hashes from the leaf's level up and verify
+/// with RFC 9162 §2.1.3.2's algorithm.
+/// </remarks>
 public static class MerkleTree
 {
     /// <summary>The size of every hash (bytes).</summary>
@@ -18,6 +24,14 @@ public static class MerkleTree
     /// <returns>The 32-byte leaf hash.</returns>
     public static byte[] HashLeaf(ReadOnlySpan<byte> data)
     {
+        if (data.Length <= 256)
+        {
+            Span<byte> buffer = stackalloc byte[1 + data.Length];
+            buffer[0] = 0x00;
+            data.CopyTo(buffer[1..]);
+            return SHA256.HashData(buffer);
+        }
+
         using var h = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         h.AppendData([0x00]);
         h.AppendData(data);
@@ -28,14 +42,15 @@ public static class MerkleTree
     /// <param name="left">The left child hash.</param>
     /// <param name="right">The right child hash.</param>
     /// <returns>The 32-byte node hash.</returns>
+    /// <exception cref="ArgumentException">A child is not <see cref="HashSize"/> bytes.</exception>
     public static byte[] HashNode(ReadOnlySpan<byte> left, ReadOnlySpan<byte> right)
     {
-        Span<byte> buffer = stackalloc byte[1 + (2 * HashSize)];
         if (left.Length != HashSize || right.Length != HashSize)
         {
-            throw new ArgumentException($"Child hashes must be {HashSize} bytes.");
+            throw new ArgumentException($"Child hashes must be {HashSize} bytes (got {left.Length} and {right.Length}).");
         }
 
+        Span<byte> buffer = stackalloc byte[1 + (2 * HashSize)];
         buffer[0] = 0x01;
         left.CopyTo(buffer[1..]);
         right.CopyTo(buffer[(1 + HashSize)..]);
@@ -53,8 +68,13 @@ public static class MerkleTree
             return SHA256.HashData(ReadOnlySpan<byte>.Empty);
         }
 
-        var hashes = leaves.Select(l => HashLeaf(l)).ToArray();
-        return Root(hashes, 0, hashes.Length);
+        byte[][] level = LeafLevel(leaves);
+        while (level.Length > 1)
+        {
+            level = NextLevel(level);
+        }
+
+        return level[0];
     }
 
     /// <summary>Computes the audit path (RFC 6962 §2.1.1) proving leaf <paramref name="index"/> is in the tree.</summary>
@@ -65,32 +85,44 @@ public static class MerkleTree
     {
         ArgumentNullException.ThrowIfNull(leaves);
         ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual((uint)index, (uint)leaves.Count, nameof(index));
-        var hashes = leaves.Select(l => HashLeaf(l)).ToArray();
+        byte[][] level = LeafLevel(leaves);
         var path = new List<byte[]>();
-        Path(hashes, 0, hashes.Length, index, path);
+        int i = index;
+        while (level.Length > 1)
+        {
+            int sibling = i ^ 1;
+            if (sibling < level.Length)
+            {
+                path.Add(level[sibling]);
+            }
+
+            level = NextLevel(level);
+            i >>= 1;
+        }
+
         return path;
     }
 
-    /// <summary>Verifies an audit path from <see cref="GetProof"/>.</summary>
+    /// <summary>Verifies an audit path from <see cref="GetProof"/> (RFC 9162 §2.1.3.2).</summary>
     /// <param name="root">The expected root.</param>
     /// <param name="leafData">The leaf's data.</param>
     /// <param name="index">The leaf's index.</param>
     /// <param name="leafCount">The number of leaves in the tree.</param>
     /// <param name="proof">The audit path.</param>
-    /// <returns><see langword="true"/> when the path leads from the leaf to <paramref name="root"/>.</returns>
-    public static bool VerifyProof(ReadOnlySpan<byte> root, ReadOnlySpan<byte> leafData, int index, int leafCount, IReadOnlyList<byte[]> proof)
+    /// <returns><see langword="true"/> when the path leads from the leaf to <paramref name="root"/>; false for any
+    /// malformed path (wrong length, wrong hash size, index out of range).</returns>
+    public static bool VerifyProof(ReadOnlySpan<byte> root, ReadOnlySpan<byte> leafData, long index, long leafCount, IReadOnlyList<byte[]> proof)
     {
         ArgumentNullException.ThrowIfNull(proof);
-        if (index < 0 || index >= leafCount)
+        if (index < 0 || index >= leafCount || root.Length != HashSize)
         {
             return false;
         }
 
-        // RFC 9162 §2.1.3.2 verification algorithm.
         long fn = index;
         long sn = leafCount - 1;
-        var r = HashLeaf(leafData);
-        foreach (var p in proof)
+        byte[] r = HashLeaf(leafData);
+        foreach (byte[] p in proof)
         {
             if (p is null || p.Length != HashSize || sn == 0)
             {
@@ -100,13 +132,10 @@ public static class MerkleTree
             if ((fn & 1) == 1 || fn == sn)
             {
                 r = HashNode(p, r);
-                if ((fn & 1) == 0)
+                while ((fn & 1) == 0 && fn != 0)
                 {
-                    while ((fn & 1) == 0 && fn != 0)
-                    {
-                        fn >>= 1;
-                        sn >>= 1;
-                    }
+                    fn >>= 1;
+                    sn >>= 1;
                 }
             }
             else
@@ -121,45 +150,26 @@ public static class MerkleTree
         return sn == 0 && CryptographicOperations.FixedTimeEquals(r, root);
     }
 
-    private static byte[] Root(byte[][] hashes, int start, int count)
+    private static byte[][] LeafLevel(IReadOnlyList<byte[]> leaves)
     {
-        if (count == 1)
+        var level = new byte[leaves.Count][];
+        for (int i = 0; i < level.Length; i++)
         {
-            return hashes[start];
+            level[i] = HashLeaf(leaves[i] ?? throw new ArgumentException($"Leaf {i} is null.", nameof(leaves)));
         }
 
-        var k = LargestPowerOfTwoBelow(count);
-        return HashNode(Root(hashes, start, k), Root(hashes, start + k, count - k));
+        return level;
     }
 
-    private static void Path(byte[][] hashes, int start, int count, int index, List<byte[]> path)
+    private static byte[][] NextLevel(byte[][] level)
     {
-        if (count == 1)
+        var next = new byte[(level.Length + 1) / 2][];
+        for (int i = 0; i < next.Length; i++)
         {
-            return;
+            int l = 2 * i;
+            next[i] = l + 1 < level.Length ? HashNode(level[l], level[l + 1]) : level[l];
         }
 
-        var k = LargestPowerOfTwoBelow(count);
-        if (index < k)
-        {
-            Path(hashes, start, k, index, path);
-            path.Add(Root(hashes, start + k, count - k));
-        }
-        else
-        {
-            Path(hashes, start + k, count - k, index - k, path);
-            path.Add(Root(hashes, start, k));
-        }
-    }
-
-    private static int LargestPowerOfTwoBelow(int n)
-    {
-        var k = 1;
-        while (k << 1 < n)
-        {
-            k <<= 1;
-        }
-
-        return k;
+        return next;
     }
 }

@@ -1,0 +1,89 @@
+using Npgsql;
+using NearML.Hosting.State;
+using NearML.Ledger;
+using NearML.PostgreSql.Internal;
+
+namespace NearML.PostgreSql;
+
+/// <summary>
+/// The PostgreSQL <see cref="ICoordinatorStateBackend"/>: the coordinator state, ledger and settlement stores as tables of
+/// one schema (<see cref="PostgreSqlStateOptions.Schema"/>) of one database. The signing key and checkpoint files stay in
+/// the coordinator's <c>DataDirectory</c>. Owns its <see cref="NpgsqlDataSource"/> (one connection pool).
+/// </summary>
+public sealed class PostgreSqlStateBackend : ICoordinatorStateBackend, IDisposable
+{
+    private readonly PgSchema _schema;
+
+    /// <summary>Initializes a new instance.</summary>
+    /// <param name="options">The connection string and schema.</param>
+    /// <exception cref="ArgumentException">The connection string is missing or invalid, or the schema name is invalid.</exception>
+    public PostgreSqlStateBackend(PostgreSqlStateOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (string.IsNullOrWhiteSpace(options.ConnectionString))
+        {
+            throw new ArgumentException("PostgreSqlStateOptions.ConnectionString is required (NearML:Coordinator:PostgreSql:ConnectionString).", nameof(options));
+        }
+
+        var dataSource = NpgsqlDataSource.Create(options.ConnectionString);
+        try
+        {
+            _schema = new PgSchema(dataSource, options.Schema);
+        }
+        catch
+        {
+            dataSource.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Gets the schema.</summary>
+    public string Schema => _schema.Name;
+
+    /// <summary>Gets the data source (the connection pool every store of this backend uses).</summary>
+    public NpgsqlDataSource DataSource => _schema.DataSource;
+
+    /// <inheritdoc/>
+    public string Name => "PostgreSQL";
+
+    /// <inheritdoc/>
+    public string Describe(string directory, StateStoreKind kind) => _schema.Describe(kind switch
+    {
+        StateStoreKind.State => "coordinator state, coord_* tables",
+        StateStoreKind.Ledger => "ledger, ledger_* tables",
+        StateStoreKind.Settlement => "settlement, settlement_* tables",
+        _ => throw new ArgumentOutOfRangeException(nameof(kind)),
+    });
+
+    /// <inheritdoc/>
+    public StoreStatus Probe(string directory, StateStoreKind kind)
+    {
+        var table = kind switch
+        {
+            StateStoreKind.State => "coord_job",
+            StateStoreKind.Ledger => "ledger_entries",
+            StateStoreKind.Settlement => "settlement_intents",
+            _ => throw new ArgumentOutOfRangeException(nameof(kind)),
+        };
+        try
+        {
+            return _schema.TableExists(table) ? StoreStatus.Present : StoreStatus.Missing;
+        }
+        catch (NpgsqlException ex)
+        {
+            throw new LedgerStorageException(Describe(directory, kind), "looking for table " + table, ex);
+        }
+    }
+
+    /// <inheritdoc/>
+    public ICoordinatorStateStore OpenState(string directory) => new PostgreSqlCoordinatorStateStore(_schema.DataSource, directory, _schema.Name);
+
+    /// <inheritdoc/>
+    public ILedgerStore OpenLedger(string directory) => new PostgreSqlLedgerStore(_schema.DataSource, _schema.Name);
+
+    /// <inheritdoc/>
+    public ISettlementStore OpenSettlement(string directory) => new PostgreSqlSettlementStore(_schema.DataSource, _schema.Name);
+
+    /// <inheritdoc/>
+    public void Dispose() => _schema.DataSource.Dispose();
+}
