@@ -13,7 +13,8 @@ internal static class Charts
     {
         var parameterCount = ModelCatalog.Create(settings.Model, ModelCatalog.DefaultConfigJson(settings.Model), 1).Parameters.Length;
         var rounds = coordinator.Rounds;
-        var points = rounds.Select(r => new RoundPoint(r.Round, double.IsFinite(r.MeanLoss) ? r.MeanLoss : null, r.Accuracy)).ToList();
+        // Rounds numbered from 1, as the progress lines print them.
+        var points = rounds.Select(r => new RoundPoint(r.Round + 1, double.IsFinite(r.MeanLoss) ? r.MeanLoss : null, r.Accuracy)).ToList();
 
         // Update payloads the coordinator averaged in, against DDP's fp32 gradient per inner step for the same accepted work.
         double sent = 0, ddp = 0;
@@ -22,7 +23,7 @@ internal static class Charts
         {
             sent += r.UpdateBytes;
             ddp += (double)r.Accepted * settings.InnerSteps * 4 * parameterCount;
-            bytes.Add(new BytesPoint(r.Round, sent, ddp));
+            bytes.Add(new BytesPoint(r.Round + 1, sent, ddp));
         }
 
         var contributions = workers.Select((w, i) => new WorkerContribution(ClusterSettings.WorkerId(i), w.Receipts)).ToList();

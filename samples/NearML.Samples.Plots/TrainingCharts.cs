@@ -96,6 +96,7 @@ public static class TrainingCharts
         }
 
         plot.Axes.Right.Label.Text = "test accuracy (%)";
+        IntegerX(plot);
         plot.ShowLegend(Alignment.MiddleRight);
         return plot;
     }
@@ -128,6 +129,7 @@ public static class TrainingCharts
             MinorTickGenerator = new ScottPlot.TickGenerators.LogMinorTickGenerator(),
             LabelFormatter = y => FormatBytes(Math.Pow(10, y)),
         };
+        IntegerX(plot);
         plot.ShowLegend(Alignment.UpperLeft);
         return plot;
     }
@@ -145,19 +147,22 @@ public static class TrainingCharts
         return plot;
     }
 
-    /// <summary>Formats a byte count with binary units (B, KiB, MiB, GiB, TiB).</summary>
+    /// <summary>Formats a byte count with decimal units (B, kB, MB, GB, TB), so the log axis reads 1 MB, 10 MB, 100 MB.</summary>
     /// <param name="bytes">The count.</param>
-    /// <returns>For example <c>1.5 MiB</c>.</returns>
+    /// <returns>For example <c>1.5 MB</c>.</returns>
     public static string FormatBytes(double bytes)
     {
-        string[] units = ["B", "KiB", "MiB", "GiB", "TiB"];
+        string[] units = ["B", "kB", "MB", "GB", "TB"];
         var u = 0;
-        while (bytes >= 1024 && u < units.Length - 1)
+        while (bytes >= 999.5 && u < units.Length - 1)
         {
-            bytes /= 1024;
+            bytes /= 1000;
             u++;
         }
 
-        return bytes.ToString(bytes >= 100 || u == 0 ? "0" : "0.#", CultureInfo.InvariantCulture) + " " + units[u];
+        return bytes.ToString(bytes >= 99.5 || u == 0 ? "0" : "0.#", CultureInfo.InvariantCulture) + " " + units[u];
     }
+
+    private static void IntegerX(Plot plot) =>
+        plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic { IntegerTicksOnly = true };
 }

@@ -282,6 +282,10 @@ internal static class Simulator
             }
 
             await s.FlushAsync(ct);
+            if (w == 0)
+            {
+                trace?.Finish(t, Sum(endpoints[0]).Sent, () => isText ? null : Accuracy(Create(), strategies[0].GlobalParameters, images!.Test, SimTrace.EvaluationImages));
+            }
         }, ct)).ToArray();
         await Task.WhenAll(tasks);
         wall.Stop();

@@ -40,6 +40,16 @@ internal sealed class SimTrace
         _lossCount = 0;
     }
 
+    /// <summary>Called by worker 0 after its last step (and the strategy's flush): the last, partial interval.</summary>
+    public void Finish(int step, long sent, Func<double?> accuracy)
+    {
+        if (_lossCount > 0 && (_rounds.Count == 0 || _rounds[^1].Round < step))
+        {
+            _rounds.Add(new RoundPoint(step, _lossSum / _lossCount, accuracy()));
+            _bytes.Add((step, sent));
+        }
+    }
+
     public IReadOnlyList<string> WriteCharts(string directory, SimConfig cfg, SimResult result)
     {
         // DDP sends one fp32 gradient per local step (4 B × parameters), the same convention as docs/low-communication.md.

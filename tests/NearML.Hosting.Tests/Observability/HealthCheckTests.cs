@@ -195,8 +195,8 @@ public sealed class HealthCheckTests
         var host = ObservabilityHosts.Coordinator(data, logs, o =>
         {
             o.MinWorkers = 2;
-            o.Rounds = 2;
-            o.InnerSteps = 3000;
+            o.Rounds = 1;
+            o.InnerSteps = 1500; // long enough to be seen training
         });
         IHost? alice = null, bob = null;
         try
