@@ -37,6 +37,14 @@ internal sealed record CharGptConfig(int Vocabulary, int Context, int DModel, in
 /// </summary>
 internal sealed class CharGpt : nn.Module<Tensor, Tensor>
 {
+    /// <summary>
+    /// The alpha of every residual addition, held for the process's lifetime. <c>a + b</c> would pass a temporary
+    /// <see cref="Scalar"/> (1) to LibTorch that nothing references during the native call: under GC pressure (a DDP worker
+    /// allocates its relay buffers every step) the finalizer freed it mid-call and LibTorch failed in
+    /// <c>Scalar::toFloat</c> ("Expected false to be true").
+    /// </summary>
+    private static readonly Scalar One = 1.ToScalar();
+
     private readonly Embedding _tokens;
     private readonly Embedding _positions;
     private readonly ModuleList<Block> _blocks;
@@ -85,7 +93,7 @@ internal sealed class CharGpt : nn.Module<Tensor, Tensor>
         using var positions = arange(t, dtype: ScalarType.Int64, device: input.device);
         using var tok = _tokens.forward(input);
         using var pos = _positions.forward(positions);
-        var x = tok + pos;
+        var x = tok.add(pos, One);
         foreach (var block in _blocks)
         {
             var next = block.forward(x);
@@ -135,8 +143,8 @@ internal sealed class CharGpt : nn.Module<Tensor, Tensor>
             var qkv = _qkv.forward(_ln1.forward(x)).view(n, t, 3, _heads, hd).permute(2, 0, 3, 1, 4); // [3, N, H, T, hd]
             var attended = nn.functional.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], is_casual: true);
             var merged = attended.transpose(1, 2).contiguous().view(n, t, d);
-            var h = x + _attnProj.forward(merged);
-            var y = h + _mlpProj.forward(nn.functional.gelu(_fc.forward(_ln2.forward(h))));
+            var h = x.add(_attnProj.forward(merged), One);
+            var y = h.add(_mlpProj.forward(nn.functional.gelu(_fc.forward(_ln2.forward(h)))), One);
             return y.MoveToOuterDisposeScope();
         }
     }

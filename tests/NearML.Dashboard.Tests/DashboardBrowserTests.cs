@@ -44,7 +44,7 @@ public sealed class DashboardBrowserTests
         {
             if (m.Type == "error")
             {
-                consoleErrors.Add(m.Text);
+                consoleErrors.Add($"{m.Text} ({m.Location})");
             }
         };
         page.PageError += (_, e) => consoleErrors.Add(e);

@@ -11,6 +11,7 @@ using NearML.Core;
 using NearML.Core.Contracts;
 using NearML.Core.Protocol;
 using NearML.Hosting.Jobs;
+using NearML.Hosting.Rounds;
 using NearML.Training.Engines;
 using NearML.Hosting.State;
 using NearML.Ledger;
@@ -43,10 +44,8 @@ public sealed partial class CoordinatorService : BackgroundService
     private readonly ConcurrentDictionary<string, WorkerSession> _sessions = new(StringComparer.Ordinal);
     private readonly Dictionary<(long Round, string Account), long> _credited = [];
     private readonly ConcurrentDictionary<string, long> _receiptCounts = new(StringComparer.Ordinal);
-    private const int NormHistory = 32;
     private readonly RefusalLogLimiter _refusals;
-    private readonly Queue<double> _acceptedNorms = new();
-    private double? _normBound;
+    private readonly IRoundProtocol _protocol;
     private volatile Published? _published;
     private volatile bool _stopping;
     private long _currentRound;
@@ -65,6 +64,8 @@ public sealed partial class CoordinatorService : BackgroundService
     /// <param name="timeProvider">The clock.</param>
     /// <param name="registry">The models and datasets jobs can name (<see langword="null"/>: the built-ins only).</param>
     /// <param name="stateBackend">Where the state, ledger and settlement stores are kept (<see langword="null"/>: SQLite files in <see cref="NearMLCoordinatorOptions.DataDirectory"/>).</param>
+    /// <param name="roundProtocol">The protocol every round runs (<see langword="null"/>: the built-in one the options ask for —
+    /// plain DiLoCo, secure DiLoCo or the DDP/DeMo relay).</param>
     public CoordinatorService(
         IOptions<NearMLCoordinatorOptions> options,
         CoordinatorStatus status,
@@ -73,7 +74,8 @@ public sealed partial class CoordinatorService : BackgroundService
         ILogger<CoordinatorService> logger,
         TimeProvider timeProvider,
         JobRegistry? registry = null,
-        ICoordinatorStateBackend? stateBackend = null)
+        ICoordinatorStateBackend? stateBackend = null,
+        IRoundProtocol? roundProtocol = null)
     {
         _registry = registry ?? JobRegistry.BuiltIn;
         _stateBackend = stateBackend ?? SqliteStateBackend.Instance;
@@ -85,6 +87,7 @@ public sealed partial class CoordinatorService : BackgroundService
         _logger = logger ?? throw new ArgumentNullException(nameof(logger));
         _time = timeProvider ?? throw new ArgumentNullException(nameof(timeProvider));
         _refusals = new RefusalLogLimiter(_logger, _time, _options.RefusalLogInterval, _options.RefusalLogBurst);
+        _protocol = roundProtocol ?? RoundProtocols.ForOptions(_options, _logger, _metrics);
     }
 
     /// <inheritdoc/>
@@ -117,8 +120,8 @@ public sealed partial class CoordinatorService : BackgroundService
         var modelConfig = job.ModelConfig;
         _modelConfig = modelConfig;
         var layout = model.Layout;
-        _normBound = o.MaxUpdateNorm ?? DefaultMaxUpdateNorm(o.InnerSteps, o.InnerLearningRate, model.Parameters.Length);
-        CoordinatorLog.UpdateScreen(_logger, _normBound.Value, o.MaxUpdateNorm is null ? "derived: InnerSteps × InnerLearningRate × √parameters" : "MaxUpdateNorm", o.MaxUpdateNormToMedianRatio ?? double.NaN, NormHistory);
+        var normBound = o.MaxUpdateNorm ?? DefaultMaxUpdateNorm(o.InnerSteps, o.InnerLearningRate, model.Parameters.Length);
+        CoordinatorLog.UpdateScreen(_logger, normBound, o.MaxUpdateNorm is null ? "derived: InnerSteps × InnerLearningRate × √parameters" : "MaxUpdateNorm", o.MaxUpdateNormToMedianRatio ?? double.NaN, UpdateReduction.NormHistory);
         CoordinatorLog.JobLoaded(_logger, o.JobId, modelConfig.Architecture, model.Parameters.Length, dataset.Manifest.Name, dataset.ShardCount, dataset.ManifestRootHex, o.Rounds, o.InnerSteps);
         if (o.AllowSimulatedAttestation || o.AllowUnattestedWorkers)
         {
@@ -251,7 +254,7 @@ public sealed partial class CoordinatorService : BackgroundService
 
                         await SendReceiptsAsync(round, receipts, ct).ConfigureAwait(false);
                         ReportTraffic();
-                        var info = new CoordinatorRoundInfo(round, outcome.Cohort, outcome.Accepted.Count, outcome.Rejected, outcome.MeanLoss, accuracy, outcome.Duration, outcome.UpdateBytes, [.. outcome.Accepted.Select(a => a.Session.Id)]);
+                        var info = new CoordinatorRoundInfo(round, outcome.Cohort, outcome.Accepted.Count, outcome.Rejected, outcome.MeanLoss, accuracy, outcome.Duration, outcome.UpdateBytes, [.. outcome.Accepted.Select(a => a.Participant.Id)]);
                         _status.AddRound(info);
                         _metrics.RoundCompleted(round, outcome.Duration, outcome.Accepted.Count > 0);
                         CoordinatorLog.RoundCompleted(_logger, round, outcome.Duration, outcome.Accepted.Count, outcome.Cohort, outcome.MeanLoss, version,
@@ -304,7 +307,7 @@ public sealed partial class CoordinatorService : BackgroundService
         while (true)
         {
             cohort = [.. _sessions.Values.Where(s => !s.IsClosed).OrderBy(s => s.Id, StringComparer.Ordinal).Take(o.MaxWorkers)];
-            if (cohort.Count >= Math.Max(o.MinWorkers, o.SecureAggregation ? 3 : 1))
+            if (cohort.Count >= Math.Max(o.MinWorkers, _protocol.MinimumCohort))
             {
                 break;
             }
@@ -321,13 +324,6 @@ public sealed partial class CoordinatorService : BackgroundService
         _metrics.RoundStarted(round);
         var startedMs = NowMs();
         var deadline = _time.GetUtcNow() + o.RoundTimeout;
-        if (o.SecureAggregation)
-        {
-            var ids = string.Join(", ", cohort.Select(s => s.Id));
-            CoordinatorLog.RoundStarted(_logger, round, cohort.Count, ids, version, o.RoundTimeout);
-            return await RunSecureRoundAsync(round, version, cohort, model, outer, started, startedMs, deadline, ct).ConfigureAwait(false);
-        }
-
         var assignment = _dataset!.Assign(cohort.Select(s => s.Id).ToList());
         var published = _published!;
         if (_logger.IsEnabled(LogLevel.Information))
@@ -336,132 +332,46 @@ public sealed partial class CoordinatorService : BackgroundService
             CoordinatorLog.RoundStarted(_logger, round, cohort.Count, names, version, o.RoundTimeout);
         }
 
-        var waits = new List<Task>(cohort.Count);
-        var sends = new List<Task>(cohort.Count);
-        if (IsRelay)
-        {
-            BeginRelayRound(round, cohort);
-        }
-
-        foreach (var s in cohort)
-        {
-            waits.Add(s.BeginRound(round, version, _time.GetTimestamp()));
-            var job = new JobAssignment
+        // The round protocol does the rest (Rounds/): assignment, exchanges, the one reducer, the outer step.
+        var context = new RoundContext(
+            round,
+            version,
+            [.. cohort.Select(s => s.Participant)],
+            deadline,
+            started,
+            o,
+            model.Parameters,
+            outer,
+            _time,
+            _logger,
+            (participant, customize, token) =>
             {
-                JobId = o.JobId,
-                Round = (ulong)round,
-                ParameterVersion = (ulong)version,
-                ParameterRoot = ByteString.CopyFrom(published.Manifest.Root),
-                Model = _modelConfig,
-                HyperParameters = HyperParameters(),
-                DeadlineUnixMs = deadline.ToUnixTimeMilliseconds(),
-            };
-            job.ShardIds.AddRange(assignment.ShardsOf(s.Id).Select(i => (uint)i));
-            _job!.Stamp(job);
-            sends.Add(SendAsync(s, job, ct));
-            _status.SetWorker(s.Info());
-        }
-
-        await Task.WhenAll(sends).ConfigureAwait(false);
-        using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct))
-        {
-            var remaining = deadline - _time.GetUtcNow();
-            var delay = Task.Delay(remaining > TimeSpan.Zero ? remaining : TimeSpan.Zero, _time, timeout.Token);
-            var all = Task.WhenAll(waits);
-            if (IsRelay)
-            {
-                // Relay rounds: exchanges whose missing members have left are completed with the others.
-                while (!all.IsCompleted && !delay.IsCompleted)
+                var s = participant.Session;
+                participant.BeginRound(round, version, _time.GetTimestamp());
+                var h = HyperParameters();
+                customize?.Invoke(h);
+                var job = new JobAssignment
                 {
-                    await Task.WhenAny(all, delay, Task.Delay(RelaySweepInterval, _time, timeout.Token)).ConfigureAwait(false);
-                    SweepRelay();
-                }
-            }
-            else
-            {
-                await Task.WhenAny(all, delay).ConfigureAwait(false);
-            }
-
-            await timeout.CancelAsync().ConfigureAwait(false);
-            if (IsRelay)
-            {
-                EndRelayRound(round);
-            }
-
-            ct.ThrowIfCancellationRequested();
-        }
-
-        var contributions = new List<(WorkerSession Session, SubmittedUpdate Update)>();
-        var rejected = 0;
-        foreach (var s in cohort)
+                    JobId = o.JobId,
+                    Round = (ulong)round,
+                    ParameterVersion = (ulong)version,
+                    ParameterRoot = ByteString.CopyFrom(published.Manifest.Root),
+                    Model = _modelConfig,
+                    HyperParameters = h,
+                    DeadlineUnixMs = deadline.ToUnixTimeMilliseconds(),
+                };
+                job.ShardIds.AddRange(assignment.ShardsOf(s.Id).Select(i => (uint)i));
+                _job!.Stamp(job);
+                var send = SendAsync(s, job, token);
+                _status.SetWorker(s.Info());
+                return send;
+            },
+            participant => assignment.ShardsOf(participant.Id).Sum(i => (long)_dataset.Manifest.Shards[i].Count),
+            (participant, reason, detail) => Reject(round, participant.Session, reason, detail));
+        var result = await _protocol.RunAsync(context, ct).ConfigureAwait(false);
+        if (result.Updated)
         {
-            var u = s.TakeUpdate(round);
-            NearMLTracing.RecordUpload(s.Id, round, u?.PayloadBytes, u?.Reason, s.UploadStartedAt, s.UploadEndedAt);
-            if (u is null)
-            {
-                CoordinatorLog.NoUpdate(_logger, round, s.Id, s.IsClosed ? $"it {s.CloseKind}: {s.CloseReason}" : "the round's deadline passed");
-                continue;
-            }
-
-            if (u.Values is null)
-            {
-                Reject(round, s, u.Reason!, u.Detail!);
-                rejected++;
-                continue;
-            }
-
-            var assigned = assignment.ShardsOf(s.Id).Sum(i => (long)_dataset.Manifest.Shards[i].Count);
-            var credited = CreditedSamples(u.SampleCount, o.InnerSteps, o.BatchSize, assigned);
-            if (credited == 0)
-            {
-                Reject(round, s, "NoAssignedWork", $"no shard records were assigned to it this round (claimed {u.SampleCount} samples)");
-                rejected++;
-                continue;
-            }
-
-            if (credited < u.SampleCount)
-            {
-                CoordinatorLog.SamplesCapped(_logger, round, s.Id, u.SampleCount, credited, o.InnerSteps, o.BatchSize, assigned);
-                u = u with { SampleCount = credited };
-            }
-
-            contributions.Add((s, u));
-        }
-
-        using var aggregateSpan = NearMLTracing.Start(NearMLTracing.Aggregate);
-        var mean = model.Parameters.CreateZeros();
-        var (accepted, filtered) = ReduceUpdates(round, contributions, mean);
-        rejected += filtered;
-        var meanLoss = double.NaN;
-        long updateBytes = 0;
-        if (accepted.Count > 0)
-        {
-            var lossTotal = accepted.Where(a => float.IsFinite(a.Update.Loss)).Sum(a => (double)a.Update.SampleCount);
-            double loss = lossTotal > 0 ? 0 : double.NaN;
-            foreach (var (_, u) in accepted)
-            {
-                if (float.IsFinite(u.Loss))
-                {
-                    // The reported loss is the worker's word: weighted by the credited samples, non-finite values left out.
-                    loss += u.SampleCount / lossTotal * u.Loss;
-                }
-
-                updateBytes += u.PayloadBytes;
-                _metrics.UpdateAccepted();
-            }
-
-            if (IsRelay)
-            {
-                // Relay rounds: every worker applied the same steps, so the mean change is the new state (no outer optimizer).
-                System.Numerics.Tensors.TensorPrimitives.Subtract(model.Parameters.Buffer, mean.Buffer, model.Parameters.Buffer);
-            }
-            else
-            {
-                outer.Step(model.Parameters, mean);
-            }
-
             version++;
-            meanLoss = loss;
             Publish(model.Parameters, version);
         }
         else
@@ -469,46 +379,12 @@ public sealed partial class CoordinatorService : BackgroundService
             CoordinatorLog.EmptyRound(_logger, round, version);
         }
 
-        return new RoundOutcome(version, cohort.Count, accepted, rejected, meanLoss, updateBytes, startedMs, _time.GetElapsedTime(started));
-    }
-
-    private (List<(WorkerSession Session, SubmittedUpdate Update)> Accepted, int Rejected) ReduceUpdates(long round, List<(WorkerSession Session, SubmittedUpdate Update)> contributions, ParameterSet mean)
-    {
-        // The one screen (NearML.Core's ContributionScreen): non-finite, all-zero, above the absolute bound, or far above the
-        // median of this round's and the recent rounds' accepted norms (so a cohort of one or two is screened too).
-        var policy = new NearML.Core.Collectives.ContributionPolicy
+        foreach (var _ in result.Accepted)
         {
-            RejectNonFinite = true,
-            RejectZero = true,
-            MaxNorm = _normBound,
-            MaxNormToMedianRatio = _options.MaxUpdateNormToMedianRatio,
-        };
-        var candidates = contributions.Select(c => new NearML.Core.Collectives.ScreenCandidate(c.Session.Id, c.Update.Values, c.Update.SampleCount)).ToList();
-        var reduced = NearML.Core.Collectives.ContributionScreen.Reduce(round, candidates, policy, mean.Data, _acceptedNorms.ToArray());
-        var result = reduced.Screen;
-        foreach (var r in result.Rejections)
-        {
-            Reject(round, contributions.First(c => c.Session.Id == r.WorkerId).Session, r.Reason.ToString(), r.Detail);
+            _metrics.UpdateAccepted();
         }
 
-        if (_logger.IsEnabled(LogLevel.Information) && contributions.Count > 0)
-        {
-            var acceptedText = string.Join(", ", result.Accepted.Select(a => string.Create(CultureInfo.InvariantCulture, $"{contributions[a.Index].Session.Id}: {a.Norm:G4}")));
-            var rejectedText = string.Join(", ", result.Rejections.Select(r => $"{r.WorkerId}: {r.Reason}"));
-            var median = result.ReferenceNorm is { } m ? m.ToString("G4", CultureInfo.InvariantCulture) : "n/a";
-            CoordinatorLog.RoundScreened(_logger, round, acceptedText, rejectedText, median, _normBound ?? double.PositiveInfinity);
-        }
-
-        foreach (var a in result.Accepted)
-        {
-            _acceptedNorms.Enqueue(a.Norm);
-            while (_acceptedNorms.Count > NormHistory)
-            {
-                _acceptedNorms.Dequeue();
-            }
-        }
-
-        return ([.. result.Accepted.Select(a => contributions[a.Index])], result.Rejections.Count);
+        return new RoundOutcome(version, cohort.Count, result.Accepted, result.Rejected, result.MeanLoss, result.UpdateBytes, startedMs, _time.GetElapsedTime(started));
     }
 
     /// <summary>
@@ -533,12 +409,13 @@ public sealed partial class CoordinatorService : BackgroundService
     }
 
     private List<(WorkerSession Session, SignedReceipt Receipt, long Sequence)> AppendReceipts(
-        ContributionLedger ledger, NearKeyPair signer, long round, long epoch, List<(WorkerSession Session, SubmittedUpdate Update)> accepted)
+        ContributionLedger ledger, NearKeyPair signer, long round, long epoch, IReadOnlyList<RoundContribution> accepted)
     {
         var fresh = new List<(WorkerSession, SignedReceipt)>();
         var result = new List<(WorkerSession, SignedReceipt, long)>();
-        foreach (var (s, u) in accepted)
+        foreach (var (participant, u) in accepted)
         {
+            var s = participant.Session;
             if (_credited.TryGetValue((round, s.Account), out var seq))
             {
                 CoordinatorLog.AlreadyCredited(_logger, round, s.Id, seq);
@@ -806,14 +683,11 @@ public sealed partial class CoordinatorService : BackgroundService
                     idle.CancelAfter(Timeout.InfiniteTimeSpan);
                     await SendParametersAsync(session, request).ConfigureAwait(false);
                     break;
-                case AggregationEnvelope envelope:
-                    OnEnvelope(session, envelope);
-                    break;
-                case RelayContribution contribution:
-                    OnRelayContribution(session, contribution);
+                case AggregationEnvelope or RelayContribution when !_protocol.OnMessage(session.Participant, message):
+                    CoordinatorLog.Ignored(_logger, session.Id, $"a {message.Descriptor.Name} frame: the {_protocol.Name} round protocol does not use it");
                     break;
                 case Update update:
-                    var ignored = session.Receive(update, IsRelay ? "fp32" : _options.Compression, _published!.Parameters.Length, _time.GetTimestamp(), _time);
+                    var ignored = session.Receive(update, _protocol.UpdateEncoding, _published!.Parameters.Length, _time.GetTimestamp(), _time);
                     if (ignored is not null)
                     {
                         CoordinatorLog.Ignored(_logger, session.Id, ignored);
@@ -822,7 +696,12 @@ public sealed partial class CoordinatorService : BackgroundService
                     _status.SetWorker(session.Info());
                     break;
                 default:
-                    throw new ProtocolException(ErrorCode.UnexpectedMessage, $"a worker may not send {message.Descriptor.Name} after admission");
+                    if (!_protocol.OnMessage(session.Participant, message))
+                    {
+                        throw new ProtocolException(ErrorCode.UnexpectedMessage, $"a worker may not send {message.Descriptor.Name} after admission");
+                    }
+
+                    break;
             }
         }
     }
@@ -862,7 +741,7 @@ public sealed partial class CoordinatorService : BackgroundService
         }
     }
 
-    private static async Task SendAsync(WorkerSession session, IMessage message, CancellationToken ct)
+    internal static async Task SendAsync(WorkerSession session, IMessage message, CancellationToken ct)
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct, session.Closing);
         timeout.CancelAfter(SendTimeout);
@@ -916,7 +795,7 @@ public sealed partial class CoordinatorService : BackgroundService
         _published = new Published(version, copy, ParameterManifest.Compute(copy));
     }
 
-    private HyperParameters HyperParameters(bool secure = false)
+    private HyperParameters HyperParameters()
     {
         var o = _options;
         var h = new HyperParameters
@@ -928,14 +807,14 @@ public sealed partial class CoordinatorService : BackgroundService
             WeightDecay = o.WeightDecay,
             OuterLearningRate = o.OuterLearningRate,
             OuterMomentum = o.OuterMomentum,
-            Compression = IsRelay ? "fp32" : o.Compression,
+            Compression = _protocol.UpdateEncoding,
             Seed = (ulong)o.Seed,
         };
         h.Extra["dataset"] = _dataset!.Manifest.Name;
         h.Extra["shard_count"] = _dataset.ShardCount.ToString(CultureInfo.InvariantCulture);
         h.Extra["requested_shard_count"] = o.ShardCount.ToString(CultureInfo.InvariantCulture);
         h.Extra["manifest_root"] = _dataset.ManifestRootHex;
-        h.Extra["secure"] = secure ? "true" : "false";
+        h.Extra["secure"] = "false";
         return h;
     }
 
@@ -1000,7 +879,7 @@ public sealed partial class CoordinatorService : BackgroundService
 
     private sealed record Published(long Version, ParameterSet Parameters, ParameterManifest Manifest);
 
-    private sealed record RoundOutcome(long Version, int Cohort, List<(WorkerSession Session, SubmittedUpdate Update)> Accepted, int Rejected, double MeanLoss, long UpdateBytes, long StartedMs, TimeSpan Duration);
+    private sealed record RoundOutcome(long Version, int Cohort, IReadOnlyList<RoundContribution> Accepted, int Rejected, double MeanLoss, long UpdateBytes, long StartedMs, TimeSpan Duration);
 
     /// <summary>
     /// Shutdown, identity-binding, capacity and duplicate checks before the attestation policy; after it admits, the worker

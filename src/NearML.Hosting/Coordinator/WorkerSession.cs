@@ -14,7 +14,7 @@ namespace NearML.Hosting.Coordinator;
 /// <param name="ComputeMilliseconds">From assignment to the last part.</param>
 /// <param name="Reason">The rejection reason when <paramref name="Values"/> is null.</param>
 /// <param name="Detail">The rejection detail.</param>
-internal sealed record SubmittedUpdate(float[]? Values, ulong SampleCount, float Loss, byte[] PayloadSha256, long PayloadBytes, long ComputeMilliseconds, string? Reason, string? Detail);
+public sealed record SubmittedUpdate(float[]? Values, ulong SampleCount, float Loss, byte[] PayloadSha256, long PayloadBytes, long ComputeMilliseconds, string? Reason, string? Detail);
 
 /// <summary>One admitted worker connection and its per-round state.</summary>
 internal sealed class WorkerSession
@@ -26,7 +26,8 @@ internal sealed class WorkerSession
     private long _assignedAt;
     private TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private SubmittedUpdate? _update;
-    private List<byte[]>? _parts;
+    private byte[]? _payload;
+    private int _partsReceived;
     private long _partBytes;
     private uint _partCount;
     private byte[]? _partSha;
@@ -40,7 +41,11 @@ internal sealed class WorkerSession
         Account = account;
         Verified = verified;
         _closing = CancellationTokenSource.CreateLinkedTokenSource(serviceToken, connection.Closed);
+        Participant = new NearML.Hosting.Rounds.RoundParticipant(this);
     }
+
+    /// <summary>Gets this session as round protocols see it.</summary>
+    public NearML.Hosting.Rounds.RoundParticipant Participant { get; }
 
     public FrameConnection Connection { get; }
 
@@ -123,7 +128,8 @@ internal sealed class WorkerSession
             _baseVersion = version;
             _assignedAt = nowTimestamp;
             _update = null;
-            _parts = null;
+            _payload = null;
+            _partsReceived = 0;
             _partBytes = 0;
             UploadStartedAt = default;
             UploadEndedAt = default;
@@ -186,14 +192,14 @@ internal sealed class WorkerSession
             }
 
             var count = Math.Max(1u, update.PartCount);
-            if (_parts is null)
+            if (_payload is null)
             {
                 UploadStartedAt = time.GetUtcNow();
             }
 
             if (refusal is null)
             {
-                if (_parts is null)
+                if (_payload is null)
                 {
                     if (update.PartIndex != 0)
                     {
@@ -209,19 +215,22 @@ internal sealed class WorkerSession
                     }
                     else
                     {
-                        _parts = [];
+                        // Every part lands in its final place in one buffer of the expected size (one copy per byte).
+                        _payload = new byte[expected];
+                        _partsReceived = 0;
                         _partCount = count;
                         _partSha = update.PayloadSha256.ToByteArray();
                     }
                 }
-                else if (update.PartIndex != _parts.Count || count != _partCount || !update.PayloadSha256.Span.SequenceEqual(_partSha))
+                else if (update.PartIndex != _partsReceived || count != _partCount || !update.PayloadSha256.Span.SequenceEqual(_partSha))
                 {
-                    refusal = $"part {update.PartIndex}/{count} does not follow part {_parts.Count - 1}/{_partCount} of the same payload";
+                    refusal = $"part {update.PartIndex}/{count} does not follow part {_partsReceived - 1}/{_partCount} of the same payload";
                 }
             }
 
             if (refusal is null)
             {
+                var offset = _partBytes;
                 _partBytes += update.Payload.Length;
                 if (_partBytes > expected)
                 {
@@ -229,11 +238,12 @@ internal sealed class WorkerSession
                 }
                 else
                 {
-                    _parts!.Add(update.Payload.ToByteArray());
+                    update.Payload.Span.CopyTo(_payload.AsSpan((int)offset));
+                    _partsReceived++;
                 }
             }
 
-            if (refusal is null && _parts!.Count < _partCount)
+            if (refusal is null && _partsReceived < _partCount)
             {
                 State = "uploading";
                 return null;
@@ -246,7 +256,7 @@ internal sealed class WorkerSession
             }
             else
             {
-                var payload = _parts!.Count == 1 ? _parts[0] : _parts.SelectMany(p => p).ToArray();
+                ReadOnlySpan<byte> payload = _payload.AsSpan(0, (int)_partBytes);
                 var sha = SHA256.HashData(payload);
                 if (_partSha is { Length: 32 } && !CryptographicOperations.FixedTimeEquals(sha, _partSha))
                 {
@@ -268,7 +278,7 @@ internal sealed class WorkerSession
                 }
             }
 
-            _parts = null;
+            _payload = null;
             UploadEndedAt = time.GetUtcNow();
             State = "submitted";
             _done.TrySetResult();

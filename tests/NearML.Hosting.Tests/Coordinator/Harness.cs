@@ -108,17 +108,18 @@ internal sealed class CoordinatorHarness : IAsyncDisposable
         o.SettleEveryRounds = 2;
     }
 
-    public static IHost Build(Action<NearMLCoordinatorOptions> configure, CapturingLoggerProvider logs)
+    public static IHost Build(Action<NearMLCoordinatorOptions> configure, CapturingLoggerProvider logs, Action<IServiceCollection>? services = null)
     {
         var builder = new HostApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Logging.AddProvider(logs);
         builder.Logging.SetMinimumLevel(LogLevel.Debug);
         builder.Services.Configure<HostOptions>(h => h.ShutdownTimeout = TimeSpan.FromSeconds(20));
+        services?.Invoke(builder.Services);
         builder.Services.AddNearMLCoordinator(configure);
         return builder.Build();
     }
 
-    public static async Task<CoordinatorHarness> StartAsync(Action<NearMLCoordinatorOptions>? configure = null, string? dataDirectory = null)
+    public static async Task<CoordinatorHarness> StartAsync(Action<NearMLCoordinatorOptions>? configure = null, string? dataDirectory = null, Action<IServiceCollection>? services = null)
     {
         var data = dataDirectory ?? TestAssembly.NewTempDirectory("coord");
         var logs = new CapturingLoggerProvider();
@@ -128,7 +129,8 @@ internal sealed class CoordinatorHarness : IAsyncDisposable
                 Defaults(o, data);
                 configure?.Invoke(o);
             },
-            logs);
+            logs,
+            services);
         using var cts = new CancellationTokenSource(Timeout);
         await host.StartAsync(cts.Token);
         var status = host.Services.GetRequiredService<CoordinatorStatus>();
@@ -212,6 +214,9 @@ internal sealed class FakeWorker : IAsyncDisposable
 
     public ulong Samples { get; }
 
+    /// <summary>Gets the pseudo-gradient as a function of the downloaded global parameters (instead of <see cref="DeltaValue"/> everywhere).</summary>
+    public Func<float[], float[]>? DeltaOf { get; private init; }
+
     public ConcurrentQueue<JobAssignment> Assignments { get; } = new();
 
     public ConcurrentQueue<Receipt> Receipts { get; } = new();
@@ -242,7 +247,7 @@ internal sealed class FakeWorker : IAsyncDisposable
     public static async Task<FrameConnection> ConnectAsync(int port, string fingerprint) =>
         await ProtocolConnector.ConnectAsync("127.0.0.1", port, CoordinatorTrust.Pinned(fingerprint)).WaitAsync(CoordinatorHarness.Timeout);
 
-    public static async Task<FakeWorker> StartAsync(CoordinatorHarness coordinator, string id, FakeBehavior behavior = FakeBehavior.Normal, float deltaValue = 0.01f, ulong samples = 100, IAttestationEvidenceProvider? evidence = null)
+    public static async Task<FakeWorker> StartAsync(CoordinatorHarness coordinator, string id, FakeBehavior behavior = FakeBehavior.Normal, float deltaValue = 0.01f, ulong samples = 100, IAttestationEvidenceProvider? evidence = null, Func<float[], float[]>? deltaOf = null)
     {
         var connection = await ConnectAsync(coordinator.Port, coordinator.Fingerprint);
         // One key per worker id (the coordinator binds an id to its first key for good): a fake worker that rejoins is the same
@@ -254,7 +259,7 @@ internal sealed class FakeWorker : IAsyncDisposable
             connection,
             identity,
             JoinOptions(id, evidence ?? simulated)).WaitAsync(CoordinatorHarness.Timeout);
-        var worker = new FakeWorker(id, connection, admission, behavior, deltaValue, samples) { _identitySeed = identitySeed };
+        var worker = new FakeWorker(id, connection, admission, behavior, deltaValue, samples) { _identitySeed = identitySeed, DeltaOf = deltaOf };
         worker._heartbeats = connection.RunHeartbeatsAsync(TimeSpan.FromMilliseconds(admission.HeartbeatIntervalMs), worker._stop.Token);
         worker._loop = Task.Run(worker.LoopAsync);
         return worker;
@@ -353,6 +358,11 @@ internal sealed class FakeWorker : IAsyncDisposable
         await Connection.SendAsync(new Progress { Round = a.Round, Step = 1, TotalSteps = a.HyperParameters.InnerSteps, Loss = 1.5f, SamplesPerSecond = 1000 }, _stop.Token);
         var delta = new float[parameters.Length];
         Array.Fill(delta, DeltaValue);
+        if (DeltaOf is not null)
+        {
+            delta = DeltaOf(parameters.Buffer.ToArray());
+        }
+
         if (a.HyperParameters.Extra.TryGetValue("secure", out var secure) && secure == "true")
         {
             var config = NearML.Core.Contracts.Aggregation.AggregationConfig.Parser.ParseFrom(Convert.FromBase64String(a.HyperParameters.Extra["secagg_config"]));

@@ -1,18 +1,79 @@
-using System.Buffers.Binary;
 using Google.Protobuf;
 using Microsoft.Extensions.Logging;
 using NearML.Core.Contracts;
+using NearML.Hosting.Coordinator;
 
-namespace NearML.Hosting.Coordinator;
+namespace NearML.Hosting.Rounds;
 
 /// <summary>
-/// DDP and DeMo rounds (coordinator relay): every exchange of the engine's strategy (a weighted mean or an all-gather, tagged by step)
-/// is collected from the round's cohort and answered to each contributor. A member that disconnects is dropped from the exchanges;
-/// a reduce contribution with NaN/Inf values, a bad weight or a wrong length is rejected with a logged reason. The round still ends
-/// with one fp32 <see cref="Update"/> per worker (the change of its parameters), whose mean becomes the new global parameters.
+/// DDP and DeMo rounds (coordinator relay): every exchange of the engine's strategy (a weighted mean or an all-gather,
+/// tagged by step) is collected from the round's cohort and answered to each contributor; a reduce goes through Core's
+/// one reducer (weight and non-finite refusal, no norm rules). A member that disconnects is dropped from the exchanges;
+/// a contribution with NaN/Inf values, a bad weight or a wrong length is rejected with a logged reason. The round still
+/// ends with one fp32 <c>Update</c> per worker (the change of its parameters), screened and averaged like plain DiLoCo's;
+/// the mean change becomes the new global parameters (every worker applied the same steps: no outer optimizer).
 /// </summary>
-public sealed partial class CoordinatorService
+internal sealed partial class RelayRoundProtocol(NearMLCoordinatorOptions options, ILogger logger, NearMLMetrics metrics) : IRoundProtocol
 {
+    private static readonly TimeSpan RelaySweepInterval = TimeSpan.FromMilliseconds(100);
+    private readonly UpdateReduction _updates = new();
+
+    public string Name => "relay";
+
+    public int MinimumCohort => 1;
+
+    public string UpdateEncoding => "fp32";
+
+    public async Task<RoundResult> RunAsync(RoundContext context, CancellationToken cancellationToken)
+    {
+        var round = context.Round;
+        BeginRelayRound(round, [.. context.Cohort.Select(p => p.Session)]);
+        try
+        {
+            await UpdateReduction.AssignAllAsync(context, cancellationToken).ConfigureAwait(false);
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            var remaining = context.Deadline - context.Time.GetUtcNow();
+            var delay = Task.Delay(remaining > TimeSpan.Zero ? remaining : TimeSpan.Zero, context.Time, timeout.Token);
+            var all = Task.WhenAll(context.Cohort.Select(p => p.Submitted));
+
+            // Exchanges whose missing members have left are completed with the others.
+            while (!all.IsCompleted && !delay.IsCompleted)
+            {
+                await Task.WhenAny(all, delay, Task.Delay(RelaySweepInterval, context.Time, timeout.Token)).ConfigureAwait(false);
+                SweepRelay();
+            }
+
+            await timeout.CancelAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            EndRelayRound(round);
+        }
+
+        cancellationToken.ThrowIfCancellationRequested();
+        var mean = context.Parameters.CreateZeros();
+        var reduced = _updates.CollectAndReduce(context, mean);
+        if (reduced.Accepted.Count == 0)
+        {
+            return reduced.ToResult(updated: false);
+        }
+
+        // Every worker applied the same steps, so the mean change is the new state (no outer optimizer).
+        System.Numerics.Tensors.TensorPrimitives.Subtract(context.Parameters.Buffer, mean.Buffer, context.Parameters.Buffer);
+        return reduced.ToResult(updated: true);
+    }
+
+    public bool OnMessage(RoundParticipant from, IMessage message)
+    {
+        if (message is not RelayContribution contribution)
+        {
+            return false;
+        }
+
+        OnRelayContribution(from.Session, contribution);
+        return true;
+    }
+
     private readonly Lock _relayLock = new();
     private readonly Dictionary<long, RelayExchange> _relayExchanges = [];
     private RelayRound? _relayRound;
@@ -29,8 +90,6 @@ public sealed partial class CoordinatorService
     private static partial void LogRelaySummary(ILogger logger, long round, int exchanges, string strategy);
 
     private static readonly NearML.Core.Collectives.ContributionPolicy RelayPolicy = new() { RejectNonFinite = true, MaxNormToMedianRatio = null };
-
-    private bool IsRelay => _options.SyncStrategyKind != NearML.Core.Contracts.SyncStrategy.Diloco;
 
     private void BeginRelayRound(long round, IReadOnlyList<WorkerSession> cohort)
     {
@@ -51,7 +110,7 @@ public sealed partial class CoordinatorService
             _relayRound = null;
         }
 
-        LogRelaySummary(_logger, round, completed, _options.SyncStrategy);
+        LogRelaySummary(logger, round, completed, options.SyncStrategy);
     }
 
     private void OnRelayContribution(WorkerSession session, RelayContribution c)
@@ -60,9 +119,9 @@ public sealed partial class CoordinatorService
         lock (_relayLock)
         {
             var r = _relayRound;
-            if (r is null || c.JobId != _options.JobId || (long)c.Round != r.Round || !r.Cohort.Contains(session))
+            if (r is null || c.JobId != options.JobId || (long)c.Round != r.Round || !r.Cohort.Contains(session))
             {
-                LogRelayIgnored(_logger, session.Id, c.Round, c.Tag, c.Kind, "not a relay round of this job that the worker belongs to");
+                LogRelayIgnored(logger, session.Id, c.Round, c.Tag, c.Kind, "not a relay round of this job that the worker belongs to");
                 return;
             }
 
@@ -79,12 +138,12 @@ public sealed partial class CoordinatorService
 
             if (c.Kind is not (RelayKind.Abstain or RelayKind.Reduce or RelayKind.Gather) || (c.Kind != RelayKind.Abstain && c.Kind != exchange.Kind))
             {
-                LogRelayIgnored(_logger, session.Id, c.Round, c.Tag, c.Kind, "the kind differs from the exchange's (counted as an abstention)");
+                LogRelayIgnored(logger, session.Id, c.Round, c.Tag, c.Kind, "the kind differs from the exchange's (counted as an abstention)");
                 exchange.Entries[session.Id] = (session, null);
             }
             else if (!exchange.Entries.TryAdd(session.Id, (session, c.Kind == RelayKind.Abstain ? null : c)))
             {
-                LogRelayIgnored(_logger, session.Id, c.Round, c.Tag, c.Kind, "a second contribution to the exchange");
+                LogRelayIgnored(logger, session.Id, c.Round, c.Tag, c.Kind, "a second contribution to the exchange");
                 return;
             }
 
@@ -126,7 +185,7 @@ public sealed partial class CoordinatorService
 
         foreach (var (s, result) in answers)
         {
-            _ = SendAsync(s, result, CancellationToken.None);
+            _ = CoordinatorService.SendAsync(s, result, CancellationToken.None);
         }
     }
 
@@ -143,7 +202,7 @@ public sealed partial class CoordinatorService
             .Where(e => e.Contribution is not null && !e.Session.IsClosed)
             .OrderBy(e => e.Session.Id, StringComparer.Ordinal)
             .ToList();
-        var result = new RelayResult { JobId = _options.JobId, Round = (ulong)r.Round, Tag = exchange.Tag, Kind = exchange.Kind };
+        var result = new RelayResult { JobId = options.JobId, Round = (ulong)r.Round, Tag = exchange.Tag, Kind = exchange.Kind };
         if (exchange.Kind == RelayKind.Gather)
         {
             foreach (var (s, c) in contributors)
@@ -226,8 +285,8 @@ public sealed partial class CoordinatorService
 
     private void RejectRelay(long round, long tag, string workerId, string reason, string detail, RelayResult result)
     {
-        LogRelayRejected(_logger, round, tag, workerId, reason, detail);
-        _metrics.UpdateRejected(reason);
+        LogRelayRejected(logger, round, tag, workerId, reason, detail);
+        metrics.UpdateRejected(reason);
         result.Rejections.Add($"{workerId}: {reason}: {detail}");
     }
 
