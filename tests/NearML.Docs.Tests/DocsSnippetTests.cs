@@ -14,7 +14,7 @@ namespace NearML.Docs.Tests;
 /// console program when it has top-level statements and as a library otherwise, with the implicit usings of an
 /// ASP.NET Core project (the most generous SDK: nothing of NearML's is implicit, so a snippet must name its own
 /// <c>using NearML…;</c>). Two HTML comments on the line just before a block steer it:
-/// <c>&lt;!-- snippet: prelude CODE --&gt;</c> declares what a fragment assumes (e.g. <c>IServiceCollection services = null!;</c>),
+/// <c>&lt;!-- snippet: prelude CODE --&gt;</c> (one or more lines, inserted after the block's <c>using</c> directives) declares what a fragment assumes (e.g. <c>IServiceCollection services = null!;</c>),
 /// and <c>&lt;!-- snippet: skip REASON --&gt;</c> leaves it out (a reason is required).
 /// </summary>
 [TestClass]
@@ -57,7 +57,7 @@ public sealed partial class DocsSnippetTests
         }
 
         var usings = string.Concat(ImplicitUsings.Select(u => $"global using global::{u};\n"));
-        string code = snippet.Prelude is null ? snippet.Code : snippet.Prelude + "\n" + snippet.Code;
+        string code = WithPrelude(snippet.Code, snippet.Prelude);
         var options = new CSharpParseOptions(LanguageVersion.Preview);
         SyntaxTree tree = CSharpSyntaxTree.ParseText(code, options, path: $"{file}:{line}");
         bool program = tree.GetCompilationUnitRoot().Members.Any(m => m is GlobalStatementSyntax);
@@ -105,7 +105,8 @@ public sealed partial class DocsSnippetTests
                     Match m = Directive().Match(lines[j]);
                     if (m.Success && m.Groups[1].Value == "prelude")
                     {
-                        prelude = m.Groups[2].Value;
+                        // several prelude lines read top to bottom (the scan runs upwards)
+                        prelude = prelude is null ? m.Groups[2].Value : m.Groups[2].Value + "\n" + prelude;
                     }
                     else if (m.Success && m.Groups[1].Value == "skip")
                     {
@@ -116,6 +117,39 @@ public sealed partial class DocsSnippetTests
                 yield return new Snippet(relative, start + 1, body.ToString(), prelude, skip);
             }
         }
+    }
+
+    /// <summary>
+    /// The snippet with its prelude inserted after its leading <c>using</c> directives (and the blank or comment lines
+    /// among them), which C# requires to come first.
+    /// </summary>
+    private static string WithPrelude(string code, string? prelude)
+    {
+        if (prelude is null)
+        {
+            return code;
+        }
+
+        // a prelude line that declares a type goes after the snippet (top-level statements must come before types)
+        string[] preludeLines = prelude.Split('\n');
+        string statements = string.Join('\n', preludeLines.Where(l => !TypeDeclaration().IsMatch(l)));
+        string types = string.Join('\n', preludeLines.Where(l => TypeDeclaration().IsMatch(l)));
+        string[] lines = code.Split('\n');
+        int head = 0;
+        for (int i = 0; i < lines.Length; i++)
+        {
+            string t = lines[i].Trim();
+            if (UsingDirective().IsMatch(t))
+            {
+                head = i + 1;
+            }
+            else if (t.Length > 0 && !t.StartsWith("//", StringComparison.Ordinal))
+            {
+                break;
+            }
+        }
+
+        return string.Join('\n', lines.Take(head).Append(statements).Concat(lines.Skip(head)).Append(types));
     }
 
     private static ImmutableArray<MetadataReference> LoadReferences()
@@ -178,6 +212,12 @@ public sealed partial class DocsSnippetTests
 
     [GeneratedRegex(@"<!--\s*snippet:\s*(prelude|skip)\s+(.*?)\s*-->")]
     private static partial Regex Directive();
+
+    [GeneratedRegex(@"^(global\s+)?using\s+(static\s+)?[\w.]+(\s*=\s*[\w.<>, ]+)?\s*;$")]
+    private static partial Regex UsingDirective();
+
+    [GeneratedRegex(@"^\s*((public|internal|sealed|static|abstract|partial)\s+)*(class|record|struct|interface)\s")]
+    private static partial Regex TypeDeclaration();
 
     private sealed record Snippet(string File, int Line, string Code, string? Prelude, string? Skip);
 }

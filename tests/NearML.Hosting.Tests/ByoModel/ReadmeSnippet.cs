@@ -1,4 +1,5 @@
 #pragma warning disable SA1649, CA1812 // the README's snippet, compiled verbatim
+// README:begin
 using Microsoft.Extensions.DependencyInjection;
 using NearML.Hosting;
 using NearML.Training.Data;
@@ -6,9 +7,8 @@ using NearML.Training.Engines;
 using NearML.Training.Modules;
 using NearML.Training.Tensors;
 
-namespace NearML.Hosting.Tests.ByoModel.Readme;
+namespace MyApp;
 
-// README:begin
 // 1. A managed model: declare layers (or raw tensors with AddParameter), then initialise them from the job's seed.
 public sealed class TwoLayerNet : Model
 {

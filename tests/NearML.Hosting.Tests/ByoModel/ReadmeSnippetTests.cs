@@ -37,7 +37,7 @@ public sealed class ReadmeSnippetTests
         var npz = Path.Combine(AppContext.BaseDirectory, "ByoModel", "blobs.npz");
         var services = new ServiceCollection();
         services.AddLogging();
-        Readme.Registration.AddMyModel(services, npz);
+        MyApp.Registration.AddMyModel(services, npz);
         using var provider = services.BuildServiceProvider();
         var registry = provider.GetRequiredService<JobRegistry>();
         using var model = registry.BuildModel("twolayer", new ModelBuildContext("{}", 3, new InnerOptimizerSettings(LearningRate: 0.01)));
