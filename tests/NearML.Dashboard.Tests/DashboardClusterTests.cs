@@ -105,7 +105,12 @@ public sealed class DashboardClusterTests
         }
 
         TestContext.WriteLine($"rounds in successive events: {string.Join(" → ", roundsSeen)}; last event id {lastId}");
-        CollectionAssert.AreEqual(Enumerable.Range(0, Rounds + 1).ToArray(), roundsSeen.ToArray(), "one pushed event per completed round at least, no reload needed");
+        // The stream coalesces changes (at most one event per 250 ms), so two rounds that complete close together arrive in
+        // one event: the rounds seen rise strictly from the first event's 0 to the last round, on one connection.
+        Assert.AreEqual(0, roundsSeen[0], "the first event comes before any round");
+        Assert.AreEqual(Rounds, roundsSeen[^1], "the last event holds every round");
+        Assert.IsGreaterThanOrEqualTo(2, roundsSeen.Count, "rounds were pushed on the open stream, no reload needed");
+        CollectionAssert.AreEqual(roundsSeen.Order().ToArray(), roundsSeen.ToArray(), "rounds never go backwards");
 
         // The last status: rounds, contributors with attestation, receipts, throughput; bytes against DDP; settlements.
         var status = cluster.Status;
