@@ -125,6 +125,12 @@ internal sealed partial class RelayRoundProtocol(NearMLCoordinatorOptions option
                 return;
             }
 
+            if (r.CompletedTags.Contains((long)c.Tag))
+            {
+                LogRelayIgnored(logger, session.Id, c.Round, c.Tag, c.Kind, "the exchange has already completed");
+                return;
+            }
+
             if (!_relayExchanges.TryGetValue(c.Tag, out var exchange))
             {
                 exchange = new RelayExchange(c.Tag, c.Kind == RelayKind.Abstain ? RelayKind.Unspecified : c.Kind);
@@ -197,6 +203,7 @@ internal sealed partial class RelayRoundProtocol(NearMLCoordinatorOptions option
         }
 
         _relayExchanges.Remove(exchange.Tag);
+        r.CompletedTags.Add((long)exchange.Tag);
         r.Completed++;
         var contributors = exchange.Entries.Values
             .Where(e => e.Contribution is not null && !e.Session.IsClosed)
@@ -297,6 +304,9 @@ internal sealed partial class RelayRoundProtocol(NearMLCoordinatorOptions option
         public IReadOnlyList<WorkerSession> Cohort { get; } = cohort;
 
         public int Completed { get; set; }
+
+        /// <summary>Gets the tags whose exchange has completed this round: a late contribution must not open it again.</summary>
+        public HashSet<long> CompletedTags { get; } = [];
     }
 
     private sealed class RelayExchange(long tag, RelayKind kind)
