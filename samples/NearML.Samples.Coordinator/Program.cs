@@ -35,6 +35,7 @@ var maxWorkers = new Option<int?>("--max-workers") { Description = "Most workers
 var roundTimeout = new Option<TimeSpan?>("--round-timeout") { Description = "Round deadline (00:05:00)", HelpName = "HH:MM:SS" };
 var heartbeat = new Option<TimeSpan?>("--heartbeat") { Description = "Heartbeat interval (00:00:15)", HelpName = "HH:MM:SS" };
 var settleEvery = new Option<int?>("--settle-every") { Description = "Settle the ledger every N rounds (dry run unless configured)", HelpName = "N" };
+var settlementKey = new Option<string>("--settlement-key") { Description = "Payer key file of SettlementAccount (ed25519:<base58> or a NEAR CLI credential file); required for live settlement, never the ledger key (dry run default: DIR/settlement-payer.key, generated)", HelpName = "FILE" };
 var allowSimulated = new Option<bool>("--allow-simulated-attestation") { Description = "DEVELOPMENT ONLY: admit workers with simulated TEE evidence" };
 var secure = new Option<bool>("--secure") { Description = "Secure aggregation (SecAgg+): the coordinator learns only the sum of updates" };
 
@@ -46,7 +47,7 @@ var root = new RootCommand("""
     """)
 {
     listen, port, data, dataset, cert, model, rounds, steps, batchSize, shards, compression, seed, minWorkers, maxWorkers, roundTimeout, heartbeat,
-    settleEvery, allowSimulated, secure,
+    settleEvery, settlementKey, allowSimulated, secure,
 };
 
 root.SetAction(async (parse, _) =>
@@ -69,6 +70,7 @@ root.SetAction(async (parse, _) =>
     overrides.Set(roundTimeout, "RoundTimeout", v => v!.Value.ToString("c"));
     overrides.Set(heartbeat, "HeartbeatInterval", v => v!.Value.ToString("c"));
     overrides.Set(settleEvery, "SettleEveryRounds", v => SampleCommandLine.Invariant(v!.Value));
+    overrides.Set(settlementKey, "SettlementKeyPath", v => v);
     overrides.Set(allowSimulated, "AllowSimulatedAttestation", v => v ? "true" : "false");
     overrides.Set(secure, "SecureAggregation", v => v ? "true" : "false");
     return await RunAsync([.. configArgs], overrides.Values).ConfigureAwait(false);
