@@ -2,6 +2,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
+using NearML.Enclave;
 using NearML.Hosting.Coordinator;
 using NearML.Hosting.State;
 
@@ -13,7 +14,9 @@ public static class CoordinatorServiceCollectionExtensions
     /// <summary>
     /// Adds the coordinator: <see cref="NearMLCoordinatorOptions"/> (validated on start), the
     /// <see cref="CoordinatorService"/> hosted service, <see cref="CoordinatorStatus"/>, <see cref="AttestationAdmissionPolicy"/>
-    /// and <see cref="NearMLMetrics"/> as singletons.
+    /// and <see cref="NearMLMetrics"/> as singletons, and NearML.Enclave's <see cref="AttestationVerifier"/> (with
+    /// <see cref="AttestationAdmissionPolicy.EffectivePolicy"/> of the options, unless a verifier is registered already: set
+    /// its <see cref="AttestationVerifier.TdxCollateral"/> and <see cref="AttestationVerifier.SnpCertificateResolver"/> there).
     /// </summary>
     /// <param name="services">The services.</param>
     /// <param name="configure">Sets the options.</param>
@@ -47,7 +50,8 @@ public static class CoordinatorServiceCollectionExtensions
         services.TryAddSingleton<NearMLMetrics>();
         services.TryAddSingleton<CoordinatorStatus>();
         services.TryAddSingleton<ICoordinatorStateBackend>(SqliteStateBackend.Instance);
-        services.TryAddSingleton(sp => new AttestationAdmissionPolicy(sp.GetRequiredService<IOptions<NearMLCoordinatorOptions>>().Value, sp.GetRequiredService<TimeProvider>()));
+        services.AddNearMLAttestation(sp => AttestationAdmissionPolicy.EffectivePolicy(sp.GetRequiredService<IOptions<NearMLCoordinatorOptions>>().Value));
+        services.TryAddSingleton(sp => new AttestationAdmissionPolicy(sp.GetRequiredService<IOptions<NearMLCoordinatorOptions>>().Value, sp.GetRequiredService<AttestationVerifier>()));
         services.AddHostedService<CoordinatorService>();
         return new NearMLCoordinatorBuilder(services);
     }
