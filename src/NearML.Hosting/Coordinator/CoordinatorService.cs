@@ -178,6 +178,7 @@ public sealed partial class CoordinatorService : BackgroundService
             HeartbeatTimeout = o.HeartbeatInterval * 3,
             Timeout = o.HandshakeTimeout,
             Job = job.Spec.ToDescriptor(),
+            NonceSource = _attestation.Verifier.IssueNonce,
         };
         foreach (var f in _attestation.AcceptedFormats)
         {
