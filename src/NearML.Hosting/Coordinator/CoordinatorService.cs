@@ -106,6 +106,13 @@ public sealed partial class CoordinatorService : BackgroundService
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
         }
+        catch (OperationCanceledException ex) when (LeaseLost)
+        {
+            CoordinatorLog.LeaseLost(_logger, _options.JobId, _lease!.Description);
+            var lost = new CoordinatorStateException(StateProblem.Storage, _lease.Description, $"the coordinator lost its lease ({_lease.Description}): another coordinator may serve the job now, so this one stopped", ex);
+            _status.SetFailed(lost);
+            throw lost;
+        }
         catch (Exception ex)
         {
             CoordinatorLog.Failed(_logger, ex);
@@ -133,6 +140,12 @@ public sealed partial class CoordinatorService : BackgroundService
         {
             CoordinatorLog.InsecureAdmission(_logger, o.AllowSimulatedAttestation, o.AllowUnattestedWorkers);
         }
+
+        // Shared state (PostgreSQL): wait as standby until this process holds the lease; then load it exactly like a restart.
+        using var lease = await AcquireLeaseAsync(data, ct).ConfigureAwait(false);
+        _lease = lease;
+        using var serving = CancellationTokenSource.CreateLinkedTokenSource(ct, lease.Lost);
+        ct = serving.Token;
 
         // Cross-checks coordinator.db, ledger.db, checkpoints, settlements and ledger-signer.key, or refuses to start.
         using var folder = CoordinatorStateFolder.Open(data, _stateBackend, o.JobId, _logger, ct);
@@ -286,7 +299,7 @@ public sealed partial class CoordinatorService : BackgroundService
                 finally
                 {
                     _stopping = true;
-                    if (!_status.Completed)
+                    if (!_status.Completed && !LeaseLost)
                     {
                         CoordinatorLog.Stopping(_logger, _sessions.Count);
                         await SayGoodbyeAsync("the coordinator is shutting down", rejoinLater: true).ConfigureAwait(false);
