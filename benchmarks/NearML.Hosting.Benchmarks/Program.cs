@@ -1,7 +1,7 @@
 using NearML.Hosting.Benchmarks;
 
 // Coordinator copies benchmark (issue 15 §2 "Copies"):
-//   dotnet run -c Release --project benchmarks/NearML.Hosting.Benchmarks -- rounds [--workers 50] [--hidden 1262] [--rounds 5] [--warmup 2] [--encodings int8,fp32] [--download 1] [--json out.jsonl]
+//   dotnet run -c Release --project benchmarks/NearML.Hosting.Benchmarks -- rounds [--workers 50] [--hidden 679] [--rounds 5] [--warmup 2] [--encodings int8,fp32] [--download 1] [--json out.jsonl]
 // The coordinator runs in this process (a real CoordinatorService in a generic host, TLS on 127.0.0.1); the workers run in a
 // child process ("workers" mode) so that GC.GetTotalAllocatedBytes and the process CPU time measured here are the
 // coordinator's alone.

@@ -42,7 +42,8 @@ internal static class RoundsHarness
     public static async Task<int> RunAsync(string[] args)
     {
         var workers = (int)Args.Get(args, "--workers", 50);
-        var hidden = (int)Args.Get(args, "--hidden", 1262);
+        // the built-in "mlp" is 784 → hidden → hidden → 10: 679 gives 1,001,535 parameters
+        var hidden = (int)Args.Get(args, "--hidden", 679);
         var rounds = (int)Args.Get(args, "--rounds", 5);
         var warmup = (int)Args.Get(args, "--warmup", 2);
         var download = Args.Get(args, "--download", 1) != 0;
@@ -104,7 +105,7 @@ internal static class RoundsHarness
         var starts = new Dictionary<Activity, (long Alloc, TimeSpan Cpu, long Timestamp, int Gen2)>();
         var payloads = new Dictionary<long, long>();
         var reduce = new Dictionary<long, double>();
-        var parameters = 784 * hidden + hidden + hidden * 10 + 10;
+        var parameters = 0;
         using var listener = new ActivityListener
         {
             ShouldListenTo = s => s.Name == NearMLTracing.SourceName,
@@ -190,6 +191,7 @@ internal static class RoundsHarness
         await host.StartAsync();
         var status = host.Services.GetRequiredService<CoordinatorStatus>();
         await status.Listening;
+        parameters = (int)status.ParameterCount;
         Console.Error.WriteLine($"{encoding}: coordinator on port {status.Port}, {parameters:N0} parameters; starting {workers} workers (load {LoadAverage():0.0})");
         using var child = StartWorkers(status.Port, status.Fingerprint!, workers, download);
         try
