@@ -392,6 +392,7 @@ public sealed partial class CoordinatorService : BackgroundService
         {
             version++;
             Publish(model.Parameters, version);
+            RecordRoundClose(cohort);
         }
         else
         {
@@ -404,6 +405,32 @@ public sealed partial class CoordinatorService : BackgroundService
         }
 
         return new RoundOutcome(version, cohort.Count, result.Accepted, result.Rejected, result.MeanLoss, result.UpdateBytes, startedMs, _time.GetElapsedTime(started));
+    }
+
+    /// <summary>
+    /// Tags the round span with <c>nearml.round.close_ms</c>: from the last cohort upload received to the new global
+    /// parameters published (what benchmarks/NearML.Hosting.Benchmarks reports as round close).
+    /// </summary>
+    private void RecordRoundClose(List<WorkerSession> cohort)
+    {
+        if (System.Diagnostics.Activity.Current is not { } span || span.OperationName != NearMLTracing.Round)
+        {
+            return;
+        }
+
+        var last = default(DateTimeOffset);
+        foreach (var s in cohort)
+        {
+            if (s.UploadEndedAt > last)
+            {
+                last = s.UploadEndedAt;
+            }
+        }
+
+        if (last != default)
+        {
+            span.SetTag("nearml.round.close_ms", Math.Max(0, (_time.GetUtcNow() - last).TotalMilliseconds));
+        }
     }
 
     /// <summary>
