@@ -106,6 +106,13 @@ public sealed partial class CoordinatorService : BackgroundService
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
         }
+        catch (OperationCanceledException ex) when (LeaseLost)
+        {
+            CoordinatorLog.LeaseLost(_logger, _options.JobId, _lease!.Description);
+            var lost = new CoordinatorStateException(StateProblem.Storage, _lease.Description, $"the coordinator lost its lease ({_lease.Description}): another coordinator may serve the job now, so this one stopped", ex);
+            _status.SetFailed(lost);
+            throw lost;
+        }
         catch (Exception ex)
         {
             CoordinatorLog.Failed(_logger, ex);
@@ -133,6 +140,12 @@ public sealed partial class CoordinatorService : BackgroundService
         {
             CoordinatorLog.InsecureAdmission(_logger, o.AllowSimulatedAttestation, o.AllowUnattestedWorkers);
         }
+
+        // Shared state (PostgreSQL): wait as standby until this process holds the lease; then load it exactly like a restart.
+        using var lease = await AcquireLeaseAsync(data, ct).ConfigureAwait(false);
+        _lease = lease;
+        using var serving = CancellationTokenSource.CreateLinkedTokenSource(ct, lease.Lost);
+        ct = serving.Token;
 
         // Cross-checks coordinator.db, ledger.db, checkpoints, settlements and ledger-signer.key, or refuses to start.
         using var folder = CoordinatorStateFolder.Open(data, _stateBackend, o.JobId, _logger, ct);
@@ -178,6 +191,7 @@ public sealed partial class CoordinatorService : BackgroundService
             HeartbeatTimeout = o.HeartbeatInterval * 3,
             Timeout = o.HandshakeTimeout,
             Job = job.Spec.ToDescriptor(),
+            NonceSource = _attestation.Verifier.IssueNonce,
         };
         foreach (var f in _attestation.AcceptedFormats)
         {
@@ -285,7 +299,7 @@ public sealed partial class CoordinatorService : BackgroundService
                 finally
                 {
                     _stopping = true;
-                    if (!_status.Completed)
+                    if (!_status.Completed && !LeaseLost)
                     {
                         CoordinatorLog.Stopping(_logger, _sessions.Count);
                         await SayGoodbyeAsync("the coordinator is shutting down", rejoinLater: true).ConfigureAwait(false);
@@ -378,6 +392,7 @@ public sealed partial class CoordinatorService : BackgroundService
         {
             version++;
             Publish(model.Parameters, version);
+            RecordRoundClose(cohort);
         }
         else
         {
@@ -390,6 +405,32 @@ public sealed partial class CoordinatorService : BackgroundService
         }
 
         return new RoundOutcome(version, cohort.Count, result.Accepted, result.Rejected, result.MeanLoss, result.UpdateBytes, startedMs, _time.GetElapsedTime(started));
+    }
+
+    /// <summary>
+    /// Tags the round span with <c>nearml.round.close_ms</c>: from the last cohort upload received to the new global
+    /// parameters published (what benchmarks/NearML.Hosting.Benchmarks reports as round close).
+    /// </summary>
+    private void RecordRoundClose(List<WorkerSession> cohort)
+    {
+        if (System.Diagnostics.Activity.Current is not { } span || span.OperationName != NearMLTracing.Round)
+        {
+            return;
+        }
+
+        var last = default(DateTimeOffset);
+        foreach (var s in cohort)
+        {
+            if (s.UploadEndedAt > last)
+            {
+                last = s.UploadEndedAt;
+            }
+        }
+
+        if (last != default)
+        {
+            span.SetTag("nearml.round.close_ms", Math.Max(0, (_time.GetUtcNow() - last).TotalMilliseconds));
+        }
     }
 
     /// <summary>

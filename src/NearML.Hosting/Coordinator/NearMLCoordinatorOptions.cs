@@ -137,6 +137,13 @@ public sealed class NearMLCoordinatorOptions
     public TimeSpan HandshakeTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>
+    /// Gets or sets how often a standby coordinator asks for the lease on a shared state backend (PostgreSQL) while
+    /// another coordinator holds it; see docs/failover.md. Backends owned by one process (SQLite) grant it at once.
+    /// </summary>
+    /// <value>The default value is 1 second.</value>
+    public TimeSpan LeaseRetryInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
     /// Gets or sets the most connections still in their TLS or NearML handshake served at once: unauthenticated clients
     /// get this budget of their own, apart from the admitted workers' (see docs/operator-guide.md, "Connection limits").
     /// </summary>
@@ -325,6 +332,7 @@ internal sealed class NearMLCoordinatorOptionsValidator : IValidateOptions<NearM
         Check(options.RoundTimeout > TimeSpan.Zero, $"RoundTimeout {options.RoundTimeout} must be positive.");
         Check(options.HeartbeatInterval >= TimeSpan.FromMilliseconds(50), $"HeartbeatInterval {options.HeartbeatInterval} must be at least 50 ms.");
         Check(options.HandshakeTimeout > TimeSpan.Zero, $"HandshakeTimeout {options.HandshakeTimeout} must be positive.");
+        Check(options.LeaseRetryInterval > TimeSpan.Zero, $"LeaseRetryInterval {options.LeaseRetryInterval} must be positive.");
         Check(options.MaxPendingHandshakes >= 1, $"MaxPendingHandshakes {options.MaxPendingHandshakes} must be at least 1.");
         Check(
             options.MaxPendingHandshakesPerAddress >= 1 && options.MaxPendingHandshakesPerAddress <= options.MaxPendingHandshakes,
