@@ -32,7 +32,7 @@ public sealed class ProtocolVersionTests
         {
             TargetHost = "127.0.0.1",
             EnabledSslProtocols = SslProtocols.Tls13,
-            RemoteCertificateValidationCallback = (_, certificate, chain, errors) => trust.Validate(certificate, chain, errors, out _),
+            RemoteCertificateValidationCallback = (sender, certificate, chain, errors) => trust.Validate(certificate, chain, errors, out var reason),
         });
 
         // The 1.x Hello: same fields as 2.0's (the handshake messages did not change), so only the version tells them apart.
