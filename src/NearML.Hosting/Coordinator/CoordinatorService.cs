@@ -795,14 +795,10 @@ public sealed partial class CoordinatorService : BackgroundService
             WeightDecay = o.WeightDecay,
             OuterLearningRate = o.OuterLearningRate,
             OuterMomentum = o.OuterMomentum,
-            Compression = _protocol.UpdateEncoding,
+            UpdateEncoding = _protocol.UpdateEncoding,
+            RoundProtocol = _protocol.Name,
             Seed = (ulong)o.Seed,
         };
-        h.Extra["dataset"] = _dataset!.Manifest.Name;
-        h.Extra["shard_count"] = _dataset.ShardCount.ToString(CultureInfo.InvariantCulture);
-        h.Extra["requested_shard_count"] = o.ShardCount.ToString(CultureInfo.InvariantCulture);
-        h.Extra["manifest_root"] = _dataset.ManifestRootHex;
-        h.Extra["secure"] = "false";
         return h;
     }
 
