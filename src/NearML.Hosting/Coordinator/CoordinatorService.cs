@@ -237,6 +237,17 @@ public sealed partial class CoordinatorService : BackgroundService
                 var lastCheckpointed = nextRound - 1;
                 try
                 {
+                    // An epoch whose last round was recorded but not settled — the coordinator died in between (a crash, or
+                    // a failover to a standby) — is settled now, before the next round opens a later epoch.
+                    var openEpoch = nextRound >= o.Rounds ? long.MaxValue : Math.Max(nextRound / o.SettleEveryRounds, ledger.Head.LastEpoch);
+                    foreach (var missed in ledger.Store.ListEpochs().Where(e => e < openEpoch && !settledEpochs.Contains(e)).Order().ToList())
+                    {
+                        if (await _settlement.SettleAsync(missed, ledger, state, ct).ConfigureAwait(false))
+                        {
+                            settledEpochs.Add(missed);
+                        }
+                    }
+
                     for (var round = nextRound; round < o.Rounds; round++)
                     {
                         using var roundSpan = NearMLTracing.StartRound(o.JobId, round);
