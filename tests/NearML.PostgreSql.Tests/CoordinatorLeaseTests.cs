@@ -27,7 +27,7 @@ public sealed class CoordinatorLeaseTests
     {
         PostgreSqlServer.RequireServer();
         var schema = PostgreSqlServer.NewSchema();
-        using var first = Backend(schema);
+        using var first = Backend(schema, TimeSpan.FromMilliseconds(100));
         using var second = Backend(schema);
         var lease = first.TryAcquireLease("/unused", "job");
         Assert.IsNotNull(lease);
@@ -41,7 +41,9 @@ public sealed class CoordinatorLeaseTests
                 Assert.IsNull(first.TryAcquireLease("/unused", "job"), "the lease is not re-entrant across sessions");
             }
 
-            Assert.IsFalse(lease.Lost.IsCancellationRequested);
+            // The holder's check (every 100 ms here) finds its session still holding the lock: not lost.
+            Thread.Sleep(800);
+            Assert.IsFalse(lease.Lost.IsCancellationRequested, "the holder's own check lost a lease it holds");
         }
         finally
         {
@@ -148,6 +150,8 @@ public sealed class CoordinatorLeaseTests
             Assert.AreEqual(0, statusB.Port, "a standby must not listen");
             Assert.IsFalse(statusB.Listening.IsCompleted);
 
+            Assert.IsNull(statusA.LastError, "the serving coordinator must keep its lease while the standby waits");
+            Assert.AreEqual(CoordinatorRole.Serving, statusA.Role);
             var watch = Stopwatch.StartNew();
             await a.StopAsync(cts.Token);
             await statusB.Listening.WaitAsync(TimeSpan.FromSeconds(30), cts.Token);
