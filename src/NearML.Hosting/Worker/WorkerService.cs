@@ -47,6 +47,7 @@ public sealed partial class WorkerService : BackgroundService
     private readonly NearMLMetrics? _metrics;
     private Ed25519Identity? _identity;
     private CoordinatorTrust? _trust;
+    private CoordinatorAddresses? _addresses;
     private IAttestationEvidenceProvider? _evidence;
     private WorkerReceiptLog? _receipts;
     private WorkerJob? _job;
@@ -103,12 +104,17 @@ public sealed partial class WorkerService : BackgroundService
         }
 
         _trust = _options.CreateTrust();
+        _addresses = CoordinatorAddresses.FromOptions(_options);
         _evidence = CreateEvidenceProvider();
         _receipts = new WorkerReceiptLog(
             _options.DataDirectory,
             string.IsNullOrWhiteSpace(_options.CoordinatorReceiptKey) ? null : NearPublicKey.Parse(_options.CoordinatorReceiptKey));
-        LogStarting(_logger, _options.WorkerId, _identity.Fingerprint, _options.CoordinatorHost, _options.CoordinatorPort,
-            _trust.IsPinned ? "pinned certificate" : "CA validation", _options.AttestationProvider);
+        if (_logger.IsEnabled(LogLevel.Information))
+        {
+            var all = string.Join(", ", _addresses.All);
+            LogStarting(_logger, _options.WorkerId, _identity.Fingerprint, all, _trust.IsPinned ? "pinned certificate" : "CA validation", _options.AttestationProvider);
+        }
+
         return base.StartAsync(cancellationToken);
     }
 
@@ -175,10 +181,17 @@ public sealed partial class WorkerService : BackgroundService
                 }
             }
 
-            var delay = backoff.Next();
+            // Several coordinators (a serving one and standbys): the next address at once; back off after all failed.
+            var addresses = _addresses!;
+            var delay = addresses.Failed() ? backoff.Next() : _options.InitialReconnectDelay / 2;
             _status.SetState(WorkerState.Reconnecting);
             _status.AddReconnect();
             LogReconnecting(_logger, delay.TotalSeconds, backoff.Attempt);
+            if (addresses.All.Count > 1 && _logger.IsEnabled(LogLevel.Information))
+            {
+                var next = addresses.Current.ToString();
+                LogNextCoordinator(_logger, next, addresses.CurrentIndex + 1, addresses.All.Count);
+            }
             try
             {
                 await Task.Delay(delay, _time, stoppingToken).ConfigureAwait(false);
@@ -196,6 +209,7 @@ public sealed partial class WorkerService : BackgroundService
     private async Task RunSessionAsync(ReconnectBackoff backoff, CancellationToken stopping)
     {
         _status.SetState(WorkerState.Connecting);
+        var address = _addresses!.Current;
         FrameConnection connection;
         using (var connectDeadline = CancellationTokenSource.CreateLinkedTokenSource(stopping))
         {
@@ -203,12 +217,12 @@ public sealed partial class WorkerService : BackgroundService
             try
             {
                 connection = await ProtocolConnector.ConnectAsync(
-                    _options.CoordinatorHost, _options.CoordinatorPort, _trust!, null, null, connectDeadline.Token).ConfigureAwait(false);
+                    address.Host, address.Port, _trust!, null, null, connectDeadline.Token).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (!stopping.IsCancellationRequested)
             {
                 throw new ProtocolException(
-                    ErrorCode.Timeout, $"connecting to {_options.CoordinatorHost}:{_options.CoordinatorPort} took longer than {_options.ConnectTimeout.TotalSeconds:0.#} s");
+                    ErrorCode.Timeout, $"connecting to {address} took longer than {_options.ConnectTimeout.TotalSeconds:0.#} s");
             }
         }
 
@@ -309,6 +323,7 @@ public sealed partial class WorkerService : BackgroundService
                 },
                 stopping)).ConfigureAwait(false);
             backoff.Reset();
+            owner._addresses!.Admitted();
             Status.SetAttestation(owner._evidence is null ? NearMLWorkerOptions.NoProvider : options.AttestationProvider);
             Status.SetError(null);
             SyncTraffic();
