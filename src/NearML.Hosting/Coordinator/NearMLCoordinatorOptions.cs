@@ -95,7 +95,7 @@ public sealed class NearMLCoordinatorOptions
 
     /// <summary>Gets or sets the update encoding (<c>fp32</c>, <c>fp16</c>, <c>int8</c>, <c>int4</c>).</summary>
     /// <value>The default value is <c>int8</c>.</value>
-    public string Compression { get; set; } = UpdateEncoding.Default;
+    public string Compression { get; set; } = UpdateEncodings.DefaultName;
 
     /// <summary>Gets or sets the job seed (model initialisation, shard order, data order).</summary>
     /// <value>The default value is 1.</value>
@@ -321,7 +321,7 @@ internal sealed class NearMLCoordinatorOptionsValidator : IValidateOptions<NearM
         Check(Finite(options.WeightDecay) && options.WeightDecay >= 0, $"WeightDecay {options.WeightDecay} must be non-negative and finite.");
         Check(Finite(options.OuterLearningRate) && options.OuterLearningRate > 0, $"OuterLearningRate {options.OuterLearningRate} must be positive and finite.");
         Check(Finite(options.OuterMomentum) && options.OuterMomentum > 0 && options.OuterMomentum < 1, $"OuterMomentum {options.OuterMomentum} must be in (0, 1) (Nesterov needs momentum).");
-        Check(UpdateEncoding.IsKnown(options.Compression), $"Compression '{options.Compression}' is unknown (known: {string.Join(", ", UpdateEncoding.Names)}).");
+        Check(UpdateEncodings.IsKnown(options.Compression), $"Compression '{options.Compression}' is unknown (known: {string.Join(", ", UpdateEncodings.Names)}).");
         var strategy = options.SyncStrategy?.Trim().ToLowerInvariant();
         Check(strategy is "diloco" or "ddp" or "demo", $"SyncStrategy '{options.SyncStrategy}' is unknown; use 'diloco', 'ddp' or 'demo'.");
         Check(
