@@ -108,8 +108,8 @@ public sealed partial class CoordinatorService : BackgroundService
         }
         catch (OperationCanceledException ex) when (LeaseLost)
         {
-            CoordinatorLog.LeaseLost(_logger, _options.JobId, _lease!.Description);
-            var lost = new CoordinatorStateException(StateProblem.Storage, _lease.Description, $"the coordinator lost its lease ({_lease.Description}): another coordinator may serve the job now, so this one stopped", ex);
+            CoordinatorLog.LeaseLost(_logger, _options.JobId, _leaseDescription);
+            var lost = new CoordinatorStateException(StateProblem.Storage, _leaseDescription, $"the coordinator lost its lease ({_leaseDescription}): another coordinator may serve the job now, so this one stopped", ex);
             _status.SetFailed(lost);
             throw lost;
         }
@@ -143,7 +143,8 @@ public sealed partial class CoordinatorService : BackgroundService
 
         // Shared state (PostgreSQL): wait as standby until this process holds the lease; then load it exactly like a restart.
         using var lease = await AcquireLeaseAsync(data, ct).ConfigureAwait(false);
-        _lease = lease;
+        _leaseDescription = lease.Description;
+        using var lost = lease.Lost.Register(() => _leaseLost = true);
         using var serving = CancellationTokenSource.CreateLinkedTokenSource(ct, lease.Lost);
         ct = serving.Token;
 
