@@ -37,10 +37,10 @@ internal static class DiLoCoAccuracy
         Console.WriteLine("|---|---|---|---|---|---|");
         var runs = new List<(string Name, PseudoGradientEncoding Encoding, int RingValueBits)>
         {
-            ("fp32", PseudoGradientEncoding.Float32, 0),
+            ("fp32", PseudoGradientEncoding.Fp32, 0),
             ("int8 (block 64 scales)", PseudoGradientEncoding.Int8, 0),
         };
-        runs.AddRange(bitsList.Select(b => ($"secure ring B = {b} (c = H·lr = {h * Lr:G3}, stochastic)", PseudoGradientEncoding.Float32, b)));
+        runs.AddRange(bitsList.Select(b => ($"secure ring B = {b} (c = H·lr = {h * Lr:G3}, stochastic)", PseudoGradientEncoding.Fp32, b)));
         double baseline = double.NaN;
         foreach (var (name, encoding, ringBits) in runs)
         {

@@ -6,6 +6,7 @@ namespace NearML.Samples.Coordinator;
 
 /// <summary>
 /// Prints one machine-readable line on stdout per coordinator event, for people and for the process tests:
+/// <c>STANDBY job=…</c> (another coordinator holds the lease on the shared PostgreSQL state),
 /// <c>LISTENING port=7420 fingerprint=AB:CD:…</c>, <c>WORKERS connected=3 ids=w0,w1,w2</c>,
 /// <c>ROUND 3 COMPLETE acc=0.8512 accepted=2 cohort=3 rejected=0 loss=0.41 ms=2300</c>, <c>SETTLEMENT tx=…</c>,
 /// <c>TRAINING COMPLETE rounds=10 acc=… ledger_root=…</c>. When training is complete it stops the host (exit code 0).
@@ -31,6 +32,7 @@ internal sealed class CoordinatorStatusLines(CoordinatorStatus status, IHostAppl
 
         status.StatusChanged += OnChanged;
         var listening = false;
+        var standby = false;
         string? lastWorkers = null;
         var rounds = 0;
         var settlements = 0;
@@ -38,6 +40,12 @@ internal sealed class CoordinatorStatusLines(CoordinatorStatus status, IHostAppl
         {
             while (!stoppingToken.IsCancellationRequested)
             {
+                if (!standby && status.Role == CoordinatorRole.Standby)
+                {
+                    standby = true;
+                    Emit($"STANDBY job={status.JobId}");
+                }
+
                 if (!listening && status.Port > 0 && status.Fingerprint is { Length: > 0 } fingerprint)
                 {
                     listening = true;

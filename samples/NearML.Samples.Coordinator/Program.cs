@@ -9,6 +9,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using NearML.Hosting;
 using NearML.Hosting.Coordinator;
+using NearML.PostgreSql;
 using NearML.Samples;
 using NearML.Samples.Coordinator;
 
@@ -35,18 +36,24 @@ var maxWorkers = new Option<int?>("--max-workers") { Description = "Most workers
 var roundTimeout = new Option<TimeSpan?>("--round-timeout") { Description = "Round deadline (00:05:00)", HelpName = "HH:MM:SS" };
 var heartbeat = new Option<TimeSpan?>("--heartbeat") { Description = "Heartbeat interval (00:00:15)", HelpName = "HH:MM:SS" };
 var settleEvery = new Option<int?>("--settle-every") { Description = "Settle the ledger every N rounds (dry run unless configured)", HelpName = "N" };
+var settlementKey = new Option<string>("--settlement-key") { Description = "Payer key file of SettlementAccount (ed25519:<base58> or a NEAR CLI credential file); required for live settlement, never the ledger key (dry run default: DIR/settlement-payer.key, generated)", HelpName = "FILE" };
 var allowSimulated = new Option<bool>("--allow-simulated-attestation") { Description = "DEVELOPMENT ONLY: admit workers with simulated TEE evidence" };
 var secure = new Option<bool>("--secure") { Description = "Secure aggregation (SecAgg+): the coordinator learns only the sum of updates" };
+var postgres = new Option<string>("--postgres") { Description = "Keep the state, ledger and settlements in PostgreSQL (Npgsql connection string); two coordinators on one database: one serves, the other stands by (docs/failover.md)", HelpName = "CONNSTR" };
+var postgresSchema = new Option<string>("--postgres-schema") { Description = "With --postgres: the schema of this job's tables (nearml)", HelpName = "NAME" };
 
 var root = new RootCommand("""
     NearML.Samples.Coordinator: runs a NearML training coordinator.
     Any NearML:Coordinator:* key can also be set in appsettings.json, as --NearML:Coordinator:Key=value, or as the environment
     variable NearML__Coordinator__Key. Status lines on stdout: LISTENING, WORKERS, ROUND ... COMPLETE, SETTLEMENT, TRAINING COMPLETE.
+    With --postgres, two coordinators may share one database: one holds the lease and serves, the other prints STANDBY and
+    takes over (loading the state like a restart) when the first dies; give both the same --data folder (shared storage:
+    checkpoints, signing key, certificate) or the same --cert (docs/failover.md).
     Ctrl+C or SIGTERM stops cleanly. Exit codes: 0 training complete or stopped, 1 failed, 2 bad input.
     """)
 {
     listen, port, data, dataset, cert, model, rounds, steps, batchSize, shards, compression, seed, minWorkers, maxWorkers, roundTimeout, heartbeat,
-    settleEvery, allowSimulated, secure,
+    settleEvery, settlementKey, allowSimulated, secure, postgres, postgresSchema,
 };
 
 root.SetAction(async (parse, _) =>
@@ -69,8 +76,11 @@ root.SetAction(async (parse, _) =>
     overrides.Set(roundTimeout, "RoundTimeout", v => v!.Value.ToString("c"));
     overrides.Set(heartbeat, "HeartbeatInterval", v => v!.Value.ToString("c"));
     overrides.Set(settleEvery, "SettleEveryRounds", v => SampleCommandLine.Invariant(v!.Value));
+    overrides.Set(settlementKey, "SettlementKeyPath", v => v);
     overrides.Set(allowSimulated, "AllowSimulatedAttestation", v => v ? "true" : "false");
     overrides.Set(secure, "SecureAggregation", v => v ? "true" : "false");
+    overrides.Set(postgres, "PostgreSql:ConnectionString", v => v);
+    overrides.Set(postgresSchema, "PostgreSql:Schema", v => v);
     return await RunAsync([.. configArgs], overrides.Values).ConfigureAwait(false);
 });
 
@@ -100,7 +110,12 @@ static async Task<int> RunAsync(string[] configArgs, Dictionary<string, string?>
     SampleHost.ConfigureLogging(builder);
     builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(20));
 
-    builder.Services.AddNearMLCoordinator(section);
+    var coordinator = builder.Services.AddNearMLCoordinator(section);
+    var postgreSql = section.GetSection("PostgreSql");
+    if (!string.IsNullOrWhiteSpace(postgreSql["ConnectionString"]))
+    {
+        coordinator.UsePostgreSql(postgreSql);
+    }
     builder.Services.AddHostedService<CoordinatorStatusLines>();
 
     using var host = builder.Build();

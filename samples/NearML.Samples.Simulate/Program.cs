@@ -362,8 +362,8 @@ internal static class Simulator
         OuterMomentum = cfg.OuterMomentum,
         Encoding = cfg.Encoding switch
         {
-            "fp32" => PseudoGradientEncoding.Float32,
-            "fp16" => PseudoGradientEncoding.Float16,
+            "fp32" => PseudoGradientEncoding.Fp32,
+            "fp16" => PseudoGradientEncoding.Fp16,
             "int8" => PseudoGradientEncoding.Int8,
             "int4" => PseudoGradientEncoding.Int4,
             _ => throw new ArgumentException($"Unknown --encoding '{cfg.Encoding}' (fp32, fp16, int8, int4)."),

@@ -20,7 +20,12 @@ if (configError is not null)
     return SampleCommandLine.Fail(SampleCommandLine.BadInput, configError);
 }
 
-var coordinator = new Option<string>("--coordinator") { Description = "Coordinator host (127.0.0.1)", HelpName = "HOST" };
+var coordinator = new Option<string[]>("--coordinator")
+{
+    Description = "Coordinator host or host:port (127.0.0.1); repeat it for a serving coordinator and its standbys: the worker tries them in turn (docs/failover.md)",
+    HelpName = "HOST[:PORT]",
+    AllowMultipleArgumentsPerToken = false,
+};
 var port = new Option<int?>("--port") { Description = "Coordinator port (7420)", HelpName = "N" };
 var fingerprint = new Option<string>("--fingerprint") { Description = "Pin the coordinator's certificate (SHA-256, printed by the coordinator)", HelpName = "AB:CD:.." };
 var id = new Option<string>("--id") { Description = "Worker id (required; payouts go to it)", HelpName = "NAME" };
@@ -51,7 +56,21 @@ root.SetAction(async (parse, cancellationToken) =>
 {
     const string S = NearMLWorkerOptions.SectionName;
     var overrides = new ConfigOverrides(parse, S);
-    overrides.Set(coordinator, "CoordinatorHost", v => v);
+    if (parse.GetValue(coordinator) is { Length: > 0 } addresses)
+    {
+        if (addresses.Length == 1 && !addresses[0].Contains(':', StringComparison.Ordinal))
+        {
+            overrides.Values[$"{S}:CoordinatorHost"] = addresses[0];
+        }
+        else
+        {
+            for (var i = 0; i < addresses.Length; i++)
+            {
+                overrides.Values[$"{S}:CoordinatorAddresses:{SampleCommandLine.Invariant(i)}"] = addresses[i];
+            }
+        }
+    }
+
     overrides.Set(port, "CoordinatorPort", v => SampleCommandLine.Invariant(v!.Value));
     overrides.Set(fingerprint, "CoordinatorFingerprint", v => v);
     overrides.Set(id, "WorkerId", v => v);

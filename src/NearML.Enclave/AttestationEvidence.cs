@@ -33,6 +33,14 @@ public sealed class AttestationEvidence
 
     /// <summary>Gets the provider name.</summary>
     public string ProviderName { get; }
+
+    /// <summary>
+    /// Gets the TDX event log (TCG crypto-agile, as in the ACPI CCEL area) that explains the quote's RTMR0–3, or empty when
+    /// none is sent. When present, <see cref="AttestationVerifier"/> replays it and refuses the evidence unless every RTMR
+    /// matches the quote (rules <c>event-log.rtmr0</c> … <c>event-log.rtmr3</c>); with any other vendor it is refused.
+    /// </summary>
+    /// <value>The default value is empty.</value>
+    public ReadOnlyMemory<byte> EventLog { get; init; }
 }
 
 /// <summary>Produces TEE evidence whose report data the caller chooses (see <see cref="AttestationBinding"/>).</summary>

@@ -66,8 +66,18 @@ public sealed partial class AttestationVerifier
     /// <summary>Gets or sets how to find the VCEK/VLEK and ASK/ARK for an SNP report (for example from a KDS cache keyed by CHIP_ID and REPORTED_TCB).</summary>
     public Func<SnpReport, SnpCertificates?>? SnpCertificateResolver { get; set; }
 
-    /// <summary>Gets or sets optional TDX event logs per quote: when set and returning a log, RTMR0–3 must replay from it.</summary>
+    /// <summary>
+    /// Gets or sets where to find a TDX quote's event log when the evidence carries none (<see cref="AttestationEvidence.EventLog"/>):
+    /// when set and returning a log, RTMR0–3 must replay from it.
+    /// </summary>
     public Func<TdxQuote, TdxEventLog?>? TdxEventLogResolver { get; set; }
+
+    /// <summary>Gets the policy in force (the fixed one, or the configuration's current value).</summary>
+    public AttestationPolicy Policy => _policy ?? _policyMonitor!.CurrentValue;
+
+    /// <summary>Issues a fresh single-use nonce from this verifier's <see cref="AttestationNonceStore"/>, the store <c>Verify</c> consumes from.</summary>
+    /// <returns>32 random bytes.</returns>
+    public byte[] IssueNonce() => _nonces.Issue();
 
     /// <summary>Verifies evidence for a session.</summary>
     /// <param name="evidence">The evidence.</param>
@@ -83,7 +93,52 @@ public sealed partial class AttestationVerifier
     {
         ArgumentNullException.ThrowIfNull(evidence);
         ArgumentNullException.ThrowIfNull(contextLabel);
-        AttestationPolicy policy = _policy ?? _policyMonitor!.CurrentValue;
+        Span<byte> expected = stackalloc byte[AttestationBinding.ReportDataLength];
+        AttestationBinding.ComputeReportData(identityPublicKey, nonce, contextLabel, expected);
+        return Verify(
+            evidence,
+            expected,
+            nonce,
+            "report data = SHA-512(identity key ‖ nonce ‖ context label)",
+            "report data does not bind this identity key, nonce and context label (evidence for another key or session)");
+    }
+
+    /// <summary>
+    /// Verifies evidence for a session whose protocol derives the report data itself (NearML's handshake: SHA-512 over a
+    /// transcript holding both nonces, the identity key and the TLS channel binding). Everything else is as in
+    /// <see cref="Verify(AttestationEvidence, ReadOnlySpan{byte}, ReadOnlySpan{byte}, string)"/>: parse and verify, the
+    /// event log, the binding (report data = <paramref name="expectedReportData"/>), the nonce consumed once, the policy.
+    /// </summary>
+    /// <param name="evidence">The evidence.</param>
+    /// <param name="expectedReportData">The 64 bytes the evidence must carry; the caller's derivation must commit to <paramref name="nonce"/>.</param>
+    /// <param name="nonce">The nonce this verifier issued (<see cref="IssueNonce"/>) for the session.</param>
+    /// <returns>The verdict with every rule (malformed or unverifiable evidence gives a refused verdict, never an exception).</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="evidence"/> is <see langword="null"/>.</exception>
+    /// <exception cref="ArgumentException"><paramref name="expectedReportData"/> is not 64 bytes or <paramref name="nonce"/> is empty.</exception>
+    public AttestationVerdict VerifyWithReportData(AttestationEvidence evidence, ReadOnlySpan<byte> expectedReportData, ReadOnlySpan<byte> nonce)
+    {
+        ArgumentNullException.ThrowIfNull(evidence);
+        if (expectedReportData.Length != AttestationBinding.ReportDataLength)
+        {
+            throw new ArgumentException($"the expected report data must be {AttestationBinding.ReportDataLength} bytes, got {expectedReportData.Length}", nameof(expectedReportData));
+        }
+
+        if (nonce.IsEmpty)
+        {
+            throw new ArgumentException("the nonce is empty", nameof(nonce));
+        }
+
+        return Verify(
+            evidence,
+            expectedReportData,
+            nonce,
+            "report data = the session's report data",
+            "report data does not bind this handshake (evidence made for another session or identity key)");
+    }
+
+    private AttestationVerdict Verify(AttestationEvidence evidence, ReadOnlySpan<byte> expected, ReadOnlySpan<byte> nonce, string boundDetail, string unboundDetail)
+    {
+        AttestationPolicy policy = Policy;
         DateTimeOffset at = _time.GetUtcNow();
         var rules = new List<AttestationCheck>(24);
 
@@ -115,12 +170,8 @@ public sealed partial class AttestationVerifier
 
         policy.AddEvidenceRules(rules, claims);
 
-        Span<byte> expected = stackalloc byte[AttestationBinding.ReportDataLength];
-        AttestationBinding.ComputeReportData(identityPublicKey, nonce, contextLabel, expected);
-        bool bound = CryptographicOperations.FixedTimeEquals(expected, claims.ReportData.Span);
-        rules.Add(new AttestationCheck("binding.report-data", bound, bound
-            ? "report data = SHA-512(identity key ‖ nonce ‖ context label)"
-            : "report data does not bind this identity key, nonce and context label (evidence for another key or session)"));
+        bool bound = claims.ReportData.Length == expected.Length && CryptographicOperations.FixedTimeEquals(expected, claims.ReportData.Span);
+        rules.Add(new AttestationCheck("binding.report-data", bound, bound ? boundDetail : unboundDetail));
 
         if (bound && claims.Authentic)
         {
@@ -151,16 +202,26 @@ public sealed partial class AttestationVerifier
 
     private AttestationClaims BuildClaims(AttestationEvidence evidence, DateTimeOffset at, List<AttestationCheck> rules)
     {
+        if (!evidence.EventLog.IsEmpty && evidence.Vendor != AttestationVendor.IntelTdx)
+        {
+            rules.Add(new AttestationCheck("event-log.vendor", false, $"an event log came with {evidence.Vendor} evidence; only TDX event logs can be checked"));
+        }
+
         switch (evidence.Vendor)
         {
             case AttestationVendor.IntelTdx:
                 var quote = TdxQuote.Parse(evidence.Evidence);
                 TdxVerificationResult tr = _tdx.Verify(quote, TdxCollateral, at);
                 AttestationClaims c = AttestationClaims.FromTdx(quote, tr);
-                if (TdxEventLogResolver?.Invoke(quote) is { } log)
+                TdxEventLog? log = evidence.EventLog.IsEmpty ? TdxEventLogResolver?.Invoke(quote) : TdxEventLog.Parse(evidence.EventLog);
+                if (log is not null)
                 {
+                    // The replay is a rule of its own (not only a verification check), so a policy without
+                    // RequireFullVerification still refuses a log that does not explain the quote's RTMRs.
+                    IReadOnlyList<AttestationCheck> replay = log.CompareWithQuote(quote);
+                    rules.AddRange(replay);
                     var all = new List<AttestationCheck>(c.VerificationChecks);
-                    all.AddRange(log.CompareWithQuote(quote));
+                    all.AddRange(replay);
                     c = new AttestationClaims
                     {
                         Vendor = c.Vendor, VerificationChecks = all, Authentic = c.Authentic, TcbStatus = c.TcbStatus, AdvisoryIds = c.AdvisoryIds,

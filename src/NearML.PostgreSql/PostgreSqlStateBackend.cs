@@ -13,6 +13,8 @@ namespace NearML.PostgreSql;
 public sealed class PostgreSqlStateBackend : ICoordinatorStateBackend, IDisposable
 {
     private readonly PgSchema _schema;
+    private readonly string _connectionString;
+    private readonly TimeSpan _leaseCheckInterval;
 
     /// <summary>Initializes a new instance.</summary>
     /// <param name="options">The connection string and schema.</param>
@@ -25,6 +27,9 @@ public sealed class PostgreSqlStateBackend : ICoordinatorStateBackend, IDisposab
             throw new ArgumentException("PostgreSqlStateOptions.ConnectionString is required (NearML:Coordinator:PostgreSql:ConnectionString).", nameof(options));
         }
 
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(options.LeaseCheckInterval, TimeSpan.Zero, nameof(options));
+        _connectionString = options.ConnectionString;
+        _leaseCheckInterval = options.LeaseCheckInterval;
         var dataSource = NpgsqlDataSource.Create(options.ConnectionString);
         try
         {
@@ -83,6 +88,16 @@ public sealed class PostgreSqlStateBackend : ICoordinatorStateBackend, IDisposab
 
     /// <inheritdoc/>
     public ISettlementStore OpenSettlement(string directory) => new PostgreSqlSettlementStore(_schema.DataSource, _schema.Name);
+
+    /// <inheritdoc/>
+    /// <remarks>
+    /// A session-level advisory lock keyed by the schema (<c>pg_try_advisory_lock</c>), on a dedicated connection outside
+    /// the pool that stays open for the lease's life. PostgreSQL releases it when the session ends, so when the holder
+    /// dies — even by SIGKILL — a standby's next call gets it. The holder checks its session every
+    /// <see cref="PostgreSqlStateOptions.LeaseCheckInterval"/> and the lease's <see cref="ICoordinatorLease.Lost"/> fires
+    /// when the check fails.
+    /// </remarks>
+    public ICoordinatorLease? TryAcquireLease(string directory, string jobId) => PgLease.TryAcquire(_connectionString, _schema, _leaseCheckInterval);
 
     /// <inheritdoc/>
     public void Dispose() => _schema.DataSource.Dispose();

@@ -16,4 +16,11 @@ public sealed class PostgreSqlStateOptions
     /// <summary>Gets or sets the schema that holds this job's tables (one schema per job; created if missing).</summary>
     /// <value>The default value is <c>nearml</c>.</value>
     public string Schema { get; set; } = DefaultSchema;
+
+    /// <summary>
+    /// Gets or sets how often the coordinator that holds the lease (a session-level advisory lock on a dedicated
+    /// connection; docs/failover.md) checks that its session still holds it; when the check fails the coordinator stops.
+    /// </summary>
+    /// <value>The default value is 1 second.</value>
+    public TimeSpan LeaseCheckInterval { get; set; } = TimeSpan.FromSeconds(1);
 }

@@ -148,8 +148,8 @@ internal sealed class HostileWorker : IAsyncDisposable
             };
         }
 
-        var encoding = a.HyperParameters.Compression;
-        var payload = UpdateEncoding.Encode(encoding, delta);
+        var encoding = a.HyperParameters.UpdateEncoding;
+        var payload = UpdateEncodings.Encode(encoding, delta);
         var sha = System.Security.Cryptography.SHA256.HashData(payload);
         const int Part = 1 << 20;
         var parts = (payload.Length + Part - 1) / Part;

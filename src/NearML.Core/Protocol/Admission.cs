@@ -6,7 +6,12 @@ namespace NearML.Core.Protocol;
 /// <summary>Attestation evidence a worker presents, in some format, whose report data is the handshake's report data.</summary>
 /// <param name="Format">Format name, e.g. <c>simulated</c>, <c>sev-snp</c>, <c>tdx</c>.</param>
 /// <param name="Data">The evidence bytes.</param>
-public sealed record AttestationEvidence(string Format, ReadOnlyMemory<byte> Data);
+public sealed record AttestationEvidence(string Format, ReadOnlyMemory<byte> Data)
+{
+    /// <summary>Gets the TDX event log sent with the evidence (<c>Evidence.event_log</c>), empty for none.</summary>
+    /// <value>The default value is empty.</value>
+    public ReadOnlyMemory<byte> EventLog { get; init; }
+}
 
 /// <summary>Produces attestation evidence on the worker, binding the given report data (see docs/protocol.md).</summary>
 public interface IAttestationEvidenceProvider
@@ -22,8 +27,10 @@ public interface IAttestationEvidenceProvider
 /// <summary>Everything the coordinator knows about a worker asking to be admitted, after its identity signature checked out.</summary>
 public sealed class AdmissionRequest
 {
-    internal AdmissionRequest(Hello hello, Evidence evidence, ReadOnlyMemory<byte> reportData, EndPoint? remoteEndPoint)
+    internal AdmissionRequest(Hello hello, Evidence evidence, ReadOnlyMemory<byte> reportData, ReadOnlyMemory<byte> coordinatorNonce, EndPoint? remoteEndPoint)
     {
+        CoordinatorNonce = coordinatorNonce;
+        EventLog = evidence.EventLog.Memory;
         WorkerId = hello.WorkerId;
         PublicKey = hello.IdentityPublicKey.ToByteArray();
         Capabilities = hello.Capabilities ?? new WorkerCapabilities();
@@ -59,6 +66,12 @@ public sealed class AdmissionRequest
 
     /// <summary>Gets the report data the evidence must bind (64 bytes).</summary>
     public ReadOnlyMemory<byte> ReportData { get; }
+
+    /// <summary>Gets the coordinator's nonce sent in this handshake's <see cref="Challenge"/> (32 bytes; the report data commits to it).</summary>
+    public ReadOnlyMemory<byte> CoordinatorNonce { get; }
+
+    /// <summary>Gets the TDX event log the worker sent with its evidence, empty for none.</summary>
+    public ReadOnlyMemory<byte> EventLog { get; }
 
     /// <summary>Gets the worker's address.</summary>
     public EndPoint? RemoteEndPoint { get; }

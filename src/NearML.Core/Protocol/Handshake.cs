@@ -67,6 +67,13 @@ public sealed class CoordinatorHandshakeOptions
     /// <value>The default value is 10 seconds.</value>
     public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// Gets or sets where the <see cref="Challenge"/>'s 32-byte coordinator nonce comes from (an attestation verifier's nonce
+    /// store, so evidence answering it can be accepted once); <see langword="null"/> draws it from the CSPRNG.
+    /// </summary>
+    /// <value>The default value is <see langword="null"/>.</value>
+    public Func<byte[]>? NonceSource { get; set; }
+
     /// <summary>Gets or sets the job announced in the <see cref="Challenge"/> (workers answer with their layout fingerprint).</summary>
     /// <value>The default value is <see langword="null"/> (none announced).</value>
     public JobDescriptor? Job { get; set; }
@@ -164,6 +171,7 @@ public static class WorkerHandshake
                     Evidence_ = evidence is null ? ByteString.Empty : ByteString.CopyFrom(evidence.Data.Span),
                     IdentitySignature = ByteString.CopyFrom(identity.Sign(HandshakeTranscript.SignedMessage(transcript))),
                     LayoutFingerprint = challenge.Job is not null && options.LayoutFingerprint is not null ? options.LayoutFingerprint(challenge.Job) ?? string.Empty : string.Empty,
+                    EventLog = evidence is null || evidence.EventLog.IsEmpty ? ByteString.Empty : ByteString.CopyFrom(evidence.EventLog.Span),
                 },
                 token).ConfigureAwait(false);
 
@@ -241,10 +249,16 @@ public static class CoordinatorHandshake
                     token).ConfigureAwait(false);
             }
 
+            var nonce = options.NonceSource?.Invoke() ?? RandomNumberGenerator.GetBytes(32);
+            if (nonce.Length != 32)
+            {
+                throw new InvalidOperationException($"CoordinatorHandshakeOptions.NonceSource returned {nonce.Length} bytes; the coordinator nonce is 32 bytes.");
+            }
+
             var challenge = new Challenge
             {
                 Version = WireProtocol.CurrentVersion,
-                CoordinatorNonce = ByteString.CopyFrom(RandomNumberGenerator.GetBytes(32)),
+                CoordinatorNonce = ByteString.CopyFrom(nonce),
                 EvidenceRequired = options.EvidenceRequired,
             };
             challenge.AcceptedEvidenceFormats.AddRange(options.AcceptedEvidenceFormats);
@@ -281,7 +295,7 @@ public static class CoordinatorHandshake
                     token).ConfigureAwait(false);
             }
 
-            var request = new AdmissionRequest(hello, evidence, HandshakeTranscript.ReportData(transcript), connection.RemoteEndPoint);
+            var request = new AdmissionRequest(hello, evidence, HandshakeTranscript.ReportData(transcript), nonce, connection.RemoteEndPoint);
             var decision = await options.Policy.EvaluateAsync(request, token).ConfigureAwait(false);
             if (!decision.IsAdmitted)
             {

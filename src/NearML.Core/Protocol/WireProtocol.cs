@@ -7,7 +7,7 @@ namespace NearML.Core.Protocol;
 public static class WireProtocol
 {
     /// <summary>The major protocol version this build speaks. Peers with another major version are refused.</summary>
-    public const uint MajorVersion = 1;
+    public const uint MajorVersion = 2;
 
     /// <summary>The minor protocol version this build speaks. Minor versions only add fields or messages.</summary>
     public const uint MinorVersion = 0;

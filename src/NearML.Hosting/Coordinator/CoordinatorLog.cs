@@ -44,12 +44,6 @@ internal static partial class CoordinatorLog
     [LoggerMessage(EventId = 7012, EventName = "ReceiptsAppended", Level = LogLevel.Information, Message = "Ledger: {Count} receipt(s) for round {Round} appended in epoch {Epoch} (entries {Entries}, head {Head})")]
     public static partial void ReceiptsAppended(ILogger logger, int count, long round, long epoch, long entries, string head);
 
-    [LoggerMessage(EventId = 7013, EventName = "Settled", Level = LogLevel.Information, Message = "Settlement of epoch {Epoch} ({DryRun}): root {Root}, {Count} transaction(s): {Hashes}")]
-    public static partial void Settled(ILogger logger, long epoch, string dryRun, string root, int count, string hashes);
-
-    [LoggerMessage(EventId = 7014, EventName = "SettlementFailed", Level = LogLevel.Error, Message = "Settlement of epoch {Epoch} failed; it is retried at the next settlement point")]
-    public static partial void SettlementFailed(ILogger logger, Exception error, long epoch);
-
     [LoggerMessage(EventId = 7015, EventName = "CheckpointFailed", Level = LogLevel.Error, Message = "Checkpoint write failed (the next one tries again)")]
     public static partial void CheckpointFailed(ILogger logger, Exception error);
 

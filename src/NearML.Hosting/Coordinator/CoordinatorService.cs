@@ -12,6 +12,7 @@ using NearML.Core.Contracts;
 using NearML.Core.Protocol;
 using NearML.Hosting.Jobs;
 using NearML.Hosting.Rounds;
+using NearML.Hosting.Settlement;
 using NearML.Training.Engines;
 using NearML.Hosting.State;
 using NearML.Ledger;
@@ -51,6 +52,8 @@ public sealed partial class CoordinatorService : BackgroundService
     private long _currentRound;
     private readonly JobRegistry _registry;
     private readonly ICoordinatorStateBackend _stateBackend;
+    private readonly SettlementService _settlement;
+    private readonly SettlementService? _ownSettlement;
     private JobDataset? _dataset;
     private ModelConfig? _modelConfig;
     private CoordinatorJob? _job;
@@ -66,6 +69,7 @@ public sealed partial class CoordinatorService : BackgroundService
     /// <param name="stateBackend">Where the state, ledger and settlement stores are kept (<see langword="null"/>: SQLite files in <see cref="NearMLCoordinatorOptions.DataDirectory"/>).</param>
     /// <param name="roundProtocol">The protocol every round runs (<see langword="null"/>: the built-in one the options ask for —
     /// plain DiLoCo, secure DiLoCo or the DDP/DeMo relay).</param>
+    /// <param name="settlement">Settles each closed epoch (<see langword="null"/>: a component of its own, without pooled HTTP clients).</param>
     public CoordinatorService(
         IOptions<NearMLCoordinatorOptions> options,
         CoordinatorStatus status,
@@ -75,7 +79,8 @@ public sealed partial class CoordinatorService : BackgroundService
         TimeProvider timeProvider,
         JobRegistry? registry = null,
         ICoordinatorStateBackend? stateBackend = null,
-        IRoundProtocol? roundProtocol = null)
+        IRoundProtocol? roundProtocol = null,
+        SettlementService? settlement = null)
     {
         _registry = registry ?? JobRegistry.BuiltIn;
         _stateBackend = stateBackend ?? SqliteStateBackend.Instance;
@@ -88,6 +93,7 @@ public sealed partial class CoordinatorService : BackgroundService
         _time = timeProvider ?? throw new ArgumentNullException(nameof(timeProvider));
         _refusals = new RefusalLogLimiter(_logger, _time, _options.RefusalLogInterval, _options.RefusalLogBurst);
         _protocol = roundProtocol ?? RoundProtocols.ForOptions(_options, _logger, _metrics);
+        _settlement = settlement ?? (_ownSettlement = new SettlementService(options, status, timeProvider: timeProvider, stateBackend: _stateBackend));
     }
 
     /// <inheritdoc/>
@@ -99,6 +105,13 @@ public sealed partial class CoordinatorService : BackgroundService
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
+        }
+        catch (OperationCanceledException ex) when (LeaseLost)
+        {
+            CoordinatorLog.LeaseLost(_logger, _options.JobId, _lease!.Description);
+            var lost = new CoordinatorStateException(StateProblem.Storage, _lease.Description, $"the coordinator lost its lease ({_lease.Description}): another coordinator may serve the job now, so this one stopped", ex);
+            _status.SetFailed(lost);
+            throw lost;
         }
         catch (Exception ex)
         {
@@ -127,6 +140,12 @@ public sealed partial class CoordinatorService : BackgroundService
         {
             CoordinatorLog.InsecureAdmission(_logger, o.AllowSimulatedAttestation, o.AllowUnattestedWorkers);
         }
+
+        // Shared state (PostgreSQL): wait as standby until this process holds the lease; then load it exactly like a restart.
+        using var lease = await AcquireLeaseAsync(data, ct).ConfigureAwait(false);
+        _lease = lease;
+        using var serving = CancellationTokenSource.CreateLinkedTokenSource(ct, lease.Lost);
+        ct = serving.Token;
 
         // Cross-checks coordinator.db, ledger.db, checkpoints, settlements and ledger-signer.key, or refuses to start.
         using var folder = CoordinatorStateFolder.Open(data, _stateBackend, o.JobId, _logger, ct);
@@ -160,7 +179,6 @@ public sealed partial class CoordinatorService : BackgroundService
             _status.AddSettlement(s.Epoch, s.Hash, s.Receiver, UInt128.TryParse(s.Amount, CultureInfo.InvariantCulture, out var amount) ? amount : 0, s.DryRun);
         }
 
-        var nextNonce = settlements.Count == 0 ? 1UL : settlements.Max(s => s.Nonce) + 1;
         var settledEpochs = settlements.Select(s => s.Epoch).ToHashSet();
 
         using var certificate = LoadCertificate(data);
@@ -173,6 +191,7 @@ public sealed partial class CoordinatorService : BackgroundService
             HeartbeatTimeout = o.HeartbeatInterval * 3,
             Timeout = o.HandshakeTimeout,
             Job = job.Spec.ToDescriptor(),
+            NonceSource = _attestation.Verifier.IssueNonce,
         };
         foreach (var f in _attestation.AcceptedFormats)
         {
@@ -226,6 +245,17 @@ public sealed partial class CoordinatorService : BackgroundService
                 var lastCheckpointed = nextRound - 1;
                 try
                 {
+                    // An epoch whose last round was recorded but not settled — the coordinator died in between (a crash, or
+                    // a failover to a standby) — is settled now, before the next round opens a later epoch.
+                    var openEpoch = nextRound >= o.Rounds ? long.MaxValue : Math.Max(nextRound / o.SettleEveryRounds, ledger.Head.LastEpoch);
+                    foreach (var missed in ledger.Store.ListEpochs().Where(e => e < openEpoch && !settledEpochs.Contains(e)).Order().ToList())
+                    {
+                        if (await _settlement.SettleAsync(missed, ledger, state, ct).ConfigureAwait(false))
+                        {
+                            settledEpochs.Add(missed);
+                        }
+                    }
+
                     for (var round = nextRound; round < o.Rounds; round++)
                     {
                         using var roundSpan = NearMLTracing.StartRound(o.JobId, round);
@@ -269,9 +299,9 @@ public sealed partial class CoordinatorService : BackgroundService
                             accuracy is { } a ? string.Create(CultureInfo.InvariantCulture, $", test accuracy {a:P2}") : string.Empty);
                         if (epochEnds && !settledEpochs.Contains(epoch))
                         {
-                            if (await SettleAsync(state, ledger, signer, epoch, nextNonce, ct).ConfigureAwait(false) is { } used)
+                            // Epoch closed: the settlement component pays it (awaited, so the next round's receipts see it settled).
+                            if (await _settlement.SettleAsync(epoch, ledger, state, ct).ConfigureAwait(false))
                             {
-                                nextNonce += used;
                                 settledEpochs.Add(epoch);
                             }
                         }
@@ -288,7 +318,7 @@ public sealed partial class CoordinatorService : BackgroundService
                 finally
                 {
                     _stopping = true;
-                    if (!_status.Completed)
+                    if (!_status.Completed && !LeaseLost)
                     {
                         CoordinatorLog.Stopping(_logger, _sessions.Count);
                         await SayGoodbyeAsync("the coordinator is shutting down", rejoinLater: true).ConfigureAwait(false);
@@ -519,69 +549,11 @@ public sealed partial class CoordinatorService : BackgroundService
         await Task.WhenAll(sends).ConfigureAwait(false);
     }
 
-    private async Task<ulong?> SettleAsync(ICoordinatorStateStore state, ContributionLedger ledger, NearKeyPair signer, long epoch, ulong nextNonce, CancellationToken ct)
-    {
-        var o = _options;
-        using var settleSpan = NearMLTracing.StartSettle(epoch, o.SettlementDryRun);
-        try
-        {
-            var receipts = ledger.ReadEpochReceipts(epoch).Select(r => r.Receipt).ToList();
-            var root = ledger.ComputeEpochRoot(epoch);
-            var policy = new RewardPolicy { CountUnattested = o.AllowSimulatedAttestation || o.AllowUnattestedWorkers };
-            var distribution = policy.Distribute(epoch, receipts, o.RewardPool);
-            var payouts = distribution.Payouts.Where(p => p.Amount > 0).ToList();
-            var records = new List<SettlementRecord>();
-            if (o.SettlementDryRun)
-            {
-                // Offline: no chain access, so the block hash is a placeholder derived from the epoch root; the nonces
-                // continue from the last stored transaction across epochs and restarts, so every transaction differs.
-                var blockHash = SHA256.HashData([.. "nearml/offline-settlement/v1"u8, .. root]);
-                for (var i = 0; i < payouts.Count; i++)
-                {
-                    var nonce = nextNonce + (ulong)i;
-                    var tx = new NearTransaction(o.SettlementAccount, signer.PublicKey, nonce, payouts[i].WorkerId, blockHash, [new TransferAction(payouts[i].Amount)]);
-                    var signed = tx.Sign(signer);
-                    records.Add(new SettlementRecord(epoch, i, nonce, signed.HashBase58, payouts[i].WorkerId, payouts[i].Amount.ToString(CultureInfo.InvariantCulture), true));
-                }
-            }
-            else
-            {
-                using var http = new HttpClient();
-                var client = new NearRpcClient(http, new NearRpcClientOptions { Endpoint = o.SettlementRpcEndpoint! });
-                using var store = _stateBackend.OpenSettlement(Path.GetFullPath(o.DataDirectory));
-                using var credentials = NearCredentials.FromSecretKey(o.SettlementAccount, signer.ExportSecretKey());
-                var settler = new NearSettler(client, store, credentials, new SettlementOptions { DryRun = false });
-                var result = await settler.SettleAsync(epoch, root, payouts, ct).ConfigureAwait(false);
-                records.AddRange(result.Transactions.Select(t => new SettlementRecord(epoch, t.Slot, t.Nonce, t.Hash, SignedNearTransaction.Parse(t.SignedBytes).Transaction.ReceiverId, string.Empty, false)));
-            }
-
-            state.RecordSettlement(records);
-            foreach (var r in records)
-            {
-                _status.AddSettlement(r.Epoch, r.Hash, r.Receiver, UInt128.TryParse(r.Amount, CultureInfo.InvariantCulture, out var amount) ? amount : 0, r.DryRun);
-            }
-
-            if (_logger.IsEnabled(LogLevel.Information))
-            {
-                var rootHex = Convert.ToHexStringLower(root);
-                var hashes = string.Join(", ", records.Select(r => r.Hash));
-                CoordinatorLog.Settled(_logger, epoch, o.SettlementDryRun ? "dry run: signed offline, not sent" : "sent", rootHex, records.Count, hashes);
-            }
-
-            return o.SettlementDryRun ? (ulong)records.Count : 0;
-        }
-        catch (Exception ex) when (ex is NearMLException or HttpRequestException or Microsoft.Data.Sqlite.SqliteException)
-        {
-            NearMLTracing.Fail(settleSpan, ex);
-            CoordinatorLog.SettlementFailed(_logger, ex, epoch);
-            return null;
-        }
-    }
-
     /// <inheritdoc/>
     public override void Dispose()
     {
         _refusals.Dispose();
+        _ownSettlement?.Dispose();
         base.Dispose();
     }
 
@@ -886,14 +858,10 @@ public sealed partial class CoordinatorService : BackgroundService
             WeightDecay = o.WeightDecay,
             OuterLearningRate = o.OuterLearningRate,
             OuterMomentum = o.OuterMomentum,
-            Compression = _protocol.UpdateEncoding,
+            UpdateEncoding = _protocol.UpdateEncoding,
+            RoundProtocol = _protocol.Name,
             Seed = (ulong)o.Seed,
         };
-        h.Extra["dataset"] = _dataset!.Manifest.Name;
-        h.Extra["shard_count"] = _dataset.ShardCount.ToString(CultureInfo.InvariantCulture);
-        h.Extra["requested_shard_count"] = o.ShardCount.ToString(CultureInfo.InvariantCulture);
-        h.Extra["manifest_root"] = _dataset.ManifestRootHex;
-        h.Extra["secure"] = "false";
         return h;
     }
 

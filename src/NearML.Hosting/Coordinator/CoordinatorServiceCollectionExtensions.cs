@@ -1,8 +1,11 @@
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
+using NearML.Enclave;
 using NearML.Hosting.Coordinator;
+using NearML.Hosting.Settlement;
 using NearML.Hosting.State;
 
 namespace NearML.Hosting;
@@ -12,8 +15,12 @@ public static class CoordinatorServiceCollectionExtensions
 {
     /// <summary>
     /// Adds the coordinator: <see cref="NearMLCoordinatorOptions"/> (validated on start), the
-    /// <see cref="CoordinatorService"/> hosted service, <see cref="CoordinatorStatus"/>, <see cref="AttestationAdmissionPolicy"/>
-    /// and <see cref="NearMLMetrics"/> as singletons.
+    /// <see cref="CoordinatorService"/> hosted service, the <see cref="SettlementService"/> component (hosted, with the pooled
+    /// NEAR RPC client <see cref="SettlementService.HttpClientName"/>), <see cref="CoordinatorStatus"/>,
+    /// <see cref="AttestationAdmissionPolicy"/> and <see cref="NearMLMetrics"/> as singletons, and NearML.Enclave's
+    /// <see cref="AttestationVerifier"/> (with <see cref="AttestationAdmissionPolicy.EffectivePolicy"/> of the options, unless a
+    /// verifier is registered already: set its <see cref="AttestationVerifier.TdxCollateral"/> and
+    /// <see cref="AttestationVerifier.SnpCertificateResolver"/> there).
     /// </summary>
     /// <param name="services">The services.</param>
     /// <param name="configure">Sets the options.</param>
@@ -47,7 +54,13 @@ public static class CoordinatorServiceCollectionExtensions
         services.TryAddSingleton<NearMLMetrics>();
         services.TryAddSingleton<CoordinatorStatus>();
         services.TryAddSingleton<ICoordinatorStateBackend>(SqliteStateBackend.Instance);
-        services.TryAddSingleton(sp => new AttestationAdmissionPolicy(sp.GetRequiredService<IOptions<NearMLCoordinatorOptions>>().Value, sp.GetRequiredService<TimeProvider>()));
+        services.AddNearMLAttestation(sp => AttestationAdmissionPolicy.EffectivePolicy(sp.GetRequiredService<IOptions<NearMLCoordinatorOptions>>().Value));
+        services.TryAddSingleton(sp => new AttestationAdmissionPolicy(sp.GetRequiredService<IOptions<NearMLCoordinatorOptions>>().Value, sp.GetRequiredService<AttestationVerifier>()));
+        // Settlement: its own component, started before the coordinator (payer key loaded or refused) and stopped after it;
+        // NEAR JSON-RPC through one pooled named client (NearRpcClient retries transient faults itself).
+        services.AddHttpClient(SettlementService.HttpClientName);
+        services.TryAddSingleton<SettlementService>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, SettlementService>(static sp => sp.GetRequiredService<SettlementService>()));
         services.AddHostedService<CoordinatorService>();
         return new NearMLCoordinatorBuilder(services);
     }

@@ -34,6 +34,19 @@ public sealed record CoordinatorSettlementInfo(long Epoch, string Hash, string R
 /// <param name="AcceptedWorkers">The ids (as in their Hello) of the workers whose updates were averaged in.</param>
 public sealed record CoordinatorRoundInfo(long Round, int Cohort, int Accepted, int Rejected, double MeanLoss, double? Accuracy, TimeSpan Duration, long UpdateBytes, IReadOnlyList<string> AcceptedWorkers);
 
+/// <summary>What a coordinator process is doing with its job's state (docs/failover.md).</summary>
+public enum CoordinatorRole
+{
+    /// <summary>Loading the job and asking for the lease.</summary>
+    Starting,
+
+    /// <summary>Another coordinator holds the lease on the shared state: this one does not listen, and asks again every <see cref="NearMLCoordinatorOptions.LeaseRetryInterval"/>.</summary>
+    Standby,
+
+    /// <summary>This coordinator holds the lease: it loaded the state and serves workers.</summary>
+    Serving,
+}
+
 /// <summary>
 /// Live state of the coordinator, registered as a singleton by <c>AddNearMLCoordinator</c>: read it from a dashboard or a
 /// test; <see cref="StatusChanged"/> fires (on the coordinator's threads) after each change.
@@ -62,6 +75,15 @@ public sealed class CoordinatorStatus
 
     /// <summary>Occurs after any change.</summary>
     public event EventHandler? StatusChanged;
+
+    /// <summary>Gets the coordinator's role: starting, standby (another coordinator holds the lease) or serving.</summary>
+    public CoordinatorRole Role { get; private set; }
+
+    /// <summary>Gets when this coordinator became standby, or <see langword="null"/> when it never waited for the lease.</summary>
+    public DateTimeOffset? StandbySince { get; private set; }
+
+    /// <summary>Gets when this coordinator took the lease, or <see langword="null"/> before.</summary>
+    public DateTimeOffset? LeaseAcquiredAt { get; private set; }
 
     /// <summary>Gets the job id.</summary>
     public string JobId { get; private set; } = string.Empty;
@@ -189,10 +211,33 @@ public sealed class CoordinatorStatus
     /// <summary>Gets a task that completes when the job's last round is done (faults if the service fails).</summary>
     public Task CompletedTask => _completed.Task;
 
+    internal void SetStandby(string jobId)
+    {
+        lock (_gate)
+        {
+            JobId = jobId;
+            Role = CoordinatorRole.Standby;
+            StandbySince ??= _time.GetUtcNow();
+        }
+
+        Raise();
+    }
+
+    internal void SetLeaseAcquired()
+    {
+        lock (_gate)
+        {
+            LeaseAcquiredAt = _time.GetUtcNow();
+        }
+
+        Raise();
+    }
+
     internal void SetListening(string jobId, int port, string fingerprint, long parameterCount)
     {
         lock (_gate)
         {
+            Role = CoordinatorRole.Serving;
             JobId = jobId;
             ParameterCount = parameterCount;
             Port = port;

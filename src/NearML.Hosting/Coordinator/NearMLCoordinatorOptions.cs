@@ -95,7 +95,7 @@ public sealed class NearMLCoordinatorOptions
 
     /// <summary>Gets or sets the update encoding (<c>fp32</c>, <c>fp16</c>, <c>int8</c>, <c>int4</c>).</summary>
     /// <value>The default value is <c>int8</c>.</value>
-    public string Compression { get; set; } = UpdateEncoding.Default;
+    public string Compression { get; set; } = UpdateEncodings.DefaultName;
 
     /// <summary>Gets or sets the job seed (model initialisation, shard order, data order).</summary>
     /// <value>The default value is 1.</value>
@@ -135,6 +135,13 @@ public sealed class NearMLCoordinatorOptions
     /// <summary>Gets or sets the deadline of a worker's handshake.</summary>
     /// <value>The default value is 10 seconds.</value>
     public TimeSpan HandshakeTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// Gets or sets how often a standby coordinator asks for the lease on a shared state backend (PostgreSQL) while
+    /// another coordinator holds it; see docs/failover.md. Backends owned by one process (SQLite) grant it at once.
+    /// </summary>
+    /// <value>The default value is 1 second.</value>
+    public TimeSpan LeaseRetryInterval { get; set; } = TimeSpan.FromSeconds(1);
 
     /// <summary>
     /// Gets or sets the most connections still in their TLS or NearML handshake served at once: unauthenticated clients
@@ -208,6 +215,17 @@ public sealed class NearMLCoordinatorOptions
     /// <summary>Gets or sets the paying NEAR account.</summary>
     /// <value>The default value is <c>nearml-coordinator.testnet</c>.</value>
     public string SettlementAccount { get; set; } = "nearml-coordinator.testnet";
+
+    /// <summary>
+    /// Gets or sets the file holding the payer key: the secret key of <see cref="SettlementAccount"/> that signs settlement
+    /// transactions, as NEAR key text (<c>ed25519:&lt;base58&gt;</c>) or a NEAR CLI credential file (JSON with
+    /// <c>account_id</c> and <c>private_key</c>; its account must be <see cref="SettlementAccount"/>). It is separate from
+    /// the ledger's receipt-signing key (<c>ledger-signer.key</c>), which never pays. Required when
+    /// <see cref="SettlementDryRun"/> is false; in a dry run without it, a payer key generated once and kept in
+    /// <c>settlement-payer.key</c> (mode 0600) in <see cref="DataDirectory"/> signs the offline transactions.
+    /// </summary>
+    /// <value>The default value is <see langword="null"/>.</value>
+    public string? SettlementKeyPath { get; set; }
 
     /// <summary>Gets or sets the NEAR JSON-RPC endpoint (used only when <see cref="SettlementDryRun"/> is false).</summary>
     /// <value>The default value is <see langword="null"/>.</value>
@@ -303,7 +321,7 @@ internal sealed class NearMLCoordinatorOptionsValidator : IValidateOptions<NearM
         Check(Finite(options.WeightDecay) && options.WeightDecay >= 0, $"WeightDecay {options.WeightDecay} must be non-negative and finite.");
         Check(Finite(options.OuterLearningRate) && options.OuterLearningRate > 0, $"OuterLearningRate {options.OuterLearningRate} must be positive and finite.");
         Check(Finite(options.OuterMomentum) && options.OuterMomentum > 0 && options.OuterMomentum < 1, $"OuterMomentum {options.OuterMomentum} must be in (0, 1) (Nesterov needs momentum).");
-        Check(UpdateEncoding.IsKnown(options.Compression), $"Compression '{options.Compression}' is unknown (known: {string.Join(", ", UpdateEncoding.Names)}).");
+        Check(UpdateEncodings.IsKnown(options.Compression), $"Compression '{options.Compression}' is unknown (known: {string.Join(", ", UpdateEncodings.Names)}).");
         var strategy = options.SyncStrategy?.Trim().ToLowerInvariant();
         Check(strategy is "diloco" or "ddp" or "demo", $"SyncStrategy '{options.SyncStrategy}' is unknown; use 'diloco', 'ddp' or 'demo'.");
         Check(
@@ -314,6 +332,7 @@ internal sealed class NearMLCoordinatorOptionsValidator : IValidateOptions<NearM
         Check(options.RoundTimeout > TimeSpan.Zero, $"RoundTimeout {options.RoundTimeout} must be positive.");
         Check(options.HeartbeatInterval >= TimeSpan.FromMilliseconds(50), $"HeartbeatInterval {options.HeartbeatInterval} must be at least 50 ms.");
         Check(options.HandshakeTimeout > TimeSpan.Zero, $"HandshakeTimeout {options.HandshakeTimeout} must be positive.");
+        Check(options.LeaseRetryInterval > TimeSpan.Zero, $"LeaseRetryInterval {options.LeaseRetryInterval} must be positive.");
         Check(options.MaxPendingHandshakes >= 1, $"MaxPendingHandshakes {options.MaxPendingHandshakes} must be at least 1.");
         Check(
             options.MaxPendingHandshakesPerAddress >= 1 && options.MaxPendingHandshakesPerAddress <= options.MaxPendingHandshakes,
@@ -338,6 +357,12 @@ internal sealed class NearMLCoordinatorOptionsValidator : IValidateOptions<NearM
         }
 
         Check(options.SettlementDryRun || options.SettlementRpcEndpoint is not null, "SettlementRpcEndpoint is required when SettlementDryRun is false.");
+        Check(
+            options.SettlementDryRun || !string.IsNullOrWhiteSpace(options.SettlementKeyPath),
+            $"SettlementKeyPath is required when SettlementDryRun is false: live settlement signs with the payer key of SettlementAccount '{options.SettlementAccount}', never with the ledger's receipt-signing key (set NearML:Coordinator:SettlementKeyPath to the key file; the samples take --settlement-key FILE).");
+        Check(
+            string.IsNullOrWhiteSpace(options.SettlementKeyPath) || File.Exists(options.SettlementKeyPath),
+            $"SettlementKeyPath '{options.SettlementKeyPath}' does not exist.");
         Check(options.MaxUpdateNorm is null || (Finite(options.MaxUpdateNorm.Value) && options.MaxUpdateNorm > 0), $"MaxUpdateNorm {options.MaxUpdateNorm} must be positive.");
         Check(options.MaxUpdateNormToMedianRatio is null || options.MaxUpdateNormToMedianRatio > 1, $"MaxUpdateNormToMedianRatio {options.MaxUpdateNormToMedianRatio} must be above 1.");
         Check(options.MaxFrameSize >= (1 << 20) + 4096, $"MaxFrameSize {options.MaxFrameSize} must be at least 1 MiB + 4 KiB (updates travel in parts of up to 1 MiB).");

@@ -170,7 +170,7 @@ internal sealed class WorkerSession
     }
 
     /// <summary>Handles one Update frame (part); returns a message when the frame was ignored.</summary>
-    public string? Receive(Update update, string encoding, int parameterCount, long nowTimestamp, TimeProvider time)
+    public string? Receive(Update update, UpdateEncoding encoding, int parameterCount, long nowTimestamp, TimeProvider time)
     {
         lock (_gate)
         {
@@ -189,7 +189,7 @@ internal sealed class WorkerSession
                 return $"an update for round {_round} after the round closed";
             }
 
-            var expected = UpdateEncoding.GetEncodedLength(encoding, parameterCount);
+            var expected = UpdateEncodings.GetEncodedLength(encoding, parameterCount);
             string? refusal = null;
             if ((long)update.BaseParameterVersion != _baseVersion)
             {
@@ -197,7 +197,7 @@ internal sealed class WorkerSession
             }
             else if (update.Encoding != encoding)
             {
-                refusal = $"encoding '{update.Encoding}' is not the job's '{encoding}'";
+                refusal = $"encoding {UpdateEncodings.Format(update.Encoding)} is not the job's '{UpdateEncodings.NameOf(encoding)}'";
             }
             else if (update.SampleCount == 0)
             {
@@ -286,7 +286,7 @@ internal sealed class WorkerSession
                     var values = _decoded is { } d && d.Length == parameterCount ? d : _decoded = new float[parameterCount];
                     try
                     {
-                        UpdateEncoding.Decode(encoding, payload, values);
+                        UpdateEncodings.Decode(encoding, payload, values);
                         _update = new SubmittedUpdate(values, update.SampleCount, update.Loss, sha, payload.Length, ms, null, null);
                     }
                     catch (NearML.Core.InvalidDataFormatException ex)

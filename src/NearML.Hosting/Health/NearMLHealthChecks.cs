@@ -79,7 +79,9 @@ public static class NearMLHealthCheckExtensions
 }
 
 /// <summary>
-/// The coordinator's health: <see cref="HealthStatus.Unhealthy"/> when it is not listening (starting, or stopped by a
+/// The coordinator's health: <see cref="HealthStatus.Healthy"/> with the description "standby: …" while it waits as
+/// standby for the lease on a shared state (<see cref="CoordinatorRole.Standby"/>, docs/failover.md: ready to take over,
+/// not serving); <see cref="HealthStatus.Unhealthy"/> when it is not listening (starting, or stopped by a
 /// fault) or its state folder cannot be written; <see cref="HealthStatus.Degraded"/> when workers are connected but no
 /// round has completed within <see cref="NearMLCoordinatorHealthOptions.RoundStallTimeout"/> (counted from the later of the
 /// last completed round, the start of listening and the moment workers connected); otherwise
@@ -111,6 +113,13 @@ public sealed class CoordinatorHealthCheck(
         if (status.LastError is { } error)
         {
             return Result(context, HealthStatus.Unhealthy, $"the coordinator stopped: {error}", data);
+        }
+
+        data["role"] = status.Role.ToString().ToLowerInvariant();
+        if (status.Role == CoordinatorRole.Standby)
+        {
+            // A standby is healthy: it is ready to take over (restarting it would gain nothing), it just does not serve.
+            return Result(context, HealthStatus.Healthy, "standby: another coordinator holds the lease on the shared state; this one takes over when it is released", data);
         }
 
         if (status.ListeningSince is not { } listeningSince)

@@ -14,16 +14,25 @@ namespace NearML.Hosting.Jobs;
 /// </summary>
 internal sealed class CoordinatorJob : IDisposable
 {
-    private readonly ByteString _manifest;
+    private readonly DatasetSpec _dataset;
 
-    private CoordinatorJob(JobSpec spec, JobDataset dataset, ITrainableModel model, ITrainableModel evaluator, ModelConfig config)
+    private CoordinatorJob(JobSpec spec, JobDataset dataset, int requestedShardCount, ITrainableModel model, ITrainableModel evaluator, ModelConfig config)
     {
         Spec = spec;
         Dataset = dataset;
         Model = model;
         Evaluator = evaluator;
         ModelConfig = config;
-        _manifest = ByteString.CopyFrom(dataset.Manifest.ToJson());
+        _dataset = new DatasetSpec
+        {
+            Key = spec.DatasetKey,
+            ConfigJson = spec.DatasetConfigJson,
+            Name = dataset.Manifest.Name,
+            ShardCount = (uint)dataset.ShardCount,
+            RequestedShardCount = (uint)requestedShardCount,
+            ManifestRoot = ByteString.CopyFrom(dataset.ManifestRoot.Span),
+            Manifest = ByteString.CopyFrom(dataset.Manifest.ToJson()),
+        };
     }
 
     public JobSpec Spec { get; }
@@ -57,7 +66,7 @@ internal sealed class CoordinatorJob : IDisposable
             model.PullParameters();
             var config = JobModel.Describe(modelKey, modelConfig, model.Layout);
             var spec = new JobSpec(o.JobId, modelKey, modelConfig, datasetKey, datasetConfig, model.Layout.Fingerprint);
-            return new CoordinatorJob(spec, dataset, model, evaluator, config);
+            return new CoordinatorJob(spec, dataset, o.ShardCount, model, evaluator, config);
         }
         catch
         {
@@ -67,13 +76,9 @@ internal sealed class CoordinatorJob : IDisposable
         }
     }
 
-    /// <summary>Adds the dataset key, configuration and manifest to an assignment.</summary>
-    public void Stamp(JobAssignment assignment)
-    {
-        assignment.DatasetKey = Spec.DatasetKey;
-        assignment.DatasetConfigJson = Spec.DatasetConfigJson;
-        assignment.DatasetManifest = _manifest;
-    }
+    /// <summary>Adds the dataset (key, configuration, shard count, manifest and its root) to an assignment.</summary>
+    /// <remarks>Every assignment shares one <see cref="DatasetSpec"/> message, built once; it is never changed.</remarks>
+    public void Stamp(JobAssignment assignment) => assignment.Dataset = _dataset;
 
     /// <summary>Scores the global parameters on the held-out set.</summary>
     public EvaluationResult Evaluate(int batchSize, int maxSamples, CancellationToken cancellationToken)

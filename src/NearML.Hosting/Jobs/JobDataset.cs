@@ -17,7 +17,7 @@ namespace NearML.Hosting.Jobs;
 /// </summary>
 public sealed class JobDataset
 {
-    /// <summary>The dataset name recorded in the manifest and sent as <c>extra["dataset"]</c>.</summary>
+    /// <summary>The dataset name recorded in the manifest and sent as <c>DatasetSpec.name</c>.</summary>
     public const string FashionMnistName = "fashion-mnist";
 
     private readonly int[] _order;
@@ -39,7 +39,7 @@ public sealed class JobDataset
     /// <summary>Gets the manifest's 32-byte Merkle root.</summary>
     public ReadOnlyMemory<byte> ManifestRoot { get; }
 
-    /// <summary>Gets the manifest root as lower-case hex (as sent in <c>extra["manifest_root"]</c>).</summary>
+    /// <summary>Gets the manifest root as lower-case hex (<c>DatasetSpec.manifest_root</c> on the wire holds the raw 32 bytes).</summary>
     public string ManifestRootHex => Manifest.MerkleRootHex;
 
     /// <summary>Gets the number of shards (≤ the count asked for when the records do not divide evenly).</summary>

@@ -1,5 +1,7 @@
 using Google.Protobuf;
+using NearML.Core.Contracts;
 using NearML.Hosting.Coordinator;
+using NearML.Hosting.Jobs;
 
 namespace NearML.Hosting.Rounds;
 
@@ -18,7 +20,7 @@ internal sealed class DiLoCoRoundProtocol(NearMLCoordinatorOptions options) : IR
 
     public int MinimumCohort => 1;
 
-    public string UpdateEncoding => options.Compression;
+    public UpdateEncoding UpdateEncoding => UpdateEncodings.Parse(options.Compression);
 
     public async Task<RoundResult> RunAsync(RoundContext context, CancellationToken cancellationToken)
     {

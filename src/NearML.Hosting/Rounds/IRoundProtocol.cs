@@ -1,4 +1,5 @@
 using Google.Protobuf;
+using NearML.Core.Contracts;
 using NearML.Hosting.Coordinator;
 
 namespace NearML.Hosting.Rounds;
@@ -26,8 +27,8 @@ public interface IRoundProtocol
     /// <summary>Gets the fewest workers a round of this protocol needs (the host waits for max(this, MinWorkers)).</summary>
     int MinimumCohort { get; }
 
-    /// <summary>Gets the wire name of the encoding the workers' <c>Update</c> frames must use (announced as <c>HyperParameters.compression</c>).</summary>
-    string UpdateEncoding { get; }
+    /// <summary>Gets the encoding the workers' <c>Update</c> frames must use (announced as <c>HyperParameters.update_encoding</c>).</summary>
+    UpdateEncoding UpdateEncoding { get; }
 
     /// <summary>Runs one round with <see cref="RoundContext.Cohort"/>: assign, exchange, reduce, outer step.</summary>
     /// <param name="context">The round: cohort, global parameters, outer optimizer, assignment and rejection helpers.</param>

@@ -2,6 +2,7 @@ using Google.Protobuf;
 using Microsoft.Extensions.Logging;
 using NearML.Core.Contracts;
 using NearML.Hosting.Coordinator;
+using NearML.Hosting.Jobs;
 
 namespace NearML.Hosting.Rounds;
 
@@ -22,7 +23,7 @@ internal sealed partial class RelayRoundProtocol(NearMLCoordinatorOptions option
 
     public int MinimumCohort => 1;
 
-    public string UpdateEncoding => "fp32";
+    public UpdateEncoding UpdateEncoding => UpdateEncoding.Fp32;
 
     public async Task<RoundResult> RunAsync(RoundContext context, CancellationToken cancellationToken)
     {
@@ -236,9 +237,9 @@ internal sealed partial class RelayRoundProtocol(NearMLCoordinatorOptions option
         foreach (var (s, c) in contributions)
         {
             string? detail = null;
-            if (c!.Codec != "fp32")
+            if (c!.Encoding != UpdateEncoding.Fp32)
             {
-                detail = $"codec '{c.Codec}' is not served by the relay (fp32 only)";
+                detail = $"encoding {UpdateEncodings.Format(c.Encoding)} is not served by the relay (fp32 only)";
             }
             else if (c.Payload.Length % 4 != 0 || (length is { } n && c.Payload.Length != n * 4))
             {

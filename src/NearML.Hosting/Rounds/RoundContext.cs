@@ -80,7 +80,7 @@ public sealed class RoundContext
     /// <summary>
     /// Starts <paramref name="participant"/>'s round (its <see cref="RoundParticipant.Submitted"/> is reset) and sends its
     /// <c>JobAssignment</c>: the parameter version and root, the model, the job's hyperparameters (with
-    /// <see cref="IRoundProtocol.UpdateEncoding"/> as the compression), its shards and the deadline.
+    /// <see cref="IRoundProtocol.UpdateEncoding"/> as the update encoding and <see cref="IRoundProtocol.Name"/> as the round protocol), its shards and the deadline.
     /// </summary>
     /// <param name="participant">A cohort member.</param>
     /// <param name="customize">Adds protocol settings to the hyperparameters (for example the SecAgg+ configuration), or <see langword="null"/>.</param>

@@ -8,6 +8,7 @@ using NearML.Core;
 using NearML.Core.Contracts;
 using NearML.Core.Contracts.Aggregation;
 using NearML.Hosting.Coordinator;
+using NearML.Hosting.Jobs;
 
 namespace NearML.Hosting.Rounds;
 
@@ -26,7 +27,7 @@ internal sealed class SecureDiLoCoRoundProtocol(NearMLCoordinatorOptions options
     /// <summary>SecAgg needs at least three members (two could unmask each other).</summary>
     public int MinimumCohort => 3;
 
-    public string UpdateEncoding => options.Compression;
+    public UpdateEncoding UpdateEncoding => UpdateEncodings.Parse(options.Compression);
 
     /// <summary>The fixed-point encoding every member of a secure round uses (see docs/hosting.md).</summary>
     internal static FixedPointEncoder CreateEncoder(NearMLCoordinatorOptions o, int clients) =>
@@ -112,19 +113,20 @@ internal sealed class SecureDiLoCoRoundProtocol(NearMLCoordinatorOptions options
         _secure = secure;
         try
         {
-            var configText = Convert.ToBase64String(config.ToByteArray());
             var sends = new List<Task>(n);
             for (var i = 0; i < n; i++)
             {
                 var clientId = i;
                 sends.Add(context.AssignAsync(cohort[i], h =>
                 {
-                    h.Extra["secure"] = "true";
-                    h.Extra["secagg_client_id"] = clientId.ToString(CultureInfo.InvariantCulture);
-                    h.Extra["secagg_config"] = configText;
-                    h.Extra["secagg_clip"] = o.SecureClipRange.ToString("R", CultureInfo.InvariantCulture);
-                    h.Extra["secagg_value_bits"] = o.SecureValueBits.ToString(CultureInfo.InvariantCulture);
-                    h.Extra["secagg_max_weight"] = o.InnerSteps.ToString(CultureInfo.InvariantCulture);
+                    h.SecureAggregation = new SecureAggregationSettings
+                    {
+                        ClientId = (uint)clientId,
+                        Config = config,
+                        ClipRange = o.SecureClipRange,
+                        ValueBits = (uint)o.SecureValueBits,
+                        MaxWeight = (uint)o.InnerSteps,
+                    };
                 }, ct));
             }
 

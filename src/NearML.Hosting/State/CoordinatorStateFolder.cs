@@ -363,34 +363,13 @@ public sealed class CoordinatorStateFolder : IDisposable
                 $"{files.SignerKey} is missing but {what}: a new key would make every worker refuse the new receipts. Restore ledger-signer.key from a backup.");
         }
 
-        var key = NearKeyPair.Generate();
-        var temp = files.SignerKey + CheckpointStore.TemporarySuffix;
+        NearKeyPair key;
         try
         {
-            using (var fs = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
-            {
-                if (!OperatingSystem.IsWindows())
-                {
-                    File.SetUnixFileMode(temp, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-                }
-
-                fs.Write(System.Text.Encoding.ASCII.GetBytes(key.ExportSecretKey()));
-                fs.Flush(flushToDisk: true);
-            }
-
-            File.Move(temp, files.SignerKey);
+            key = SecretKeyFile.CreateNew(files.SignerKey);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            key.Dispose();
-            try
-            {
-                File.Delete(temp);
-            }
-            catch (IOException)
-            {
-            }
-
             throw new CoordinatorStateException(StateProblem.Storage, files.SignerKey, $"{files.SignerKey} cannot be written: {ex.Message}", ex);
         }
 

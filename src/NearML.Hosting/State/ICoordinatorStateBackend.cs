@@ -70,6 +70,17 @@ public interface ICoordinatorStateBackend
     /// <returns>The store.</returns>
     /// <exception cref="LedgerStorageException">The store cannot be opened.</exception>
     ISettlementStore OpenSettlement(string directory);
+
+    /// <summary>
+    /// Tries once, without waiting, to take the lease that lets this process serve the state (before any store is opened).
+    /// A backend that several coordinator processes can share (PostgreSQL) grants it to one of them at a time; the others
+    /// wait as standby and try again. A backend owned by one process (SQLite) always grants it.
+    /// </summary>
+    /// <param name="directory">The state folder (full path).</param>
+    /// <param name="jobId">The job (for the lease's description).</param>
+    /// <returns>The lease (dispose it to release it), or <see langword="null"/> when another process holds it.</returns>
+    /// <exception cref="LedgerStorageException">The database cannot be reached (a standby logs it and tries again).</exception>
+    ICoordinatorLease? TryAcquireLease(string directory, string jobId);
 }
 
 /// <summary>The embedded default backend: <c>coordinator.db</c>, <c>ledger.db</c> and <c>settlement.db</c> (SQLite, WAL, synchronous=FULL) in the state folder.</summary>
@@ -109,4 +120,8 @@ public sealed class SqliteStateBackend : ICoordinatorStateBackend
 
     /// <inheritdoc/>
     public ISettlementStore OpenSettlement(string directory) => new SettlementStore(Describe(directory, StateStoreKind.Settlement));
+
+    /// <inheritdoc/>
+    /// <remarks>The state folder belongs to one process: always <see cref="CoordinatorLease.Unshared"/>.</remarks>
+    public ICoordinatorLease? TryAcquireLease(string directory, string jobId) => CoordinatorLease.Unshared;
 }

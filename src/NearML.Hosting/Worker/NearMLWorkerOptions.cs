@@ -33,6 +33,16 @@ public sealed class NearMLWorkerOptions
     public int CoordinatorPort { get; set; } = 7420;
 
     /// <summary>
+    /// Gets or sets every coordinator address the worker may use, as <c>host:port</c> (<c>[v6]:port</c>; a missing port is
+    /// <see cref="CoordinatorPort"/>): a serving coordinator and its standbys sharing one PostgreSQL state
+    /// (docs/failover.md). When the connection fails or drops, the worker tries the next address at once and backs off only
+    /// after every address failed. Empty: the one address <see cref="CoordinatorHost"/>:<see cref="CoordinatorPort"/>.
+    /// Every coordinator must present the certificate <see cref="CoordinatorFingerprint"/> pins (or one the CAs trust).
+    /// </summary>
+    /// <value>The default value is an empty list.</value>
+    public IList<string> CoordinatorAddresses { get; set; } = [];
+
+    /// <summary>
     /// Gets or sets the SHA-256 fingerprint of the coordinator's TLS certificate to pin (as the coordinator prints it,
     /// <c>AB:CD:…</c> or 64 hex digits); <see langword="null"/> validates the certificate against the system CAs instead.
     /// </summary>
@@ -154,6 +164,25 @@ internal sealed class NearMLWorkerOptionsValidator : IValidateOptions<NearMLWork
         if (options.CoordinatorPort is < 1 or > 65535)
         {
             errors.Add($"{S}:CoordinatorPort must be between 1 and 65535; got {options.CoordinatorPort}.");
+        }
+
+        if (options.CoordinatorAddresses is null)
+        {
+            errors.Add($"{S}:CoordinatorAddresses must not be null (leave it empty for CoordinatorHost:CoordinatorPort).");
+        }
+        else
+        {
+            for (var i = 0; i < options.CoordinatorAddresses.Count; i++)
+            {
+                try
+                {
+                    _ = CoordinatorAddress.Parse(options.CoordinatorAddresses[i] ?? string.Empty, options.CoordinatorPort is >= 1 and <= 65535 ? options.CoordinatorPort : 7420);
+                }
+                catch (FormatException ex)
+                {
+                    errors.Add($"{S}:CoordinatorAddresses:{i.ToString(CultureInfo.InvariantCulture)} is not a coordinator address (host:port): {ex.Message}.");
+                }
+            }
         }
 
         if (!string.IsNullOrWhiteSpace(options.CoordinatorFingerprint))

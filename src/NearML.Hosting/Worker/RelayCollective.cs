@@ -2,6 +2,7 @@ using Google.Protobuf;
 using NearML.Core.Collectives;
 using NearML.Core.Contracts;
 using NearML.Core.Protocol;
+using NearML.Hosting.Jobs;
 
 namespace NearML.Hosting.Worker;
 
@@ -36,11 +37,16 @@ internal sealed class RelayCollective(
         Memory<float> result, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(codec);
+        if (!UpdateEncodings.TryFromCodec(codec, out var encoding))
+        {
+            throw new ArgumentException($"codec '{codec.Name}' is not a wire encoding ({string.Join(", ", UpdateEncodings.Names)}).", nameof(codec));
+        }
+
         var payload = new byte[codec.GetEncodedLength(values.Length)];
         codec.Encode(values.Span, payload);
         await send(new RelayContribution
         {
-            JobId = jobId, Round = round, Tag = round1, Kind = RelayKind.Reduce, Weight = weight, Codec = codec.Name,
+            JobId = jobId, Round = round, Tag = round1, Kind = RelayKind.Reduce, Weight = weight, Encoding = encoding,
             Payload = UnsafeByteOperations.UnsafeWrap(payload),
         }, cancellationToken).ConfigureAwait(false);
         var answer = await WaitAsync(round1, RelayKind.Reduce, cancellationToken).ConfigureAwait(false);

@@ -10,7 +10,8 @@ namespace NearML.Hosting.Worker;
 /// How TEE evidence from NearML.Enclave travels in the handshake's <c>Evidence</c> message: the format is
 /// <c>tdx</c>, <c>sev-snp</c> or <c>simulated</c>, and the bytes are a 4-byte little-endian length of the vendor evidence
 /// (TDX quote, SEV-SNP report, simulated blob), the vendor evidence, then the auxiliary bytes (configfs-tsm
-/// <c>auxblob</c>, such as the SEV-SNP certificate table; possibly empty).
+/// <c>auxblob</c>, such as the SEV-SNP certificate table; possibly empty). A TDX event log travels beside it, in
+/// <c>Evidence.event_log</c>.
 /// </summary>
 public static class WorkerAttestation
 {
@@ -44,15 +45,16 @@ public static class WorkerAttestation
         BinaryPrimitives.WriteInt32LittleEndian(bytes, evidence.Evidence.Length);
         evidence.Evidence.Span.CopyTo(bytes.AsSpan(4));
         evidence.Auxiliary.Span.CopyTo(bytes.AsSpan(4 + evidence.Evidence.Length));
-        return new CoreEvidence(GetFormat(evidence.Vendor), bytes);
+        return new CoreEvidence(GetFormat(evidence.Vendor), bytes) { EventLog = evidence.EventLog };
     }
 
     /// <summary>Decodes evidence received in a handshake (the coordinator's side of <see cref="EncodeEvidence"/>).</summary>
     /// <param name="format">The format name.</param>
     /// <param name="bytes">The evidence bytes.</param>
+    /// <param name="eventLog">The event log received with it (<c>Evidence.event_log</c>), empty for none.</param>
     /// <returns>The evidence, for <see cref="AttestationVerifier"/>.</returns>
     /// <exception cref="FormatException">Unknown format or malformed bytes; the message says which.</exception>
-    public static EnclaveEvidence DecodeEvidence(string format, ReadOnlyMemory<byte> bytes)
+    public static EnclaveEvidence DecodeEvidence(string format, ReadOnlyMemory<byte> bytes, ReadOnlyMemory<byte> eventLog = default)
     {
         ArgumentNullException.ThrowIfNull(format);
         var vendor = format switch
@@ -73,7 +75,7 @@ public static class WorkerAttestation
             throw new FormatException($"{format} evidence announces {length} bytes of vendor evidence but only {bytes.Length - 4} follow");
         }
 
-        return new EnclaveEvidence(vendor, bytes.Slice(4, length), bytes[(4 + length)..], format);
+        return new EnclaveEvidence(vendor, bytes.Slice(4, length), bytes[(4 + length)..], format) { EventLog = eventLog };
     }
 
     /// <summary>Adapts an Enclave provider to the handshake's evidence seam.</summary>

@@ -106,7 +106,7 @@ internal sealed class WorkerJob : IDisposable
     public void Dispose() => Model.Dispose();
 
     private static string DatasetKeyOf(JobAssignment assignment) =>
-        assignment.DatasetKey.Length > 0 ? assignment.DatasetKey.Trim().ToLowerInvariant() : JobDataset.FashionMnistName;
+        assignment.Dataset is { Key.Length: > 0 } d ? d.Key.Trim().ToLowerInvariant() : JobDataset.FashionMnistName;
 
     /// <summary>
     /// Builds the job state for an assignment: loads (or reuses) the dataset through the registry and checks it against the
@@ -117,7 +117,7 @@ internal sealed class WorkerJob : IDisposable
     public static WorkerJob Create(JobAssignment assignment, string? datasetDirectory, JobRegistry registry, int? threads = null)
     {
         var hp = assignment.HyperParameters;
-        var extra = hp.Extra;
+        var spec = assignment.Dataset ?? throw new WorkerFatalException($"job '{assignment.JobId}' gives no dataset (JobAssignment.dataset is missing)");
         var datasetKey = DatasetKeyOf(assignment);
         if (!registry.HasDataset(datasetKey))
         {
@@ -129,13 +129,13 @@ internal sealed class WorkerJob : IDisposable
             throw new WorkerFatalException($"job '{assignment.JobId}' trains model '{assignment.Model.Architecture}', which this worker has not registered (it has: {string.Join(", ", registry.ModelKeys)})");
         }
 
-        if (!extra.TryGetValue("shard_count", out var shardText)
-            || !int.TryParse(shardText, NumberStyles.None, CultureInfo.InvariantCulture, out var shardCount) || shardCount < 1)
+        if (spec.ShardCount is < 1 or > int.MaxValue)
         {
-            throw new WorkerFatalException($"job '{assignment.JobId}' gives no valid extra[\"shard_count\"] (got '{shardText}')");
+            throw new WorkerFatalException($"job '{assignment.JobId}' gives dataset.shard_count {spec.ShardCount}; it must be at least 1");
         }
 
-        var datasetConfig = assignment.DatasetConfigJson.Length > 0 ? assignment.DatasetConfigJson : "{}";
+        var shardCount = (int)spec.ShardCount;
+        var datasetConfig = spec.ConfigJson.Length > 0 ? spec.ConfigJson : "{}";
         JobDataset dataset;
         try
         {
@@ -146,12 +146,12 @@ internal sealed class WorkerJob : IDisposable
             throw new WorkerFatalException($"cannot load dataset '{datasetKey}' from '{datasetDirectory ?? "(default path)"}': {ex.Message}", ex);
         }
 
-        if (assignment.DatasetManifest.Length > 0)
+        if (spec.Manifest.Length > 0)
         {
             ShardManifest manifest;
             try
             {
-                manifest = ShardManifest.Parse(assignment.DatasetManifest.ToByteArray(), "the coordinator's manifest");
+                manifest = ShardManifest.Parse(spec.Manifest.ToByteArray(), "the coordinator's manifest");
             }
             catch (InvalidDataFormatException ex)
             {
@@ -173,14 +173,17 @@ internal sealed class WorkerJob : IDisposable
             }
         }
 
-        if (extra.TryGetValue("manifest_root", out var expectedRoot))
+        if (spec.ManifestRoot.Length != 32)
         {
+            throw new WorkerFatalException($"job '{assignment.JobId}' gives a dataset.manifest_root of {spec.ManifestRoot.Length} bytes; it must be 32");
+        }
+
+        if (!spec.ManifestRoot.Span.SequenceEqual(dataset.ManifestRoot.Span))
+        {
+            var expectedRoot = Convert.ToHexStringLower(spec.ManifestRoot.Span);
             var actual = Convert.ToHexStringLower(dataset.ManifestRoot.Span);
-            if (!string.Equals(actual, expectedRoot.Trim(), StringComparison.OrdinalIgnoreCase))
-            {
-                throw new WorkerFatalException(
-                    $"dataset manifest root mismatch for job '{assignment.JobId}': the coordinator's shards have root {expectedRoot}, this worker's files under '{datasetDirectory ?? "(default path)"}' give {actual}; refusing to train on different data");
-            }
+            throw new WorkerFatalException(
+                $"dataset manifest root mismatch for job '{assignment.JobId}': the coordinator's shards have root {expectedRoot}, this worker's files under '{datasetDirectory ?? "(default path)"}' give {actual}; refusing to train on different data");
         }
 
         ITrainableModel model;

@@ -6,8 +6,12 @@ namespace NearML.Hosting.Worker;
 public sealed partial class WorkerService
 {
     [LoggerMessage(EventId = 7300, EventName = "WorkerStarting", Level = LogLevel.Information,
-        Message = "NearML worker '{WorkerId}' (identity {Fingerprint}) starting: coordinator {Host}:{Port} ({Trust}), attestation '{Attestation}'")]
-    private static partial void LogStarting(ILogger logger, string workerId, string fingerprint, string host, int port, string trust, string attestation);
+        Message = "NearML worker '{WorkerId}' (identity {Fingerprint}) starting: coordinator {Addresses} ({Trust}), attestation '{Attestation}'")]
+    private static partial void LogStarting(ILogger logger, string workerId, string fingerprint, string addresses, string trust, string attestation);
+
+    [LoggerMessage(EventId = 7342, EventName = "WorkerNextCoordinator", Level = LogLevel.Information,
+        Message = "Next attempt: coordinator {Address} ({Index} of {Count})")]
+    private static partial void LogNextCoordinator(ILogger logger, string address, int index, int count);
 
     [LoggerMessage(EventId = 7301, EventName = "WorkerAdmitted", Level = LogLevel.Information,
         Message = "Worker '{WorkerId}' admitted (session {SessionId}, heartbeat every {HeartbeatSeconds} s)")]

@@ -120,7 +120,7 @@ public sealed partial class WorkerService
             LogRelayRoundDone(Logger, assignment.Round, strategy.Kind, steps, stats.SyncCount, stats.BytesSent, stats.BytesReceived, meanLoss);
             Status.SetState(WorkerState.Uploading);
             var result = new InnerResult(steps, samples, meanLoss, lastLoss, elapsedTime);
-            var hash = await SendUpdateAsync(job, assignment, hp, result, stopping, "fp32").ConfigureAwait(false);
+            var hash = await SendUpdateAsync(job, assignment, hp, result, stopping, UpdateEncoding.Fp32).ConfigureAwait(false);
             return new PendingReceipt(assignment.JobId, assignment.Round, hash);
         }
     }

@@ -47,6 +47,7 @@ public sealed partial class WorkerService : BackgroundService
     private readonly NearMLMetrics? _metrics;
     private Ed25519Identity? _identity;
     private CoordinatorTrust? _trust;
+    private CoordinatorAddresses? _addresses;
     private IAttestationEvidenceProvider? _evidence;
     private WorkerReceiptLog? _receipts;
     private WorkerJob? _job;
@@ -103,12 +104,17 @@ public sealed partial class WorkerService : BackgroundService
         }
 
         _trust = _options.CreateTrust();
+        _addresses = CoordinatorAddresses.FromOptions(_options);
         _evidence = CreateEvidenceProvider();
         _receipts = new WorkerReceiptLog(
             _options.DataDirectory,
             string.IsNullOrWhiteSpace(_options.CoordinatorReceiptKey) ? null : NearPublicKey.Parse(_options.CoordinatorReceiptKey));
-        LogStarting(_logger, _options.WorkerId, _identity.Fingerprint, _options.CoordinatorHost, _options.CoordinatorPort,
-            _trust.IsPinned ? "pinned certificate" : "CA validation", _options.AttestationProvider);
+        if (_logger.IsEnabled(LogLevel.Information))
+        {
+            var all = string.Join(", ", _addresses.All);
+            LogStarting(_logger, _options.WorkerId, _identity.Fingerprint, all, _trust.IsPinned ? "pinned certificate" : "CA validation", _options.AttestationProvider);
+        }
+
         return base.StartAsync(cancellationToken);
     }
 
@@ -175,10 +181,17 @@ public sealed partial class WorkerService : BackgroundService
                 }
             }
 
-            var delay = backoff.Next();
+            // Several coordinators (a serving one and standbys): the next address at once; back off after all failed.
+            var addresses = _addresses!;
+            var delay = addresses.Failed() ? backoff.Next() : _options.InitialReconnectDelay / 2;
             _status.SetState(WorkerState.Reconnecting);
             _status.AddReconnect();
             LogReconnecting(_logger, delay.TotalSeconds, backoff.Attempt);
+            if (addresses.All.Count > 1 && _logger.IsEnabled(LogLevel.Information))
+            {
+                var next = addresses.Current.ToString();
+                LogNextCoordinator(_logger, next, addresses.CurrentIndex + 1, addresses.All.Count);
+            }
             try
             {
                 await Task.Delay(delay, _time, stoppingToken).ConfigureAwait(false);
@@ -196,6 +209,7 @@ public sealed partial class WorkerService : BackgroundService
     private async Task RunSessionAsync(ReconnectBackoff backoff, CancellationToken stopping)
     {
         _status.SetState(WorkerState.Connecting);
+        var address = _addresses!.Current;
         FrameConnection connection;
         using (var connectDeadline = CancellationTokenSource.CreateLinkedTokenSource(stopping))
         {
@@ -203,12 +217,12 @@ public sealed partial class WorkerService : BackgroundService
             try
             {
                 connection = await ProtocolConnector.ConnectAsync(
-                    _options.CoordinatorHost, _options.CoordinatorPort, _trust!, null, null, connectDeadline.Token).ConfigureAwait(false);
+                    address.Host, address.Port, _trust!, null, null, connectDeadline.Token).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (!stopping.IsCancellationRequested)
             {
                 throw new ProtocolException(
-                    ErrorCode.Timeout, $"connecting to {_options.CoordinatorHost}:{_options.CoordinatorPort} took longer than {_options.ConnectTimeout.TotalSeconds:0.#} s");
+                    ErrorCode.Timeout, $"connecting to {address} took longer than {_options.ConnectTimeout.TotalSeconds:0.#} s");
             }
         }
 
@@ -309,6 +323,7 @@ public sealed partial class WorkerService : BackgroundService
                 },
                 stopping)).ConfigureAwait(false);
             backoff.Reset();
+            owner._addresses!.Admitted();
             Status.SetAttestation(owner._evidence is null ? NearMLWorkerOptions.NoProvider : options.AttestationProvider);
             Status.SetError(null);
             SyncTraffic();
@@ -457,7 +472,12 @@ public sealed partial class WorkerService : BackgroundService
                 throw new WorkerFatalException($"job '{assignment.JobId}' uses sync strategy {hp.SyncStrategy}; this worker implements DILOCO, DDP and DEMO");
             }
 
-            var secure = hp.Extra.TryGetValue("secure", out var secureText) && string.Equals(secureText, "true", StringComparison.OrdinalIgnoreCase);
+            var secure = hp.SecureAggregation is not null;
+            if (!secure && hp.SyncStrategy == SyncStrategy.Diloco && (hp.UpdateEncoding == UpdateEncoding.Unspecified || !Enum.IsDefined(hp.UpdateEncoding)))
+            {
+                throw new WorkerFatalException(
+                    $"job '{assignment.JobId}' asks for update encoding {UpdateEncodings.Format(hp.UpdateEncoding)}; this worker implements {string.Join(", ", UpdateEncodings.Names)}");
+            }
 
             var steps = (int)Math.Min(hp.InnerSteps, int.MaxValue);
             if (steps < 1 || hp.BatchSize < 1)
@@ -580,7 +600,7 @@ public sealed partial class WorkerService : BackgroundService
                 return masked is null ? null : new PendingReceipt(assignment.JobId, assignment.Round, masked);
             }
 
-            using var uploadSpan = NearMLTracing.StartUpload(owner._options.WorkerId, assignment.Round, hp.Compression);
+            using var uploadSpan = NearMLTracing.StartUpload(owner._options.WorkerId, assignment.Round, UpdateEncodings.NameOf(hp.UpdateEncoding));
             var hash = await NearMLTracing.Traced(uploadSpan, SendUpdateAsync(job, assignment, hp, result, stopping)).ConfigureAwait(false);
             return new PendingReceipt(assignment.JobId, assignment.Round, hash);
         }
@@ -669,23 +689,19 @@ public sealed partial class WorkerService : BackgroundService
         /// </summary>
         private async Task<byte[]?> RunSecureAggregationAsync(WorkerJob job, JobAssignment assignment, HyperParameters hp, InnerResult result, CancellationToken stopping)
         {
-            var extra = hp.Extra;
-            AggregationConfig config;
-            uint clientId;
-            double clip;
-            int valueBits, maxWeight;
-            try
+            var settings = hp.SecureAggregation;
+            if (settings.Config is null || settings.ValueBits > int.MaxValue || settings.MaxWeight > int.MaxValue)
             {
-                config = AggregationConfig.Parser.ParseFrom(Convert.FromBase64String(extra["secagg_config"]));
-                clientId = uint.Parse(extra["secagg_client_id"], NumberStyles.None, CultureInfo.InvariantCulture);
-                clip = double.Parse(extra["secagg_clip"], NumberStyles.Float, CultureInfo.InvariantCulture);
-                valueBits = int.Parse(extra["secagg_value_bits"], NumberStyles.None, CultureInfo.InvariantCulture);
-                maxWeight = int.Parse(extra["secagg_max_weight"], NumberStyles.None, CultureInfo.InvariantCulture);
+                throw new ProtocolException(
+                    ErrorCode.MalformedFrame,
+                    $"secure round {assignment.Round}: the assignment's secure_aggregation settings are malformed (config {(settings.Config is null ? "missing" : "present")}, value_bits {settings.ValueBits}, max_weight {settings.MaxWeight})");
             }
-            catch (Exception ex) when (ex is KeyNotFoundException or FormatException or OverflowException or InvalidProtocolBufferException)
-            {
-                throw new ProtocolException(ErrorCode.MalformedFrame, $"secure round {assignment.Round}: the assignment's secagg_* settings are missing or malformed: {ex.Message}", ex);
-            }
+
+            var config = settings.Config;
+            var clientId = settings.ClientId;
+            var clip = settings.ClipRange;
+            var valueBits = (int)settings.ValueBits;
+            var maxWeight = (int)settings.MaxWeight;
 
             job.Model.PullParameters();
             job.Delta.SetDifference(job.Global, job.Model.Parameters);
@@ -797,9 +813,9 @@ public sealed partial class WorkerService : BackgroundService
             return payload;
         }
 
-        private async Task<byte[]> SendUpdateAsync(WorkerJob job, JobAssignment assignment, HyperParameters hp, InnerResult result, CancellationToken stopping, string? encodingOverride = null)
+        private async Task<byte[]> SendUpdateAsync(WorkerJob job, JobAssignment assignment, HyperParameters hp, InnerResult result, CancellationToken stopping, UpdateEncoding? encodingOverride = null)
         {
-            var encoding = encodingOverride ?? (string.IsNullOrEmpty(hp.Compression) ? "int8" : hp.Compression);
+            var encoding = encodingOverride ?? hp.UpdateEncoding;
             job.Model.PullParameters();
             job.Delta.SetDifference(job.Global, job.Model.Parameters);
             if (owner._options.InjectNanUpdate)
@@ -809,14 +825,16 @@ public sealed partial class WorkerService : BackgroundService
             }
 
             byte[] payload;
+            string encodingName;
             try
             {
-                payload = new byte[UpdateEncoding.GetEncodedLength(encoding, job.Delta.Length)];
-                UpdateEncoding.Encode(encoding, job.Delta.Data, payload);
+                encodingName = UpdateEncodings.NameOf(encoding);
+                payload = new byte[UpdateEncodings.GetEncodedLength(encoding, job.Delta.Length)];
+                UpdateEncodings.Encode(encoding, job.Delta.Data, payload);
             }
             catch (JobConfigurationException ex)
             {
-                throw new WorkerFatalException($"job '{assignment.JobId}' asks for update encoding '{encoding}': {ex.Message}", ex);
+                throw new WorkerFatalException($"job '{assignment.JobId}' asks for update encoding {UpdateEncodings.Format(encoding)}: {ex.Message}", ex);
             }
 
             var hash = SHA256.HashData(payload);
@@ -844,7 +862,7 @@ public sealed partial class WorkerService : BackgroundService
             }
 
             SyncTraffic();
-            LogUpdateSent(Logger, assignment.Round, encoding, payload.Length, parts, connection.BytesSent - before, result.Samples, result.MeanLoss);
+            LogUpdateSent(Logger, assignment.Round, encodingName, payload.Length, parts, connection.BytesSent - before, result.Samples, result.MeanLoss);
             return hash;
         }
 

@@ -20,8 +20,8 @@ public sealed class DiLoCoOptions
     public bool Nesterov { get; set; } = true;
 
     /// <summary>Gets or sets how the pseudo-gradient travels on the wire.</summary>
-    /// <value>The default value is <see cref="PseudoGradientEncoding.Float32"/>.</value>
-    public PseudoGradientEncoding Encoding { get; set; } = PseudoGradientEncoding.Float32;
+    /// <value>The default value is <see cref="PseudoGradientEncoding.Fp32"/>.</value>
+    public PseudoGradientEncoding Encoding { get; set; } = PseudoGradientEncoding.Fp32;
 
     /// <summary>Gets or sets the values per scale of the integer encodings.</summary>
     /// <value>The default value is 64.</value>

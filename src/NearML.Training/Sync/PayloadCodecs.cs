@@ -4,14 +4,16 @@ using NearML.Core.Collectives;
 
 namespace NearML.Training.Sync;
 
-/// <summary>How a pseudo-gradient travels on the wire.</summary>
+/// <summary>How a pseudo-gradient travels on the wire. The member names are the encodings' one name (in lower case:
+/// <c>fp32</c>, <c>fp16</c>, <c>int8</c>, <c>int4</c>), as in the wire enum <c>UpdateEncoding</c> and each codec's
+/// <see cref="IPayloadCodec.Name"/>.</summary>
 public enum PseudoGradientEncoding
 {
     /// <summary>IEEE float32, 4 bytes per value, lossless.</summary>
-    Float32,
+    Fp32,
 
     /// <summary>IEEE float16 (binary16), 2 bytes per value; relative error ≤ 2⁻¹¹ in the normal range.</summary>
-    Float16,
+    Fp16,
 
     /// <summary>Signed 8-bit codes with one float32 absmax scale per block (see <see cref="BlockQuantizedCodec"/>).</summary>
     Int8,
@@ -29,8 +31,8 @@ public static class PayloadCodecs
     /// <returns>The codec.</returns>
     public static IPayloadCodec Create(PseudoGradientEncoding encoding, int blockSize = BlockQuantizedCodec.DefaultBlockSize) => encoding switch
     {
-        PseudoGradientEncoding.Float32 => Float32Codec.Instance,
-        PseudoGradientEncoding.Float16 => Float16Codec.Instance,
+        PseudoGradientEncoding.Fp32 => Float32Codec.Instance,
+        PseudoGradientEncoding.Fp16 => Float16Codec.Instance,
         PseudoGradientEncoding.Int8 => new BlockQuantizedCodec(8, blockSize),
         PseudoGradientEncoding.Int4 => new BlockQuantizedCodec(4, blockSize),
         _ => throw new ArgumentOutOfRangeException(nameof(encoding), encoding, "Unknown pseudo-gradient encoding."),
@@ -122,7 +124,9 @@ public sealed class BlockQuantizedCodec : IPayloadCodec
     public int BlockSize { get; }
 
     /// <inheritdoc/>
-    public string Name => $"int{Bits}-absmax-b{BlockSize}";
+    /// <remarks><c>int8</c> or <c>int4</c> with the default block of <see cref="DefaultBlockSize"/> values (the wire
+    /// encodings of those names); <c>int8-b</c><i>N</i> or <c>int4-b</c><i>N</i> for another block size.</remarks>
+    public string Name => BlockSize == DefaultBlockSize ? $"int{Bits}" : $"int{Bits}-b{BlockSize}";
 
     /// <inheritdoc/>
     public int GetEncodedLength(int count)

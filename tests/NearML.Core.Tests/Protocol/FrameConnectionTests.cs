@@ -29,7 +29,7 @@ public sealed class FrameConnectionTests
             ParameterVersion = 6,
             ParameterRoot = ByteString.CopyFrom(new byte[32]),
             Model = new ModelConfig { Architecture = "mlp", Tensors = { new TensorSpec { Name = "w", Shape = { 3, 4 } } } },
-            HyperParameters = new HyperParameters { SyncStrategy = SyncStrategy.Diloco, InnerSteps = 500, Extra = { ["k"] = "v" } },
+            HyperParameters = new HyperParameters { SyncStrategy = SyncStrategy.Diloco, InnerSteps = 500, UpdateEncoding = UpdateEncoding.Int4, RoundProtocol = "diloco" },
             ShardIds = { 1, 5, 9 },
         };
         var ct = TestContext.CancellationToken;

@@ -103,7 +103,7 @@ public sealed class CoordinatorAdmissionTests
             using var id = NearML.Core.Protocol.Ed25519Identity.Generate();
             await conn.SendAsync(new Hello
             {
-                Version = new ProtocolVersion { Major = 2, Minor = 0 },
+                Version = new ProtocolVersion { Major = 3, Minor = 0 },
                 WorkerId = "future",
                 IdentityPublicKey = ByteString.CopyFrom(id.PublicKey.Span),
                 WorkerNonce = ByteString.CopyFrom(new byte[32]),
@@ -111,7 +111,7 @@ public sealed class CoordinatorAdmissionTests
             });
             var refusal = await conn.ReceiveAsync<Refusal>().AsTask().WaitAsync(CoordinatorHarness.Timeout);
             Assert.AreEqual(RefusalReason.IncompatibleVersion, refusal.Reason);
-            StringAssert.Contains(refusal.Message, "2.0");
+            StringAssert.Contains(refusal.Message, "3.0");
         }
 
         Assert.IsTrue(c.Logs.Contains("AttestationRequired"));

@@ -363,18 +363,16 @@ internal sealed class FakeWorker : IAsyncDisposable
             delta = DeltaOf(parameters.Buffer.ToArray());
         }
 
-        if (a.HyperParameters.Extra.TryGetValue("secure", out var secure) && secure == "true")
+        if (a.HyperParameters.SecureAggregation is { } secure)
         {
-            var config = NearML.Core.Contracts.Aggregation.AggregationConfig.Parser.ParseFrom(Convert.FromBase64String(a.HyperParameters.Extra["secagg_config"]));
-            var inv = System.Globalization.CultureInfo.InvariantCulture;
-            var encoder = new NearML.Aggregation.FixedPointEncoder(
-                float.Parse(a.HyperParameters.Extra["secagg_clip"], inv), int.Parse(a.HyperParameters.Extra["secagg_value_bits"], inv), (int)config.NumClients, int.Parse(a.HyperParameters.Extra["secagg_max_weight"], inv));
+            var config = secure.Config;
+            var encoder = new NearML.Aggregation.FixedPointEncoder(secure.ClipRange, (int)secure.ValueBits, (int)config.NumClients, (int)secure.MaxWeight);
             Assert.AreEqual(encoder.RingBits, (int)config.RingBits);
             var input = new uint[NearML.Aggregation.FixedPointEncoder.EncodedLength(delta.Length)];
             encoder.Encode(delta, (int)a.HyperParameters.InnerSteps, input);
             _secureJob = a;
             _secureReplies = 0;
-            _secure = new NearML.Aggregation.SecureAggregationClient(config, uint.Parse(a.HyperParameters.Extra["secagg_client_id"], inv), input, _identitySeed);
+            _secure = new NearML.Aggregation.SecureAggregationClient(config, secure.ClientId, input, _identitySeed);
             await Connection.SendAsync(new AggregationEnvelope { JobId = a.JobId, Round = a.Round, Payload = _secure.Start().ToByteString(), PartCount = 1 }, _stop.Token);
             return;
         }
@@ -384,8 +382,8 @@ internal sealed class FakeWorker : IAsyncDisposable
             delta[delta.Length / 2] = float.NaN;
         }
 
-        var encoding = a.HyperParameters.Compression;
-        var payload = UpdateEncoding.Encode(encoding, delta);
+        var encoding = a.HyperParameters.UpdateEncoding;
+        var payload = UpdateEncodings.Encode(encoding, delta);
         var sha = System.Security.Cryptography.SHA256.HashData(payload);
         var parts = Behavior is FakeBehavior.MultiPart or FakeBehavior.BadHash ? 3 : 1;
         if (Behavior == FakeBehavior.BadHash)

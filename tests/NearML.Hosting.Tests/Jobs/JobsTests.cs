@@ -1,4 +1,5 @@
 using NearML.Core;
+using NearML.Core.Contracts;
 using NearML.Hosting.Jobs;
 using NearML.Sharding;
 using NearML.Training.Data;
@@ -74,10 +75,11 @@ public sealed class UpdateEncodingTests
             delta[i] = (float)((rng.NextDouble() * 2) - 1);
         }
 
-        var payload = UpdateEncoding.Encode(encoding, delta);
-        Assert.AreEqual(UpdateEncoding.GetEncodedLength(encoding, delta.Length), payload.Length);
+        var e = UpdateEncodings.Parse(encoding);
+        var payload = UpdateEncodings.Encode(e, delta);
+        Assert.AreEqual(UpdateEncodings.GetEncodedLength(e, delta.Length), payload.Length);
         var back = new float[delta.Length];
-        UpdateEncoding.Decode(encoding, payload, back);
+        UpdateEncodings.Decode(e, payload, back);
         for (var i = 0; i < delta.Length; i++)
         {
             Assert.IsTrue(Math.Abs(back[i] - delta[i]) <= (relativeToAbsmax * 1.0001) + 1e-7, $"value {i}: {delta[i]} -> {back[i]}");
@@ -92,11 +94,13 @@ public sealed class UpdateEncodingTests
     [TestMethod]
     public void Wrong_length_and_unknown_name_are_typed_errors()
     {
-        var payload = UpdateEncoding.Encode("int8", new float[100]);
-        Assert.ThrowsExactly<InvalidDataFormatException>(() => UpdateEncoding.Decode("int8", payload.AsSpan(1), new float[100]));
-        Assert.ThrowsExactly<InvalidDataFormatException>(() => UpdateEncoding.Decode("fp32", new byte[7], new float[2]));
-        Assert.ThrowsExactly<JobConfigurationException>(() => UpdateEncoding.GetEncodedLength("int3", 10));
-        Assert.IsFalse(UpdateEncoding.IsKnown("int8-block64"));
+        var payload = UpdateEncodings.Encode(UpdateEncoding.Int8, new float[100]);
+        Assert.ThrowsExactly<InvalidDataFormatException>(() => UpdateEncodings.Decode(UpdateEncoding.Int8, payload.AsSpan(1), new float[100]));
+        Assert.ThrowsExactly<InvalidDataFormatException>(() => UpdateEncodings.Decode(UpdateEncoding.Fp32, new byte[7], new float[2]));
+        Assert.ThrowsExactly<JobConfigurationException>(() => UpdateEncodings.GetEncodedLength(UpdateEncoding.Unspecified, 10));
+        Assert.ThrowsExactly<JobConfigurationException>(() => UpdateEncodings.GetEncodedLength((UpdateEncoding)99, 10));
+        Assert.ThrowsExactly<JobConfigurationException>(() => UpdateEncodings.Parse("int3"));
+        Assert.IsFalse(UpdateEncodings.IsKnown("int8-block64"));
     }
 
     [TestMethod]
@@ -109,7 +113,8 @@ public sealed class UpdateEncodingTests
         var delta = new float[130];
         delta[70] = float.NaN;
         var back = new float[130];
-        UpdateEncoding.Decode(encoding, UpdateEncoding.Encode(encoding, delta), back);
+        var e = UpdateEncodings.Parse(encoding);
+        UpdateEncodings.Decode(e, UpdateEncodings.Encode(e, delta), back);
         Assert.IsTrue(back.Any(v => !float.IsFinite(v)));
     }
 }

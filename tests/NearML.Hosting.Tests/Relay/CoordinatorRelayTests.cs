@@ -36,7 +36,7 @@ public sealed class CoordinatorRelayTests
 
             var assignment = workers[0].Assignments.Single();
             Assert.AreEqual(SyncStrategy.Ddp, assignment.HyperParameters.SyncStrategy);
-            Assert.AreEqual("fp32", assignment.HyperParameters.Compression);
+            Assert.AreEqual(UpdateEncoding.Fp32, assignment.HyperParameters.UpdateEncoding);
 
             // Exchange 0: a weighted mean; f2's contribution holds a NaN and is rejected.
             await Reduce(workers[0], assignment, 0, [1f, 2f], 1);
@@ -79,7 +79,7 @@ public sealed class CoordinatorRelayTests
         var bytes = MemoryMarshal.AsBytes(values.AsSpan()).ToArray();
         await w.Connection.SendAsync(new RelayContribution
         {
-            JobId = a.JobId, Round = a.Round, Tag = tag, Kind = RelayKind.Reduce, Weight = weight, Codec = "fp32", Payload = ByteString.CopyFrom(bytes),
+            JobId = a.JobId, Round = a.Round, Tag = tag, Kind = RelayKind.Reduce, Weight = weight, Encoding = UpdateEncoding.Fp32, Payload = ByteString.CopyFrom(bytes),
         });
     }
 

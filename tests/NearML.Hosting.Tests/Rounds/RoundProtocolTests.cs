@@ -2,6 +2,7 @@ using Google.Protobuf;
 using Microsoft.Extensions.DependencyInjection;
 using NearML.Core;
 using NearML.Core.Collectives;
+using NearML.Core.Contracts;
 using NearML.Hosting.Coordinator;
 using NearML.Hosting.Rounds;
 using NearML.Hosting.Tests.Coordinator;
@@ -44,8 +45,8 @@ public sealed class RoundProtocolTests
         // The host waited for the protocol's minimum cohort, ran it each round, published what it changed and recorded it.
         Assert.AreEqual(2, protocol.Rounds);
         Assert.IsTrue(c.Status.Rounds.All(r => r.Cohort == 3 && r.Accepted == 3));
-        Assert.IsTrue(a.Assignments.All(x => x.HyperParameters.Extra["round_protocol"] == "coordinate-median"));
-        Assert.IsTrue(a.Assignments.All(x => x.HyperParameters.Compression == "fp32"));
+        Assert.IsTrue(a.Assignments.All(x => x.HyperParameters.RoundProtocol == "coordinate-median"));
+        Assert.IsTrue(a.Assignments.All(x => x.HyperParameters.UpdateEncoding == UpdateEncoding.Fp32));
         var v0 = a.Downloaded[0];
         var v1 = a.Downloaded[1];
         for (var i = 0; i < v0.Length; i++)
@@ -189,7 +190,7 @@ public sealed class RoundProtocolTests
                 OuterLearningRate = outerLr,
                 OuterMomentum = outerMomentum,
                 Nesterov = true,
-                Encoding = PseudoGradientEncoding.Float32,
+                Encoding = PseudoGradientEncoding.Fp32,
             }));
         }
 
@@ -237,12 +238,12 @@ public sealed class RoundProtocolTests
 
         public int MinimumCohort => 3;
 
-        public string UpdateEncoding => "fp32";
+        public UpdateEncoding UpdateEncoding => UpdateEncoding.Fp32;
 
         public async Task<RoundResult> RunAsync(RoundContext context, CancellationToken cancellationToken)
         {
             Rounds++;
-            await Task.WhenAll(context.Cohort.Select(p => context.AssignAsync(p, h => h.Extra["round_protocol"] = Name, cancellationToken)));
+            await Task.WhenAll(context.Cohort.Select(p => context.AssignAsync(p, null, cancellationToken)));
             var remaining = context.Deadline - context.Time.GetUtcNow();
             await Task.WhenAny(Task.WhenAll(context.Cohort.Select(p => p.Submitted)), Task.Delay(remaining > TimeSpan.Zero ? remaining : TimeSpan.Zero, cancellationToken));
             var accepted = new List<RoundContribution>();

@@ -219,7 +219,7 @@ internal sealed class TestJob
 
     public static bool Available => File.Exists(Path.Combine(DatasetDirectory, "train-images-idx3-ubyte.gz"));
 
-    public JobAssignment Assignment(ulong round, ulong version = 1, uint steps = 5, long deadlineUnixMs = 0, string compression = "int8", string? manifestRoot = null)
+    public JobAssignment Assignment(ulong round, ulong version = 1, uint steps = 5, long deadlineUnixMs = 0, UpdateEncoding encoding = UpdateEncoding.Int8, byte[]? manifestRoot = null)
     {
         var hp = new HyperParameters
         {
@@ -230,13 +230,9 @@ internal sealed class TestJob
             WeightDecay = 0.01,
             OuterLearningRate = 0.7,
             OuterMomentum = 0.9,
-            Compression = compression,
+            UpdateEncoding = encoding,
             Seed = Seed,
         };
-        hp.Extra["dataset"] = "fashion-mnist";
-        hp.Extra["shard_count"] = ShardCount.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        hp.Extra["manifest_root"] = manifestRoot ?? Convert.ToHexStringLower(Dataset.ManifestRoot.Span);
-        hp.Extra["secure"] = "false";
         var assignment = new JobAssignment
         {
             JobId = JobId,
@@ -246,6 +242,14 @@ internal sealed class TestJob
             Model = Config,
             HyperParameters = hp,
             DeadlineUnixMs = deadlineUnixMs,
+            Dataset = new DatasetSpec
+            {
+                Key = "fashion-mnist",
+                Name = "fashion-mnist",
+                ShardCount = (uint)ShardCount,
+                RequestedShardCount = (uint)ShardCount,
+                ManifestRoot = ByteString.CopyFrom(manifestRoot ?? Dataset.ManifestRoot.ToArray()),
+            },
         };
         assignment.ShardIds.Add([0u, 1u, 2u]);
         return assignment;

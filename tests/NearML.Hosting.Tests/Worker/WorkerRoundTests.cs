@@ -62,11 +62,11 @@ public sealed class WorkerRoundTests
         var (update, payload) = await session.ReceiveUpdateAsync();
         Assert.AreEqual(1UL, update.Round);
         Assert.AreEqual(1UL, update.BaseParameterVersion);
-        Assert.AreEqual("int8", update.Encoding);
+        Assert.AreEqual(UpdateEncoding.Int8, update.Encoding);
         Assert.AreEqual(5UL * 32, update.SampleCount, "5 steps of 32 samples");
         Assert.IsTrue(float.IsFinite(update.Loss) && update.Loss > 0, $"loss {update.Loss}");
         var delta = new float[job.Parameters.Length];
-        UpdateEncoding.Decode(update.Encoding, payload, delta);
+        UpdateEncodings.Decode(update.Encoding, payload, delta);
         Assert.IsTrue(delta.All(float.IsFinite), "the decoded delta is finite");
         Assert.IsTrue(delta.Any(static d => d != 0), "training moved the parameters");
 
@@ -108,14 +108,14 @@ public sealed class WorkerRoundTests
         await using var worker = new WorkerTestHost(coordinator);
         await worker.StartAsync();
         var session = await coordinator.NextSessionAsync();
-        await session.SendAsync(job.Assignment(round: 1, steps: 1, compression: "fp32"));
+        await session.SendAsync(job.Assignment(round: 1, steps: 1, encoding: UpdateEncoding.Fp32));
         await session.ReceiveUntilAsync<ParameterRequest>();
         await ParameterTransfer.SendAsync(session.Connection, job.Parameters, 1, job.Manifest);
         var (update, payload) = await session.ReceiveUpdateAsync();
         Assert.AreEqual(2U, update.PartCount);
         Assert.AreEqual(job.Parameters.Length * 4, payload.Length);
         var delta = new float[job.Parameters.Length];
-        UpdateEncoding.Decode("fp32", payload, delta);
+        UpdateEncodings.Decode(UpdateEncoding.Fp32, payload, delta);
         Assert.IsTrue(delta.All(float.IsFinite));
         session.End();
     }
@@ -231,7 +231,7 @@ public sealed class WorkerRoundTests
         // Every step trains at least one sample, and fewer steps than planned were done.
         Assert.IsTrue(update.SampleCount >= progress.Step && update.SampleCount < planned * 32UL, $"{update.SampleCount} samples trained; {planned} steps were planned");
         var delta = new float[job.Parameters.Length];
-        UpdateEncoding.Decode(update.Encoding, payload, delta);
+        UpdateEncodings.Decode(update.Encoding, payload, delta);
         Assert.IsTrue(delta.All(float.IsFinite));
         session.End();
     }
@@ -279,12 +279,12 @@ public sealed class WorkerRoundTests
         await using var worker = new WorkerTestHost(coordinator, o => o.InjectNanUpdate = true);
         await worker.StartAsync();
         var session = await coordinator.NextSessionAsync();
-        await session.SendAsync(job.Assignment(round: 1, steps: 1, compression: "int8"));
+        await session.SendAsync(job.Assignment(round: 1, steps: 1, encoding: UpdateEncoding.Int8));
         await session.ReceiveUntilAsync<ParameterRequest>();
         await ParameterTransfer.SendAsync(session.Connection, job.Parameters, 1, job.Manifest);
         var (update, payload) = await session.ReceiveUpdateAsync();
         var delta = new float[job.Parameters.Length];
-        UpdateEncoding.Decode(update.Encoding, payload, delta);
+        UpdateEncodings.Decode(update.Encoding, payload, delta);
         Assert.IsFalse(delta.All(float.IsFinite), "the coordinator sees a non-finite update to reject");
         session.End();
     }
@@ -298,7 +298,7 @@ public sealed class WorkerRoundTests
         await using var worker = new WorkerTestHost(coordinator);
         await worker.StartAsync();
         var session = await coordinator.NextSessionAsync();
-        await session.SendAsync(job.Assignment(round: 1, manifestRoot: new string('a', 64)));
+        await session.SendAsync(job.Assignment(round: 1, manifestRoot: Enumerable.Repeat((byte)0xaa, 32).ToArray()));
         await worker.WaitUntilAsync(static s => s.State == WorkerState.Failed, "the worker fails");
         StringAssert.Contains(worker.Status.LastError!, "manifest root mismatch");
         Assert.AreEqual(1, coordinator.Connections, "a permanent failure does not reconnect");

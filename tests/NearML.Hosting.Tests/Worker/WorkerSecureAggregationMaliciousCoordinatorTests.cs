@@ -30,13 +30,10 @@ public sealed class WorkerSecureAggregationMaliciousCoordinatorTests
     {
         var job = TestJob.Instance;
         var assignment = job.Assignment(round: 1, steps: Steps);
-        var extra = assignment.HyperParameters.Extra;
-        extra["secure"] = "true";
-        extra["secagg_client_id"] = clientId.ToString(CultureInfo.InvariantCulture);
-        extra["secagg_config"] = Convert.ToBase64String(config.ToByteArray());
-        extra["secagg_clip"] = "0.5";
-        extra["secagg_value_bits"] = "16";
-        extra["secagg_max_weight"] = Steps.ToString(CultureInfo.InvariantCulture);
+        assignment.HyperParameters.SecureAggregation = new SecureAggregationSettings
+        {
+            ClientId = clientId, Config = config, ClipRange = 0.5f, ValueBits = 16, MaxWeight = Steps,
+        };
         await session.SendAsync(assignment);
         await session.ReceiveUntilAsync<ParameterRequest>();
         await ParameterTransfer.SendAsync(session.Connection, job.Parameters, 1, job.Manifest);

@@ -57,13 +57,10 @@ public sealed class WorkerSecureAggregationTests
             for (uint i = 0; i < clients; i++)
             {
                 var assignment = job.Assignment(round: 1, steps: steps);
-                var extra = assignment.HyperParameters.Extra;
-                extra["secure"] = "true";
-                extra["secagg_client_id"] = i.ToString(CultureInfo.InvariantCulture);
-                extra["secagg_config"] = Convert.ToBase64String(config.ToByteArray());
-                extra["secagg_clip"] = "0.5";
-                extra["secagg_value_bits"] = "16";
-                extra["secagg_max_weight"] = steps.ToString(CultureInfo.InvariantCulture);
+                assignment.HyperParameters.SecureAggregation = new SecureAggregationSettings
+                {
+                    ClientId = i, Config = config, ClipRange = 0.5f, ValueBits = 16, MaxWeight = steps,
+                };
                 await sessions[i].SendAsync(assignment);
                 await sessions[i].ReceiveUntilAsync<ParameterRequest>();
                 await ParameterTransfer.SendAsync(sessions[i].Connection, job.Parameters, 1, job.Manifest);

@@ -75,7 +75,7 @@ public sealed class StrategyTests
     }
 
     [TestMethod]
-    [DataRow(PseudoGradientEncoding.Float32, 4.0)]
+    [DataRow(PseudoGradientEncoding.Fp32, 4.0)]
     [DataRow(PseudoGradientEncoding.Int8, 1.0625)]
     [DataRow(PseudoGradientEncoding.Int4, 0.5625)]
     public async Task DiLoCo_BytesPerWorker_AreTheEncodedPseudoGradients(PseudoGradientEncoding encoding, double bytesPerValue)
@@ -106,8 +106,8 @@ public sealed class StrategyTests
             return s[0].GlobalParameters;
         }
 
-        var f32 = await Run(PseudoGradientEncoding.Float32);
-        var f16 = await Run(PseudoGradientEncoding.Float16);
+        var f32 = await Run(PseudoGradientEncoding.Fp32);
+        var f16 = await Run(PseudoGradientEncoding.Fp16);
         var i8 = await Run(PseudoGradientEncoding.Int8);
         var i4 = await Run(PseudoGradientEncoding.Int4);
         double Dist(ParameterSet a)

@@ -75,6 +75,25 @@ public sealed class AttestationPolicy
     /// <value>The default value is empty.</value>
     public string MinimumSnpTcb { get; set; } = string.Empty;
 
+    /// <summary>
+    /// Returns an independent copy: every property has this policy's value and every list is a new list with the same items,
+    /// so a host can derive its effective policy (for example switch <see cref="AllowSimulated"/> on) without changing the
+    /// configured one. New properties are copied without edits here (the scalar ones by <see cref="object.MemberwiseClone"/>).
+    /// </summary>
+    /// <returns>The copy.</returns>
+    public AttestationPolicy Clone()
+    {
+        var copy = (AttestationPolicy)MemberwiseClone();
+        copy.AllowedVendors = [.. AllowedVendors];
+        copy.AllowedMrTd = [.. AllowedMrTd];
+        copy.AllowedRtmr0 = [.. AllowedRtmr0];
+        copy.AllowedRtmr1 = [.. AllowedRtmr1];
+        copy.AllowedRtmr2 = [.. AllowedRtmr2];
+        copy.AllowedRtmr3 = [.. AllowedRtmr3];
+        copy.AllowedSnpMeasurements = [.. AllowedSnpMeasurements];
+        return copy;
+    }
+
     /// <summary>Loads a policy from a JSON file whose properties match this class (enums by name).</summary>
     /// <param name="path">The file.</param>
     /// <returns>The policy.</returns>
