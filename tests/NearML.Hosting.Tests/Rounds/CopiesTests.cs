@@ -62,8 +62,9 @@ public sealed class CopiesTests
         var time = TimeProvider.System;
         float[]? previous = null;
         var rng = new Random(3);
-        foreach (var (round, encoding, parts) in new[] { (0L, UpdateEncoding.Fp32, 1), (1L, UpdateEncoding.Fp32, 3), (2L, UpdateEncoding.Int8, 1), (3L, UpdateEncoding.Int8, 2), (4L, UpdateEncoding.Fp32, 4) })
+        foreach (var (round, name, parts) in new[] { (0L, "fp32", 1), (1L, "fp32", 3), (2L, "int8", 1), (3L, "int8", 2), (4L, "fp32", 4) })
         {
+            var encoding = UpdateEncodings.Parse(name);
             var delta = Enumerable.Range(0, Count).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray();
             var payload = UpdateEncodings.Encode(encoding, delta);
             var expected = new float[Count];
