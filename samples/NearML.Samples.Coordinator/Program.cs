@@ -36,6 +36,7 @@ var maxWorkers = new Option<int?>("--max-workers") { Description = "Most workers
 var roundTimeout = new Option<TimeSpan?>("--round-timeout") { Description = "Round deadline (00:05:00)", HelpName = "HH:MM:SS" };
 var heartbeat = new Option<TimeSpan?>("--heartbeat") { Description = "Heartbeat interval (00:00:15)", HelpName = "HH:MM:SS" };
 var settleEvery = new Option<int?>("--settle-every") { Description = "Settle the ledger every N rounds (dry run unless configured)", HelpName = "N" };
+var settlementKey = new Option<string>("--settlement-key") { Description = "Payer key file of SettlementAccount (ed25519:<base58> or a NEAR CLI credential file); required for live settlement, never the ledger key (dry run default: DIR/settlement-payer.key, generated)", HelpName = "FILE" };
 var allowSimulated = new Option<bool>("--allow-simulated-attestation") { Description = "DEVELOPMENT ONLY: admit workers with simulated TEE evidence" };
 var secure = new Option<bool>("--secure") { Description = "Secure aggregation (SecAgg+): the coordinator learns only the sum of updates" };
 var postgres = new Option<string>("--postgres") { Description = "Keep the state, ledger and settlements in PostgreSQL (Npgsql connection string); two coordinators on one database: one serves, the other stands by (docs/failover.md)", HelpName = "CONNSTR" };
@@ -52,7 +53,7 @@ var root = new RootCommand("""
     """)
 {
     listen, port, data, dataset, cert, model, rounds, steps, batchSize, shards, compression, seed, minWorkers, maxWorkers, roundTimeout, heartbeat,
-    settleEvery, allowSimulated, secure, postgres, postgresSchema,
+    settleEvery, settlementKey, allowSimulated, secure, postgres, postgresSchema,
 };
 
 root.SetAction(async (parse, _) =>
@@ -75,6 +76,7 @@ root.SetAction(async (parse, _) =>
     overrides.Set(roundTimeout, "RoundTimeout", v => v!.Value.ToString("c"));
     overrides.Set(heartbeat, "HeartbeatInterval", v => v!.Value.ToString("c"));
     overrides.Set(settleEvery, "SettleEveryRounds", v => SampleCommandLine.Invariant(v!.Value));
+    overrides.Set(settlementKey, "SettlementKeyPath", v => v);
     overrides.Set(allowSimulated, "AllowSimulatedAttestation", v => v ? "true" : "false");
     overrides.Set(secure, "SecureAggregation", v => v ? "true" : "false");
     overrides.Set(postgres, "PostgreSql:ConnectionString", v => v);

@@ -161,7 +161,9 @@ internal static class ClusterRunner
         AnsiConsole.MarkupLine($"State (SQLite, checkpoints, ledger, keys): [grey]{Markup.Escape(settings.StateDirectory)}[/]   Log: [grey]{Markup.Escape(logPath)}[/]");
         AnsiConsole.MarkupLine("[yellow]Development policy:[/] workers use the [bold]simulated[/] TEE attestation provider and the coordinator admits it "
             + "(AllowSimulatedAttestation = true). This proves nothing about the workers' hardware; a real coordinator leaves it off (docs/operator-guide.md).");
-        AnsiConsole.MarkupLine("[yellow]Settlement:[/] dry run — NEAR transactions are built and signed with a throw-away development key but never sent.");
+        AnsiConsole.MarkupLine(settings.SettlementKeyPath is null
+            ? "[yellow]Settlement:[/] dry run — NEAR transactions are built and signed with a development payer key (settlement-payer.key in the coordinator's state folder, not the ledger key) but never sent."
+            : $"[yellow]Settlement:[/] dry run — NEAR transactions are built and signed with the payer key {Markup.Escape(settings.SettlementKeyPath)} but never sent.");
     }
 
     private static IHost BuildCoordinator(ClusterSettings settings, string datasetDirectory, FileLog log)
@@ -184,6 +186,7 @@ internal static class ClusterRunner
             o.MinWorkers = settings.Workers;
             o.AllowSimulatedAttestation = true;
             o.SettlementDryRun = true;
+            o.SettlementKeyPath = settings.SettlementKeyPath;
             o.SecureAggregation = settings.Secure;
             o.EvaluateEveryRounds = 1;
             o.SettleEveryRounds = Math.Max(1, (settings.Rounds + 1) / 2);

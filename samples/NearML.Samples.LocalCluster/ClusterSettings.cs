@@ -23,6 +23,9 @@ internal sealed class ClusterSettings
 
     public bool Plain { get; init; }
 
+    /// <summary>Gets the payer key file that signs the dry-run settlement, or null for the generated one.</summary>
+    public string? SettlementKeyPath { get; init; }
+
     /// <summary>Gets the dashboard's port on 127.0.0.1 (0: any free port), or null for none.</summary>
     public int? DashboardPort { get; init; } = 5080;
 

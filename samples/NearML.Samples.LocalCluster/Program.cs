@@ -22,10 +22,11 @@ compression.AcceptOnlyFromAmong("int8", "int4", "fp16", "fp32");
 var plain = new Option<bool>("--plain") { Description = "No live display: one line per round (also used when output is redirected)" };
 var dashboardPort = new Option<int>("--dashboard-port") { Description = "Port of the live dashboard on 127.0.0.1 (0: a free port)", DefaultValueFactory = _ => 5080 };
 var noDashboard = new Option<bool>("--no-dashboard") { Description = "Do not serve the live dashboard" };
+var settlementKey = new Option<string?>("--settlement-key") { Description = "Payer key file (ed25519:<base58>) that signs the dry-run settlement (default: a key generated once in the coordinator's state folder, settlement-payer.key; never the ledger key)", HelpName = "FILE" };
 
 var root = new RootCommand("NearML local cluster: a coordinator and N workers on loopback training Fashion-MNIST with DiLoCo.")
 {
-    workers, rounds, steps, model, data, dataDir, secure, fresh, compression, plain, dashboardPort, noDashboard,
+    workers, rounds, steps, model, data, dataDir, secure, fresh, compression, plain, dashboardPort, noDashboard, settlementKey,
 };
 root.SetAction(async (parse, cancellationToken) =>
 {
@@ -42,6 +43,7 @@ root.SetAction(async (parse, cancellationToken) =>
         Compression = parse.GetValue(compression)!,
         Plain = parse.GetValue(plain) || Console.IsOutputRedirected,
         DashboardPort = parse.GetValue(noDashboard) ? null : parse.GetValue(dashboardPort),
+        SettlementKeyPath = parse.GetValue(settlementKey) is { } key ? Path.GetFullPath(key) : null,
     };
     return await ClusterRunner.RunAsync(settings, cancellationToken).ConfigureAwait(false);
 });

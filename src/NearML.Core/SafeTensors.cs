@@ -39,6 +39,44 @@ public static class SafeTensors
     }
 
     /// <summary>
+    /// Writes safetensors bytes for <paramref name="layout"/> whose tensor data comes from several buffers, back to back in
+    /// layout order (for example a checkpoint's parameters followed by its optimizer state), without first copying them
+    /// into one set. The bytes equal <see cref="Write(Stream, ParameterSet, IReadOnlyDictionary{string, string}?)"/> of
+    /// the concatenation.
+    /// </summary>
+    /// <param name="stream">The destination stream.</param>
+    /// <param name="layout">The tensors' names and shapes.</param>
+    /// <param name="data">The float32 values, in layout order; their lengths must add up to <see cref="ParameterLayout.TotalLength"/>.</param>
+    /// <param name="metadata">Optional <c>__metadata__</c> entries.</param>
+    /// <exception cref="ArgumentException">The buffers do not hold exactly the layout's values.</exception>
+    public static void Write(Stream stream, ParameterLayout layout, IReadOnlyList<ReadOnlyMemory<float>> data, IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        ArgumentNullException.ThrowIfNull(layout);
+        ArgumentNullException.ThrowIfNull(data);
+        long total = 0;
+        foreach (var part in data)
+        {
+            total += part.Length;
+        }
+
+        if (total != layout.TotalLength)
+        {
+            throw new ArgumentException($"The buffers hold {total} values but the layout needs {layout.TotalLength}.", nameof(data));
+        }
+
+        var header = BuildHeader(layout, metadata);
+        Span<byte> len = stackalloc byte[8];
+        BinaryPrimitives.WriteUInt64LittleEndian(len, (ulong)header.Length);
+        stream.Write(len);
+        stream.Write(header);
+        foreach (var part in data)
+        {
+            stream.Write(MemoryMarshal.AsBytes(part.Span));
+        }
+    }
+
+    /// <summary>
     /// Writes a safetensors file atomically: the bytes go to a temporary file in the same folder, are flushed to
     /// disk, and the temporary file then replaces <paramref name="path"/>. A crash leaves either the old or the new file.
     /// </summary>

@@ -219,8 +219,19 @@ public sealed class LedgerCliTests
         Assert.AreEqual(2, noRpc.ExitCode, noRpc.ToString());
         AssertOneErrorLine(noRpc, "--rpc");
 
+        // --send needs the payer's key: the ledger's signing key is never used by default.
+        var noKey = await CliProcess.NearmlAsync("settle", folder.Root, "--epoch", "0", "--send", "--rpc", "http://127.0.0.1:1/", "--account", "coordinator.testnet");
+        Assert.AreEqual(2, noKey.ExitCode, noKey.ToString());
+        AssertOneErrorLine(noKey, "--settlement-key");
+
         // Nothing listens on port 1: the settlement cannot start; one line, exit 1, nothing half-done is claimed.
-        var unreachable = await CliProcess.NearmlAsync("settle", folder.Root, "--epoch", "0", "--send", "--rpc", "http://127.0.0.1:1/", "--account", "coordinator.testnet");
+        var payerKey = Path.Combine(folder.Root, "payer.key");
+        using (var payer = NearKeyPair.Generate())
+        {
+            File.WriteAllText(payerKey, payer.ExportSecretKey());
+        }
+
+        var unreachable = await CliProcess.NearmlAsync("settle", folder.Root, "--epoch", "0", "--send", "--rpc", "http://127.0.0.1:1/", "--account", "coordinator.testnet", "--settlement-key", payerKey);
         Assert.AreEqual(1, unreachable.ExitCode, unreachable.ToString());
         AssertOneErrorLine(unreachable, "epoch 0 is not settled");
 

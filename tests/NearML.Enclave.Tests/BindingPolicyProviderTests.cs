@@ -227,6 +227,45 @@ public sealed class ProviderTests
     }
 
     [TestMethod]
+    public async Task ConfigFsTsm_AttachesTheTdxEventLog_TrimmedToItsEvents_AndSkipsAMalformedOne()
+    {
+        string root = TempRoot();
+        try
+        {
+            var fs = new FakeTsm();
+            byte[] log = TestEventLog.Build(out byte[][] rtmrs, out int length);
+            string logPath = Path.Combine(root, "CCEL");
+            File.WriteAllBytes(logPath, log);
+            var logger = new ListLogger<ConfigFsTsmAttestationProvider>();
+            var p = new ConfigFsTsmAttestationProvider(root, fs, logger) { EventLogPath = logPath };
+            byte[] rd = new byte[64];
+
+            AttestationEvidence e = await p.GetEvidenceAsync(rd);
+            Assert.AreEqual(length, e.EventLog.Length, "the padding after the last event is not sent");
+            byte[][] replayed = TdxEventLog.Parse(e.EventLog).ReplayRtmrs();
+            for (int i = 0; i < 4; i++)
+            {
+                CollectionAssert.AreEqual(rtmrs[i], replayed[i]);
+            }
+
+            fs.Provider = "sev_guest";
+            Assert.IsTrue((await p.GetEvidenceAsync(rd)).EventLog.IsEmpty, "SNP evidence carries no TDX event log");
+
+            fs.Provider = "tdx_guest";
+            File.WriteAllBytes(logPath, [1, 2, 3]);
+            Assert.IsTrue((await p.GetEvidenceAsync(rd)).EventLog.IsEmpty);
+            Assert.IsTrue(logger.Entries.Any(x => x.Message.Contains("not attached", StringComparison.Ordinal)));
+
+            p.EventLogPath = null;
+            Assert.IsTrue((await p.GetEvidenceAsync(rd)).EventLog.IsEmpty);
+        }
+        finally
+        {
+            Directory.Delete(root, true);
+        }
+    }
+
+    [TestMethod]
     public async Task ConfigFsTsm_GenerationRace_RetriesThenFailsTransient()
     {
         string root = TempRoot();

@@ -27,7 +27,7 @@ public sealed class CoordinatorLeaseTests
     {
         PostgreSqlServer.RequireServer();
         var schema = PostgreSqlServer.NewSchema();
-        using var first = Backend(schema);
+        using var first = Backend(schema, TimeSpan.FromMilliseconds(100));
         using var second = Backend(schema);
         var lease = first.TryAcquireLease("/unused", "job");
         Assert.IsNotNull(lease);
@@ -41,7 +41,9 @@ public sealed class CoordinatorLeaseTests
                 Assert.IsNull(first.TryAcquireLease("/unused", "job"), "the lease is not re-entrant across sessions");
             }
 
-            Assert.IsFalse(lease.Lost.IsCancellationRequested);
+            // The holder's check (every 100 ms here) finds its session still holding the lock: not lost.
+            Thread.Sleep(800);
+            Assert.IsFalse(lease.Lost.IsCancellationRequested, "the holder's own check lost a lease it holds");
         }
         finally
         {
@@ -148,6 +150,8 @@ public sealed class CoordinatorLeaseTests
             Assert.AreEqual(0, statusB.Port, "a standby must not listen");
             Assert.IsFalse(statusB.Listening.IsCompleted);
 
+            Assert.IsNull(statusA.LastError, "the serving coordinator must keep its lease while the standby waits");
+            Assert.AreEqual(CoordinatorRole.Serving, statusA.Role);
             var watch = Stopwatch.StartNew();
             await a.StopAsync(cts.Token);
             await statusB.Listening.WaitAsync(TimeSpan.FromSeconds(30), cts.Token);
@@ -156,6 +160,43 @@ public sealed class CoordinatorLeaseTests
             Assert.IsNotNull(statusB.LeaseAcquiredAt);
             Assert.AreEqual(statusA.Fingerprint, statusB.Fingerprint, "same data folder, same development certificate: workers pinning it trust both");
             await b.StopAsync(cts.Token);
+        }
+        finally
+        {
+            PostgreSqlServer.Execute($"DROP SCHEMA IF EXISTS {schema} CASCADE");
+            try
+            {
+                Directory.Delete(root, recursive: true);
+            }
+            catch (IOException)
+            {
+            }
+        }
+    }
+
+    [TestMethod]
+    [Timeout(120_000, CooperativeCancellation = true)]
+    public async Task A_coordinator_whose_lease_session_is_terminated_stops_serving_with_the_reason()
+    {
+        PostgreSqlServer.RequireServer();
+        var schema = PostgreSqlServer.NewSchema();
+        var root = Path.Combine(Path.GetTempPath(), $"nearml-pg-lost-{Guid.NewGuid():N}");
+        var dataset = SyntheticFashionMnist.Write(Path.Combine(root, "dataset"), 300, 50);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(100));
+        try
+        {
+            using var host = Coordinator(schema, dataset, Path.Combine(root, "coordinator"));
+            await host.StartAsync(cts.Token);
+            var status = host.Services.GetRequiredService<CoordinatorStatus>();
+            await status.Listening.WaitAsync(cts.Token);
+
+            // An operator (or a network fault) ends the lease's session: a standby could take the lease now.
+            PostgreSqlServer.Execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'nearml-coordinator-lease' AND pid IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = hashtext('" + schema + "')::oid)");
+            var failed = await Assert.ThrowsExactlyAsync<CoordinatorStateException>(() => status.CompletedTask.WaitAsync(TimeSpan.FromSeconds(30), cts.Token));
+            StringAssert.Contains(failed.Message, "lost its lease");
+            StringAssert.Contains(status.LastError!, "lost its lease");
+            using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            await host.StopAsync(stop.Token);
         }
         finally
         {

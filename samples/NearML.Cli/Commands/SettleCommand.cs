@@ -26,7 +26,11 @@ internal static class SettleCommand
         var pool = new Option<string>("--pool") { Description = "Reward pool of the epoch in yoctoNEAR (the coordinator's RewardPerEpoch)", DefaultValueFactory = _ => "1000000000000000000000000", HelpName = "YOCTO" };
         var countUnattested = new Option<bool>("--count-unattested") { Description = "Pay unattested work too (as a coordinator that allows simulated or unattested workers does)" };
         var account = new Option<string?>("--account") { Description = "The paying NEAR account (the coordinator's SettlementAccount)", HelpName = "ACCOUNT" };
-        var key = new Option<string?>("--key") { Description = "File holding the account's ed25519 secret key (default: DATA/ledger-signer.key)", HelpName = "FILE" };
+        var key = new Option<string?>("--settlement-key", "--key")
+        {
+            Description = "Payer key file of --account (ed25519:<base58> or a NEAR CLI credential file; the coordinator's SettlementKeyPath). Required with --send; the ledger's signing key is never used by default",
+            HelpName = "FILE",
+        };
         var rpc = new Option<string?>("--rpc") { Description = "NEAR JSON-RPC endpoint (http or https URL)", HelpName = "URL" };
         var token = new Option<string?>("--token-contract") { Description = "Pay in this NEP-141 token instead of NEAR", HelpName = "ACCOUNT" };
         var anchor = new Option<string?>("--anchor-contract") { Description = "Also anchor the epoch root with this contract", HelpName = "ACCOUNT" };
@@ -43,9 +47,9 @@ internal static class SettleCommand
             {
                 r.AddError(d ? "--dry-run and --send exclude each other" : "choose --dry-run (print the plan) or --send (pay)");
             }
-            else if (s && (r.GetResult(rpc) is null || r.GetResult(account) is null))
+            else if (s && (r.GetResult(rpc) is null || r.GetResult(account) is null || r.GetResult(key) is null))
             {
-                r.AddError("--send needs --rpc URL and --account ACCOUNT");
+                r.AddError("--send needs --rpc URL, --account ACCOUNT and --settlement-key FILE (the payer's key, not the ledger's)");
             }
 
         });
@@ -89,12 +93,18 @@ internal static class SettleCommand
                 return SampleCommandLine.Fail(SampleCommandLine.BadInput, $"--rpc '{parse.GetValue(rpc)}' is not an http(s) URL");
             }
 
-            var keyPath = parse.GetValue(key) ?? Path.Combine(folder, "ledger-signer.key");
-            keyPath = CliIO.ExistingFile(keyPath, "ledger-signer.key", "signing key file");
+            var keyPath = CliIO.ExistingFile(parse.GetValue(key)!, "settlement-payer.key", "payer key file");
             NearCredentials credentials;
             try
             {
-                credentials = NearCredentials.FromSecretKey(parse.GetValue(account)!, File.ReadAllText(keyPath).Trim());
+                var keyText = File.ReadAllText(keyPath).Trim();
+                credentials = keyText.StartsWith('{') ? NearCredentials.FromFile(keyPath) : NearCredentials.FromSecretKey(parse.GetValue(account)!, keyText);
+                if (credentials.AccountId != parse.GetValue(account))
+                {
+                    var named = credentials.AccountId;
+                    credentials.Dispose();
+                    return SampleCommandLine.Fail(SampleCommandLine.BadInput, $"the credential file '{keyPath}' is for '{named}', not for --account '{parse.GetValue(account)}'");
+                }
             }
             catch (Exception ex) when (ex is InvalidNearKeyException or FormatException or ArgumentException)
             {

@@ -17,6 +17,9 @@ public sealed partial class ConfigFsTsmAttestationProvider : IAttestationProvide
     /// <summary>The default configfs-tsm report directory.</summary>
     public const string DefaultRoot = "/sys/kernel/config/tsm/report";
 
+    /// <summary>Where Linux exposes the TDX guest's event log (the ACPI CCEL log area).</summary>
+    public const string DefaultEventLogPath = "/sys/firmware/acpi/tables/data/CCEL";
+
     private const int MaxAttempts = 3;
     private readonly string _root;
     private readonly ITsmFileSystem _fs;
@@ -40,6 +43,14 @@ public sealed partial class ConfigFsTsmAttestationProvider : IAttestationProvide
 
     /// <inheritdoc />
     public string Name => "configfs-tsm";
+
+    /// <summary>
+    /// Gets or sets the TDX event log file attached to TDX evidence (<see cref="AttestationEvidence.EventLog"/>, trimmed to its
+    /// events), so a verifier can replay it into the quote's RTMRs; <see langword="null"/> attaches none. A missing,
+    /// unreadable or malformed log is logged and not attached (the evidence is still produced).
+    /// </summary>
+    /// <value>The default value is <see cref="DefaultEventLogPath"/>.</value>
+    public string? EventLogPath { get; set; } = DefaultEventLogPath;
 
     /// <summary>Gets a value indicating whether the configfs-tsm report directory exists on this machine.</summary>
     public bool IsAvailable => _fs.DirectoryExists(_root);
@@ -92,7 +103,8 @@ public sealed partial class ConfigFsTsmAttestationProvider : IAttestationProvide
                         throw new AttestationException($"configfs-tsm entry '{entry}' returned an empty outblob", true);
                     }
 
-                    return new AttestationEvidence(vendor, outblob, aux, provider);
+                    ReadOnlyMemory<byte> eventLog = vendor == AttestationVendor.IntelTdx ? await ReadEventLogAsync(cancellationToken).ConfigureAwait(false) : default;
+                    return new AttestationEvidence(vendor, outblob, aux, provider) { EventLog = eventLog };
                 }
 
                 LogGenerationRace(_logger, entry, before, after, attempt);
@@ -113,6 +125,25 @@ public sealed partial class ConfigFsTsmAttestationProvider : IAttestationProvide
         }
     }
 
+    private async Task<ReadOnlyMemory<byte>> ReadEventLogAsync(CancellationToken cancellationToken)
+    {
+        if (EventLogPath is not { Length: > 0 } path || !_fs.FileExists(path))
+        {
+            return default;
+        }
+
+        try
+        {
+            byte[] log = await _fs.ReadAllBytesAsync(path, cancellationToken).ConfigureAwait(false);
+            return log.AsMemory(0, TdxEventLog.Parse(log).Length);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or AttestationFormatException)
+        {
+            LogEventLogUnavailable(_logger, path, e.Message);
+            return default;
+        }
+    }
+
     private long ReadGeneration(string entry)
     {
         string text = _fs.ReadAllText(Path.Combine(entry, "generation")).Trim();
@@ -124,6 +155,9 @@ public sealed partial class ConfigFsTsmAttestationProvider : IAttestationProvide
     [LoggerMessage(EventId = 5101, EventName = "TsmGenerationRace", Level = LogLevel.Warning,
         Message = "configfs-tsm entry {Entry} was written concurrently (generation {Before} -> {After}); retrying, attempt {Attempt}")]
     private static partial void LogGenerationRace(ILogger logger, string entry, long before, long after, int attempt);
+
+    [LoggerMessage(EventId = 5107, EventName = "TsmEventLogUnavailable", Level = LogLevel.Warning, Message = "TDX event log {Path} not attached to the evidence: {Reason}")]
+    private static partial void LogEventLogUnavailable(ILogger logger, string path, string reason);
 
     [LoggerMessage(EventId = 5102, EventName = "TsmCleanupFailed", Level = LogLevel.Warning, Message = "could not remove configfs-tsm entry {Entry}: {Reason}")]
     private static partial void LogCleanupFailed(ILogger logger, string entry, string reason);

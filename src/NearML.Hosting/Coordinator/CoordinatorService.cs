@@ -47,7 +47,7 @@ public sealed partial class CoordinatorService : BackgroundService
     private readonly ConcurrentDictionary<string, long> _receiptCounts = new(StringComparer.Ordinal);
     private readonly RefusalLogLimiter _refusals;
     private readonly IRoundProtocol _protocol;
-    private volatile Published? _published;
+    private readonly PublishedParameters _published = new();
     private volatile bool _stopping;
     private long _currentRound;
     private readonly JobRegistry _registry;
@@ -108,8 +108,8 @@ public sealed partial class CoordinatorService : BackgroundService
         }
         catch (OperationCanceledException ex) when (LeaseLost)
         {
-            CoordinatorLog.LeaseLost(_logger, _options.JobId, _lease!.Description);
-            var lost = new CoordinatorStateException(StateProblem.Storage, _lease.Description, $"the coordinator lost its lease ({_lease.Description}): another coordinator may serve the job now, so this one stopped", ex);
+            CoordinatorLog.LeaseLost(_logger, _options.JobId, _leaseDescription);
+            var lost = new CoordinatorStateException(StateProblem.Storage, _leaseDescription, $"the coordinator lost its lease ({_leaseDescription}): another coordinator may serve the job now, so this one stopped", ex);
             _status.SetFailed(lost);
             throw lost;
         }
@@ -143,7 +143,8 @@ public sealed partial class CoordinatorService : BackgroundService
 
         // Shared state (PostgreSQL): wait as standby until this process holds the lease; then load it exactly like a restart.
         using var lease = await AcquireLeaseAsync(data, ct).ConfigureAwait(false);
-        _lease = lease;
+        _leaseDescription = lease.Description;
+        using var lost = lease.Lost.Register(() => _leaseLost = true);
         using var serving = CancellationTokenSource.CreateLinkedTokenSource(ct, lease.Lost);
         ct = serving.Token;
 
@@ -203,7 +204,14 @@ public sealed partial class CoordinatorService : BackgroundService
         _status.SetRound(nextRound, version);
         var listenerOptions = new ProtocolListenerOptions
         {
-            Connection = new FrameConnectionOptions { MaxFrameSize = o.MaxFrameSize, SendBufferLimit = Math.Max(4 << 20, o.MaxFrameSize), ReceiveBufferLimit = Math.Max(4 << 20, o.MaxFrameSize) },
+            // One block pool for every worker's uploads and downloads: rounds then reuse the same buffers instead of allocating them.
+            Connection = new FrameConnectionOptions
+            {
+                MaxFrameSize = o.MaxFrameSize,
+                SendBufferLimit = Math.Max(4 << 20, o.MaxFrameSize),
+                ReceiveBufferLimit = Math.Max(4 << 20, o.MaxFrameSize),
+                BufferPool = new FrameBufferPool(maxRetainedBytes: Math.Min(1L << 30, o.MaxWorkers * (8L << 20))),
+            },
             TlsHandshakeTimeout = o.HandshakeTimeout,
             // Admitted workers first: they have MaxWorkers × 2 slots (a reconnecting worker briefly holds two); clients still
             // in their handshake have a separate, small budget, per address too, so a flood cannot take a joining worker's slot.
@@ -233,10 +241,22 @@ public sealed partial class CoordinatorService : BackgroundService
                 }
 
                 _status.SetListening(o.JobId, listener.LocalEndPoint.Port, fingerprint, model.Parameters.Length);
+                var momentumCopies = new ConcurrentBag<ParameterSet>();
                 var lastCompleted = nextRound - 1;
                 var lastCheckpointed = nextRound - 1;
                 try
                 {
+                    // An epoch whose last round was recorded but not settled — the coordinator died in between (a crash, or
+                    // a failover to a standby) — is settled now, before the next round opens a later epoch.
+                    var openEpoch = nextRound >= o.Rounds ? long.MaxValue : Math.Max(nextRound / o.SettleEveryRounds, ledger.Head.LastEpoch);
+                    foreach (var missed in ledger.Store.ListEpochs().Where(e => e < openEpoch && !settledEpochs.Contains(e)).Order().ToList())
+                    {
+                        if (await _settlement.SettleAsync(missed, ledger, state, ct).ConfigureAwait(false))
+                        {
+                            settledEpochs.Add(missed);
+                        }
+                    }
+
                     for (var round = nextRound; round < o.Rounds; round++)
                     {
                         using var roundSpan = NearMLTracing.StartRound(o.JobId, round);
@@ -266,7 +286,7 @@ public sealed partial class CoordinatorService : BackgroundService
                         var epochEnds = (round + 1) % o.SettleEveryRounds == 0 || round == o.Rounds - 1;
                         if ((round + 1) % o.CheckpointEveryRounds == 0 || epochEnds)
                         {
-                            checkpoints.Enqueue(new CoordinatorCheckpoint(round, version, model.Parameters.Clone(), outer.MomentumBuffer.Clone()));
+                            EnqueueCheckpoint(checkpoints, round, version, model.Parameters, outer.MomentumBuffer, momentumCopies);
                             _metrics.CheckpointWritten();
                             lastCheckpointed = round;
                         }
@@ -344,7 +364,7 @@ public sealed partial class CoordinatorService : BackgroundService
         var startedMs = NowMs();
         var deadline = _time.GetUtcNow() + o.RoundTimeout;
         var assignment = _dataset!.Assign(cohort.Select(s => s.Id).ToList());
-        var published = _published!;
+        var manifest = _published.Current.Manifest;
         if (_logger.IsEnabled(LogLevel.Information))
         {
             var names = string.Join(", ", cohort.Select(s => s.Id));
@@ -374,7 +394,7 @@ public sealed partial class CoordinatorService : BackgroundService
                     JobId = o.JobId,
                     Round = (ulong)round,
                     ParameterVersion = (ulong)version,
-                    ParameterRoot = ByteString.CopyFrom(published.Manifest.Root),
+                    ParameterRoot = ByteString.CopyFrom(manifest.Root),
                     Model = _modelConfig,
                     HyperParameters = h,
                     DeadlineUnixMs = deadline.ToUnixTimeMilliseconds(),
@@ -454,11 +474,12 @@ public sealed partial class CoordinatorService : BackgroundService
         _metrics.UpdateRejected(reason);
     }
 
-    private List<(WorkerSession Session, SignedReceipt Receipt, long Sequence)> AppendReceipts(
+    private List<(WorkerSession Session, SignedReceipt Receipt, byte[] Entry, long Sequence)> AppendReceipts(
         ContributionLedger ledger, NearKeyPair signer, long round, long epoch, IReadOnlyList<RoundContribution> accepted)
     {
-        var fresh = new List<(WorkerSession, SignedReceipt)>();
-        var result = new List<(WorkerSession, SignedReceipt, long)>();
+        // Each signed receipt is Borsh-encoded once: those bytes are the ledger entry's payload and the Receipt frame's entry.
+        var fresh = new List<(WorkerSession, SignedReceipt, byte[])>();
+        var result = new List<(WorkerSession, SignedReceipt, byte[], long)>();
         foreach (var (participant, u) in accepted)
         {
             var s = participant.Session;
@@ -471,7 +492,8 @@ public sealed partial class CoordinatorService : BackgroundService
             var receipt = new ContributionReceipt(
                 _options.JobId, round, s.Account, u.SampleCount, 0, (uint)_options.InnerSteps, (ulong)Math.Max(0, u.ComputeMilliseconds),
                 s.Verified ? NearML.Ledger.AttestationVerdict.Verified : NearML.Ledger.AttestationVerdict.Unattested, u.PayloadSha256, NowMs());
-            fresh.Add((s, SignedReceipt.Sign(receipt, signer)));
+            var signed = SignedReceipt.Sign(receipt, signer);
+            fresh.Add((s, signed, signed.ToBorsh()));
             s.SamplesPerSecond = u.ComputeMilliseconds > 0 ? u.SampleCount * 1000.0 / u.ComputeMilliseconds : 0;
         }
 
@@ -480,13 +502,13 @@ public sealed partial class CoordinatorService : BackgroundService
             return result;
         }
 
-        var head = ledger.AppendBatch(epoch, fresh.Select(f => f.Item2).ToList());
+        var head = ledger.AppendPayloads(epoch, fresh.Select(f => f.Item3).ToList());
         var first = head.Count - fresh.Count;
         for (var i = 0; i < fresh.Count; i++)
         {
             var seq = first + i;
             _credited[(round, fresh[i].Item1.Account)] = seq;
-            result.Add((fresh[i].Item1, fresh[i].Item2, seq));
+            result.Add((fresh[i].Item1, fresh[i].Item2, fresh[i].Item3, seq));
             fresh[i].Item1.Receipts = _receiptCounts.AddOrUpdate(fresh[i].Item1.Account, 1, (_, n) => n + 1);
             _status.SetWorker(fresh[i].Item1.Info());
         }
@@ -502,10 +524,10 @@ public sealed partial class CoordinatorService : BackgroundService
         return result;
     }
 
-    private async Task SendReceiptsAsync(long round, List<(WorkerSession Session, SignedReceipt Receipt, long Sequence)> receipts, CancellationToken ct)
+    private async Task SendReceiptsAsync(long round, List<(WorkerSession Session, SignedReceipt Receipt, byte[] Entry, long Sequence)> receipts, CancellationToken ct)
     {
         var sends = new List<Task>();
-        foreach (var (s, r, seq) in receipts)
+        foreach (var (s, r, entry, seq) in receipts)
         {
             if (s.IsClosed)
             {
@@ -519,8 +541,8 @@ public sealed partial class CoordinatorService : BackgroundService
                     JobId = _options.JobId,
                     Round = (ulong)round,
                     Sequence = (ulong)seq,
-                    Entry = ByteString.CopyFrom(r.ToBorsh()),
-                    Signature = ByteString.CopyFrom(r.CoordinatorSignature),
+                    Entry = UnsafeByteOperations.UnsafeWrap(entry),
+                    Signature = UnsafeByteOperations.UnsafeWrap(r.CoordinatorSignature),
                 },
                 ct));
         }
@@ -675,7 +697,7 @@ public sealed partial class CoordinatorService : BackgroundService
                     CoordinatorLog.Ignored(_logger, session.Id, $"a {message.Descriptor.Name} frame: the {_protocol.Name} round protocol does not use it");
                     break;
                 case Update update:
-                    var ignored = session.Receive(update, _protocol.UpdateEncoding, _published!.Parameters.Length, _time.GetTimestamp(), _time);
+                    var ignored = session.Receive(update, _protocol.UpdateEncoding, _published.Current.Parameters.Length, _time.GetTimestamp(), _time);
                     if (ignored is not null)
                     {
                         CoordinatorLog.Ignored(_logger, session.Id, ignored);
@@ -696,10 +718,10 @@ public sealed partial class CoordinatorService : BackgroundService
 
     private async Task SendParametersAsync(WorkerSession session, ParameterRequest request)
     {
-        var published = _published!;
-        if ((long)request.ParameterVersion != published.Version)
+        var current = _published.Current;
+        if ((long)request.ParameterVersion != current.Version)
         {
-            throw new ProtocolException(ErrorCode.UnexpectedMessage, $"parameter version {request.ParameterVersion} was requested but only version {published.Version} is served");
+            throw new ProtocolException(ErrorCode.UnexpectedMessage, $"parameter version {request.ParameterVersion} was requested but only version {current.Version} is served");
         }
 
         if (request.ResumeOffset != 0)
@@ -711,8 +733,15 @@ public sealed partial class CoordinatorService : BackgroundService
         _status.SetWorker(session.Info());
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(session.Closing);
         timeout.CancelAfter(_options.RoundTimeout);
+        // The snapshot stays untouched while this download reads it (a newer version goes to another buffer).
+        var published = _published.Acquire();
         try
         {
+            if (published.Version != current.Version)
+            {
+                throw new ProtocolException(ErrorCode.UnexpectedMessage, $"parameter version {request.ParameterVersion} was requested but version {published.Version} was published meanwhile");
+            }
+
             await session.SendLock.WaitAsync(timeout.Token).ConfigureAwait(false);
             try
             {
@@ -726,6 +755,45 @@ public sealed partial class CoordinatorService : BackgroundService
         catch (OperationCanceledException) when (!session.Closing.IsCancellationRequested)
         {
             throw new ProtocolException(ErrorCode.Timeout, $"sending parameter version {published.Version} did not finish within RoundTimeout {_options.RoundTimeout}");
+        }
+        finally
+        {
+            published.Release();
+        }
+    }
+
+    /// <summary>
+    /// Queues the checkpoint of a round without copying the parameters: the published snapshot of this version is the
+    /// checkpoint's parameters (held until written), and the momentum is copied into a recycled buffer.
+    /// </summary>
+    private void EnqueueCheckpoint(CheckpointStore checkpoints, long round, long version, ParameterSet parameters, ParameterSet momentum, ConcurrentBag<ParameterSet> momentumCopies)
+    {
+        var snapshot = _published.Acquire();
+        if (snapshot.Version != version)
+        {
+            snapshot.Release();
+            checkpoints.Enqueue(new CoordinatorCheckpoint(round, version, parameters.Clone(), momentum.Clone()));
+            return;
+        }
+
+        if (!momentumCopies.TryTake(out var copy) || !copy.Layout.Equals(momentum.Layout))
+        {
+            copy = new ParameterSet(momentum.Layout);
+        }
+
+        copy.CopyFrom(momentum);
+        try
+        {
+            checkpoints.Enqueue(new CoordinatorCheckpoint(round, version, snapshot.Parameters, copy), _ =>
+            {
+                snapshot.Release();
+                momentumCopies.Add(copy);
+            });
+        }
+        catch (InvalidOperationException)
+        {
+            snapshot.Release();
+            throw;
         }
     }
 
@@ -777,11 +845,7 @@ public sealed partial class CoordinatorService : BackgroundService
         }
     }
 
-    private void Publish(ParameterSet parameters, long version)
-    {
-        var copy = parameters.Clone();
-        _published = new Published(version, copy, ParameterManifest.Compute(copy));
-    }
+    private void Publish(ParameterSet parameters, long version) => _published.Publish(parameters, version);
 
     private HyperParameters HyperParameters()
     {
@@ -860,8 +924,6 @@ public sealed partial class CoordinatorService : BackgroundService
     private static string Describe(NearMLCoordinatorOptions o) => string.Create(
         CultureInfo.InvariantCulture,
         $"rounds={o.Rounds} H={o.InnerSteps} batch={o.BatchSize} lr={o.InnerLearningRate} wd={o.WeightDecay} outer_lr={o.OuterLearningRate} outer_momentum={o.OuterMomentum} compression={o.Compression} seed={o.Seed} shards={o.ShardCount}");
-
-    private sealed record Published(long Version, ParameterSet Parameters, ParameterManifest Manifest);
 
     private sealed record RoundOutcome(long Version, int Cohort, IReadOnlyList<RoundContribution> Accepted, int Rejected, double MeanLoss, long UpdateBytes, long StartedMs, TimeSpan Duration);
 

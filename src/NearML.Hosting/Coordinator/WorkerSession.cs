@@ -6,7 +6,8 @@ using NearML.Hosting.Jobs;
 namespace NearML.Hosting.Coordinator;
 
 /// <summary>A worker's decoded (or refused) update for one round.</summary>
-/// <param name="Values">The decoded pseudo-gradient, or <see langword="null"/> when refused before averaging.</param>
+/// <param name="Values">The decoded pseudo-gradient, or <see langword="null"/> when refused before averaging. The coordinator
+/// decodes every round's update of a worker into the same buffer: it is valid until that worker's next round begins.</param>
 /// <param name="SampleCount">Samples behind it.</param>
 /// <param name="Loss">The worker's mean training loss.</param>
 /// <param name="PayloadSha256">SHA-256 of the encoded payload.</param>
@@ -27,6 +28,9 @@ internal sealed class WorkerSession
     private TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private SubmittedUpdate? _update;
     private byte[]? _payload;
+    private byte[]? _assembly;
+    private float[]? _decoded;
+    private bool _taken;
     private int _partsReceived;
     private long _partBytes;
     private uint _partCount;
@@ -129,6 +133,7 @@ internal sealed class WorkerSession
             _assignedAt = nowTimestamp;
             _update = null;
             _payload = null;
+            _taken = false;
             _partsReceived = 0;
             _partBytes = 0;
             UploadStartedAt = default;
@@ -155,8 +160,11 @@ internal sealed class WorkerSession
                 return null;
             }
 
+            // Once taken (or looked for at the deadline) the round's update is closed: a later Update for the round is ignored,
+            // so the buffer the protocol is reducing is never decoded into again before the next round.
             var u = _update;
             _update = null;
+            _taken = true;
             return u;
         }
     }
@@ -174,6 +182,11 @@ internal sealed class WorkerSession
             if (_update is not null)
             {
                 return $"a second update for round {_round}";
+            }
+
+            if (_taken)
+            {
+                return $"an update for round {_round} after the round closed";
             }
 
             var expected = UpdateEncodings.GetEncodedLength(encoding, parameterCount);
@@ -215,8 +228,9 @@ internal sealed class WorkerSession
                     }
                     else
                     {
-                        // Every part lands in its final place in one buffer of the expected size (one copy per byte).
-                        _payload = new byte[expected];
+                        // Every part lands in its final place in one buffer of the expected size (one copy per byte), kept
+                        // for the next rounds; a single-part update is read where the frame's parse put it (no copy).
+                        _payload = count == 1 ? [] : _assembly is { } a && a.Length == expected ? a : _assembly = new byte[expected];
                         _partsReceived = 0;
                         _partCount = count;
                         _partSha = update.PayloadSha256.ToByteArray();
@@ -238,7 +252,11 @@ internal sealed class WorkerSession
                 }
                 else
                 {
-                    update.Payload.Span.CopyTo(_payload.AsSpan((int)offset));
+                    if (_partCount > 1)
+                    {
+                        update.Payload.Span.CopyTo(_payload.AsSpan((int)offset));
+                    }
+
                     _partsReceived++;
                 }
             }
@@ -256,7 +274,7 @@ internal sealed class WorkerSession
             }
             else
             {
-                ReadOnlySpan<byte> payload = _payload.AsSpan(0, (int)_partBytes);
+                ReadOnlySpan<byte> payload = _partCount > 1 ? _payload.AsSpan(0, (int)_partBytes) : update.Payload.Span;
                 var sha = SHA256.HashData(payload);
                 if (_partSha is { Length: 32 } && !CryptographicOperations.FixedTimeEquals(sha, _partSha))
                 {
@@ -265,7 +283,7 @@ internal sealed class WorkerSession
                 }
                 else
                 {
-                    var values = new float[parameterCount];
+                    var values = _decoded is { } d && d.Length == parameterCount ? d : _decoded = new float[parameterCount];
                     try
                     {
                         UpdateEncodings.Decode(encoding, payload, values);

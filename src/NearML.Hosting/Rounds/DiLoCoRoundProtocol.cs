@@ -34,7 +34,7 @@ internal sealed class DiLoCoRoundProtocol(NearMLCoordinatorOptions options) : IR
             cancellationToken.ThrowIfCancellationRequested();
         }
 
-        var mean = context.Parameters.CreateZeros();
+        var mean = _updates.MeanBuffer(context.Parameters);
         var reduced = _updates.CollectAndReduce(context, mean);
         if (reduced.Accepted.Count == 0)
         {

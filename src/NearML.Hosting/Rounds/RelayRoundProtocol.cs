@@ -52,7 +52,7 @@ internal sealed partial class RelayRoundProtocol(NearMLCoordinatorOptions option
         }
 
         cancellationToken.ThrowIfCancellationRequested();
-        var mean = context.Parameters.CreateZeros();
+        var mean = _updates.MeanBuffer(context.Parameters);
         var reduced = _updates.CollectAndReduce(context, mean);
         if (reduced.Accepted.Count == 0)
         {

@@ -16,6 +16,21 @@ internal sealed class UpdateReduction
     internal const int NormHistory = 32;
     private readonly Queue<double> _acceptedNorms = new();
     private double? _normBound;
+    private ParameterSet? _mean;
+
+    /// <summary>
+    /// Gets the buffer the round's mean pseudo-gradient is written into: one per protocol, reused every round (the reducer
+    /// overwrites it whole), so a round allocates no parameter-sized working set of its own.
+    /// </summary>
+    public ParameterSet MeanBuffer(ParameterSet parameters)
+    {
+        if (_mean is null || !_mean.Layout.Equals(parameters.Layout))
+        {
+            _mean = parameters.CreateZeros();
+        }
+
+        return _mean;
+    }
 
     /// <summary>Sends every cohort member its assignment; returns when all were sent.</summary>
     public static async Task AssignAllAsync(RoundContext context, CancellationToken ct)

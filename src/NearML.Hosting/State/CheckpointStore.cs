@@ -34,8 +34,10 @@ public sealed class CheckpointStore : IAsyncDisposable
     private readonly int _keep;
     private readonly TimeProvider _time;
     private readonly Action<Exception>? _onError;
-    private readonly Channel<(CoordinatorCheckpoint? Checkpoint, TaskCompletionSource? Flushed, ActivityContext Parent)> _queue =
-        Channel.CreateUnbounded<(CoordinatorCheckpoint?, TaskCompletionSource?, ActivityContext)>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Channel<(CoordinatorCheckpoint? Checkpoint, Action<CoordinatorCheckpoint>? Written, TaskCompletionSource? Flushed, ActivityContext Parent)> _queue =
+        Channel.CreateUnbounded<(CoordinatorCheckpoint?, Action<CoordinatorCheckpoint>?, TaskCompletionSource?, ActivityContext)>(new UnboundedChannelOptions { SingleReader = true });
+    private ParameterLayout? _sourceLayout;
+    private ParameterLayout? _fileLayout;
     private readonly Task _writer;
 
     /// <summary>
@@ -78,10 +80,19 @@ public sealed class CheckpointStore : IAsyncDisposable
 
     /// <summary>Queues a checkpoint (the caller must not change the sets afterwards: pass copies).</summary>
     /// <param name="checkpoint">The checkpoint.</param>
-    public void Enqueue(CoordinatorCheckpoint checkpoint)
+    public void Enqueue(CoordinatorCheckpoint checkpoint) => Enqueue(checkpoint, null);
+
+    /// <summary>
+    /// Queues a checkpoint whose sets the caller lends until <paramref name="written"/> is called (after the write, whether
+    /// it succeeded or failed): the caller must not change them before then, and may reuse them afterwards.
+    /// </summary>
+    /// <param name="checkpoint">The checkpoint.</param>
+    /// <param name="written">Called on the writer's task once the sets are no longer read, or <see langword="null"/>.</param>
+    /// <exception cref="InvalidOperationException">The store is closed (<paramref name="written"/> is not called).</exception>
+    public void Enqueue(CoordinatorCheckpoint checkpoint, Action<CoordinatorCheckpoint>? written)
     {
         ArgumentNullException.ThrowIfNull(checkpoint);
-        if (!_queue.Writer.TryWrite((checkpoint, null, Activity.Current?.Context ?? default)))
+        if (!_queue.Writer.TryWrite((checkpoint, written, null, Activity.Current?.Context ?? default)))
         {
             throw new InvalidOperationException("The checkpoint store is closed.");
         }
@@ -93,7 +104,7 @@ public sealed class CheckpointStore : IAsyncDisposable
     public async Task FlushAsync(CancellationToken cancellationToken = default)
     {
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        if (!_queue.Writer.TryWrite((null, done, default)))
+        if (!_queue.Writer.TryWrite((null, null, done, default)))
         {
             return;
         }
@@ -108,12 +119,8 @@ public sealed class CheckpointStore : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(checkpoint);
         var layout = checkpoint.Parameters.Layout;
-        var tensors = new List<(string, int[])>(layout.Count * 2);
-        tensors.AddRange(layout.Entries.Select(e => (ParamPrefix + e.Name, e.Shape.ToArray())));
-        tensors.AddRange(layout.Entries.Select(e => (MomentumPrefix + e.Name, e.Shape.ToArray())));
-        var combined = new ParameterSet(new ParameterLayout(tensors));
-        checkpoint.Parameters.Data.CopyTo(combined.Data);
-        checkpoint.Momentum.Data.CopyTo(combined.Data[checkpoint.Parameters.Length..]);
+        checkpoint.Momentum.Layout.EnsureSameAs(layout);
+        var fileLayout = FileLayout(layout);
         var metadata = new Dictionary<string, string>(StringComparer.Ordinal)
         {
             ["nearml.job"] = _jobId,
@@ -132,7 +139,8 @@ public sealed class CheckpointStore : IAsyncDisposable
             {
                 using (var hashing = new HashingStream(fs))
                 {
-                    SafeTensors.Write(hashing, combined, metadata);
+                    // The parameters and the momentum are written straight from the caller's sets (no combined copy).
+                    SafeTensors.Write(hashing, fileLayout, [checkpoint.Parameters.Buffer.AsMemory(0, checkpoint.Parameters.Length), checkpoint.Momentum.Buffer.AsMemory(0, checkpoint.Momentum.Length)], metadata);
                     hash = hashing.GetHash();
                 }
 
@@ -231,7 +239,7 @@ public sealed class CheckpointStore : IAsyncDisposable
 
     private async Task WriteLoopAsync()
     {
-        await foreach (var (checkpoint, flushed, parent) in _queue.Reader.ReadAllAsync().ConfigureAwait(false))
+        await foreach (var (checkpoint, written, flushed, parent) in _queue.Reader.ReadAllAsync().ConfigureAwait(false))
         {
             if (checkpoint is not null)
             {
@@ -246,9 +254,31 @@ public sealed class CheckpointStore : IAsyncDisposable
                     NearMLTracing.Fail(span, ex);
                     _onError?.Invoke(ex);
                 }
+                finally
+                {
+                    written?.Invoke(checkpoint);
+                }
             }
 
             flushed?.TrySetResult();
+        }
+    }
+
+    /// <summary>The file's layout: <c>param.*</c> then <c>outer_momentum.*</c> (built once per model layout).</summary>
+    private ParameterLayout FileLayout(ParameterLayout layout)
+    {
+        lock (_queue)
+        {
+            if (_fileLayout is null || !ReferenceEquals(_sourceLayout, layout))
+            {
+                var tensors = new List<(string, int[])>(layout.Count * 2);
+                tensors.AddRange(layout.Entries.Select(e => (ParamPrefix + e.Name, e.Shape.ToArray())));
+                tensors.AddRange(layout.Entries.Select(e => (MomentumPrefix + e.Name, e.Shape.ToArray())));
+                _fileLayout = new ParameterLayout(tensors);
+                _sourceLayout = layout;
+            }
+
+            return _fileLayout;
         }
     }
 
