@@ -18,9 +18,9 @@ internal static class Micro
         var (a, _) = KeyAgreement.Generate();
         var (_, bpk) = KeyAgreement.Generate();
         var secret = new byte[32];
-        Time("X25519 agreement (BouncyCastle)", 400, () => KeyAgreement.TryAgree(a, bpk, secret));
+        Time("X25519 agreement (NearML.Core: OpenSSL, else BouncyCastle)", 400, () => KeyAgreement.TryAgree(a, bpk, secret));
         Time("X25519 key generation", 400, () => KeyAgreement.Generate());
-        if (X25519Batch.IsSupported)
+        if (Core.Crypto.X25519.BatchWidth == 8)
         {
             var batchScalars = new byte[8 * 32];
             var batchPoints = new byte[8 * 32];
@@ -32,7 +32,7 @@ internal static class Micro
 
             var batchOut = new byte[8 * 32];
             var batchOk = new bool[8];
-            Time("X25519 batch of 8 agreements (AVX-512)", 100, () => X25519Batch.ScalarMult(batchScalars, batchPoints, batchOut, batchOk));
+            Time("X25519 batch of 8 agreements (AVX-512)", 100, () => Core.Crypto.X25519.AgreeMany(batchScalars, batchPoints, batchOut, batchOk));
         }
         var cfg = new Session(AggregationRound.CreateConfig("bench", 1, Core.Contracts.Aggregation.AggregationProtocol.SecaggPlus, 100, 100_001, 15));
         Time("HKDF pairwise mask key", 4000, () => Protocol.PairwiseMaskKey(cfg, secret, 3, 7));

@@ -56,7 +56,7 @@ internal static class LedgerHarness
             }
 
             double bcSign = n / t.Elapsed.TotalSeconds;
-            Console.WriteLine($"ed25519 single thread: NearML ({(NearKeyPair.IsNativeAccelerated ? "libcrypto" : "BouncyCastle")}) verify {fastVerify:N0}/s sign {fastSign:N0}/s; BouncyCastle verify {bcVerify:N0}/s sign {bcSign:N0}/s; speed-up verify x{fastVerify / bcVerify:F1} sign x{fastSign / bcSign:F1}");
+            Console.WriteLine($"ed25519 single thread: NearML ({NearML.Core.Crypto.Ed25519.Implementation}) verify {fastVerify:N0}/s sign {fastSign:N0}/s; BouncyCastle verify {bcVerify:N0}/s sign {bcSign:N0}/s; speed-up verify x{fastVerify / bcVerify:F1} sign x{fastSign / bcSign:F1}");
         }
 
         var sw = Stopwatch.StartNew();
@@ -70,7 +70,7 @@ internal static class LedgerHarness
         });
         sw.Stop();
         int signatures = receipts.Length + (receipts.Length + 1) / 2;
-        Console.WriteLine($"sign ({(NearKeyPair.IsNativeAccelerated ? "libcrypto" : "BouncyCastle")} ed25519): {signatures} signatures in {sw.Elapsed.TotalSeconds:F2} s = {signatures / sw.Elapsed.TotalSeconds:N0}/s on {Environment.ProcessorCount} threads");
+        Console.WriteLine($"sign ({NearML.Core.Crypto.Ed25519.Implementation} ed25519): {signatures} signatures in {sw.Elapsed.TotalSeconds:F2} s = {signatures / sw.Elapsed.TotalSeconds:N0}/s on {Environment.ProcessorCount} threads");
 
         string dir = Path.Combine(Path.GetTempPath(), "nearml-ledger-bench", Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(dir);
@@ -129,7 +129,7 @@ internal static class LedgerHarness
                 LedgerVerificationResult sigs = sigLedger.VerifySignatures(coordinator.PublicKey);
                 sw.Stop();
                 double perEntry = sw.Elapsed.TotalSeconds / sigs.EntriesChecked;
-                Console.WriteLine($"verify signatures ({(NearKeyPair.IsNativeAccelerated ? "libcrypto" : "BouncyCastle")}, parallel on {Environment.ProcessorCount} threads): {sigs.EntriesChecked} entries (1.5 signatures each), valid={sigs.IsValid}, {sw.Elapsed.TotalSeconds:F2} s = {sigs.EntriesChecked / sw.Elapsed.TotalSeconds:N0} entries/s; 1,000,000 entries would take ~{perEntry * 1_000_000:F0} s");
+                Console.WriteLine($"verify signatures ({NearML.Core.Crypto.Ed25519.Implementation}, parallel on {Environment.ProcessorCount} threads): {sigs.EntriesChecked} entries (1.5 signatures each), valid={sigs.IsValid}, {sw.Elapsed.TotalSeconds:F2} s = {sigs.EntriesChecked / sw.Elapsed.TotalSeconds:N0} entries/s; 1,000,000 entries would take ~{perEntry * 1_000_000:F0} s");
 
                 sw.Restart();
                 int checkedCount = 0;

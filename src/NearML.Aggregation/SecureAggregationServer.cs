@@ -494,11 +494,12 @@ public sealed class SecureAggregationServer : IAggregationServer
         // Key agreements for all affected pairs: chunks of eight (one AVX-512 batch each) spread over the cores.
         var pairwise = new (MaskPrg Prg, bool Subtract)[pairs.Count];
         uint lowOrder = uint.MaxValue;
-        int chunks = (pairs.Count + X25519Batch.Lanes - 1) / X25519Batch.Lanes;
+        const int Chunk = 8; // X25519's AVX-512 batch width
+        int chunks = (pairs.Count + Chunk - 1) / Chunk;
         Parallel.For(0, chunks, c =>
         {
-            int start = c * X25519Batch.Lanes;
-            int m = Math.Min(X25519Batch.Lanes, pairs.Count - start);
+            int start = c * Chunk;
+            int m = Math.Min(Chunk, pairs.Count - start);
             var sks = new byte[m][];
             var pks = new byte[m][];
             for (int j = 0; j < m; j++)

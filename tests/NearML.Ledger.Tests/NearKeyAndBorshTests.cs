@@ -168,37 +168,3 @@ public sealed class NearKeyAndBorshTests
         Assert.ThrowsExactly<InvalidOperationException>(() => outer.ToSigningBytes());
     }
 }
-
-[TestClass]
-public sealed class Ed25519BackendTests
-{
-    [TestMethod]
-    public void Native_and_managed_ed25519_agree()
-    {
-        if (!Internal.Ed25519Native.IsAvailable)
-        {
-            Assert.Inconclusive("libcrypto (OpenSSL 3) is not available; only the managed path runs here.");
-        }
-
-        var rng = new Random(7);
-        for (int i = 0; i < 50; i++)
-        {
-            byte[] seed = new byte[32];
-            rng.NextBytes(seed);
-            byte[] msg = new byte[rng.Next(0, 300)];
-            rng.NextBytes(msg);
-            byte[] pub = new byte[32];
-            Org.BouncyCastle.Math.EC.Rfc8032.Ed25519.GeneratePublicKey(seed, 0, pub, 0);
-            byte[] managed = new byte[64];
-            Org.BouncyCastle.Math.EC.Rfc8032.Ed25519.Sign(seed, 0, msg, 0, msg.Length, managed, 0);
-            byte[] native = new byte[64];
-            Assert.IsTrue(Internal.Ed25519Native.TrySign(seed, msg, native));
-            CollectionAssert.AreEqual(managed, native);
-            Assert.IsTrue(Internal.Ed25519Native.Verify(pub, msg, native));
-            native[rng.Next(64)] ^= (byte)(1 << rng.Next(8));
-            bool managedVerdict = Org.BouncyCastle.Math.EC.Rfc8032.Ed25519.Verify(native, 0, pub, 0, msg, 0, msg.Length);
-            Assert.AreEqual(managedVerdict, Internal.Ed25519Native.Verify(pub, msg, native));
-            Assert.IsFalse(managedVerdict);
-        }
-    }
-}

@@ -23,6 +23,15 @@ if (args.Length > 0 && (version is null || !(version == args[0] || version.Start
     return 1;
 }
 
+// ed25519/X25519 must run through libsodium, whose native library reaches the consumer through NearML.Core's
+// NSec.Cryptography dependency (docs/performance.md, "Crypto paths"); BouncyCastle would mean it did not.
+Console.WriteLine($"ed25519/X25519: {NearML.Core.Crypto.Ed25519.Implementation}");
+if (!NearML.Core.Crypto.Ed25519.IsNativeAccelerated && Environment.GetEnvironmentVariable("NEARML_ED25519_MANAGED") != "1")
+{
+    Console.Error.WriteLine("libsodium did not load from the packages: ed25519 fell back to BouncyCastle");
+    return 1;
+}
+
 using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(90));
 var coordinatorBuilder = NewBuilder();
 coordinatorBuilder.Services.AddNearMLCoordinator(o =>

@@ -2,73 +2,56 @@ using System.Buffers.Binary;
 using System.Security.Cryptography;
 using System.Text;
 using NearML.Core.Protocol;
-using Org.BouncyCastle.Math.EC.Rfc7748;
+using NearML.Core.Crypto;
 
 namespace NearML.Aggregation.Internal;
 
-/// <summary>X25519 key agreement (RFC 7748) through BouncyCastle's allocation-free low-level API.</summary>
+/// <summary>X25519 key agreement (RFC 7748) in SecAgg's shapes, over NearML.Core's one implementation (<see cref="X25519"/>).</summary>
 internal static class KeyAgreement
 {
-    public const int KeySize = 32;
+    public const int KeySize = X25519.KeySize;
 
-    /// <summary>Creates a fresh private key from the CSPRNG and its public key.</summary>
+    /// <summary>Creates a fresh (clamped) private key from the CSPRNG and its public key.</summary>
     public static (byte[] PrivateKey, byte[] PublicKey) Generate()
     {
         var sk = new byte[KeySize];
-        RandomNumberGenerator.Fill(sk);
-        // RFC 7748 clamping is applied inside the scalar multiplication; clamp here too so the stored key is canonical.
-        sk[0] &= 248;
-        sk[31] &= 127;
-        sk[31] |= 64;
+        X25519.GeneratePrivateKey(sk);
         return (sk, PublicKeyOf(sk));
     }
 
     public static byte[] PublicKeyOf(byte[] privateKey)
     {
         var pk = new byte[KeySize];
-        X25519.ScalarMultBase(privateKey, 0, pk, 0);
+        X25519.GetPublicKey(privateKey, pk);
         return pk;
     }
 
     /// <summary>Computes the shared secret; false when the peer key is a low-order point (all-zero result).</summary>
-    public static bool TryAgree(byte[] privateKey, byte[] peerPublicKey, byte[] secret)
-        => X25519.CalculateAgreement(privateKey, 0, peerPublicKey, 0, secret, 0);
+    public static bool TryAgree(byte[] privateKey, byte[] peerPublicKey, byte[] secret) => X25519.TryAgree(privateKey, peerPublicKey, secret);
 
     /// <summary>
     /// Many agreements: secrets[32·i ..] = X25519(privateKeys[i], peerKeys[i]); ok[i] false for a low-order peer key.
-    /// Eight at a time on AVX-512 (<see cref="X25519Batch"/>), one at a time otherwise.
+    /// Eight at a time on AVX-512, one at a time otherwise (<see cref="X25519.AgreeMany"/>).
     /// </summary>
     public static void AgreeMany(IReadOnlyList<byte[]> privateKeys, IReadOnlyList<byte[]> peerKeys, Span<byte> secrets, Span<bool> ok)
     {
         int count = privateKeys.Count;
-        if (!X25519Batch.IsSupported)
+        var scalars = new byte[count * KeySize];
+        var points = new byte[count * KeySize];
+        try
         {
-            var one = new byte[KeySize];
             for (int i = 0; i < count; i++)
             {
-                ok[i] = TryAgree(privateKeys[i], peerKeys[i], one);
-                one.CopyTo(secrets[(i * KeySize)..]);
+                privateKeys[i].CopyTo(scalars, i * KeySize);
+                peerKeys[i].CopyTo(points, i * KeySize);
             }
 
-            CryptographicOperations.ZeroMemory(one);
-            return;
+            X25519.AgreeMany(scalars, points, secrets[..(count * KeySize)], ok[..count]);
         }
-
-        Span<byte> scalars = stackalloc byte[X25519Batch.Lanes * KeySize];
-        Span<byte> points = stackalloc byte[X25519Batch.Lanes * KeySize];
-        for (int start = 0; start < count; start += X25519Batch.Lanes)
+        finally
         {
-            int m = Math.Min(X25519Batch.Lanes, count - start);
-            for (int j = 0; j < m; j++)
-            {
-                privateKeys[start + j].CopyTo(scalars[(j * KeySize)..]);
-                peerKeys[start + j].CopyTo(points[(j * KeySize)..]);
-            }
-
-            X25519Batch.ScalarMult(scalars[..(m * KeySize)], points[..(m * KeySize)], secrets.Slice(start * KeySize, m * KeySize), ok.Slice(start, m));
+            CryptographicOperations.ZeroMemory(scalars);
         }
-
-        CryptographicOperations.ZeroMemory(scalars);
     }
 }
 

@@ -1,7 +1,7 @@
 using System.Security.Cryptography;
 using System.Text;
 using NearML.Core.Protocol.Internal;
-using Org.BouncyCastle.Math.EC.Rfc8032;
+using Curve = NearML.Core.Crypto.Ed25519;
 
 namespace NearML.Core.Protocol;
 
@@ -19,27 +19,26 @@ public interface IWorkerIdentity
 
 /// <summary>
 /// An ed25519 identity kept in a PKCS#8 PEM file (<c>-----BEGIN PRIVATE KEY-----</c>, RFC 8410), created on first use with
-/// owner-only permissions (0600) on Unix.
+/// owner-only permissions (0600) on Unix. Signing and verification go through <see cref="Crypto.Ed25519"/>.
 /// </summary>
 public sealed class Ed25519Identity : IWorkerIdentity, IDisposable
 {
     /// <summary>Size of a public key, in bytes.</summary>
-    public const int PublicKeySize = 32;
+    public const int PublicKeySize = Curve.PublicKeySize;
 
     /// <summary>Size of a signature, in bytes.</summary>
-    public const int SignatureSize = 64;
+    public const int SignatureSize = Curve.SignatureSize;
 
     // RFC 8410 PKCS#8 prefix for an ed25519 private key: SEQUENCE { INTEGER 0, SEQUENCE { OID 1.3.101.112 }, OCTET STRING { OCTET STRING (32) } }
     private static readonly byte[] Pkcs8Prefix = Convert.FromHexString("302E020100300506032B657004220420");
-    private readonly byte[] _seed;
+    private readonly Crypto.Ed25519PrivateKey _key;
     private readonly byte[] _publicKey;
     private bool _disposed;
 
-    private Ed25519Identity(byte[] seed)
+    private Ed25519Identity(ReadOnlySpan<byte> seed)
     {
-        _seed = seed;
-        _publicKey = new byte[PublicKeySize];
-        Ed25519.GeneratePublicKey(_seed, 0, _publicKey, 0);
+        _key = Crypto.Ed25519PrivateKey.FromSeed(seed);
+        _publicKey = _key.PublicKey.ToArray();
     }
 
     /// <inheritdoc/>
@@ -50,7 +49,14 @@ public sealed class Ed25519Identity : IWorkerIdentity, IDisposable
 
     /// <summary>Creates a new identity from a CSPRNG seed.</summary>
     /// <returns>The identity (kept in memory only).</returns>
-    public static Ed25519Identity Generate() => new(RandomNumberGenerator.GetBytes(32));
+    public static Ed25519Identity Generate()
+    {
+        Span<byte> seed = stackalloc byte[32];
+        RandomNumberGenerator.Fill(seed);
+        var identity = new Ed25519Identity(seed);
+        CryptographicOperations.ZeroMemory(seed);
+        return identity;
+    }
 
     /// <summary>Creates an identity from a 32-byte private seed.</summary>
     /// <param name="seed">The RFC 8032 private key (seed).</param>
@@ -62,7 +68,7 @@ public sealed class Ed25519Identity : IWorkerIdentity, IDisposable
             throw new ArgumentException($"An ed25519 seed has 32 bytes, not {seed.Length}.", nameof(seed));
         }
 
-        return new Ed25519Identity(seed.ToArray());
+        return new Ed25519Identity(seed);
     }
 
     /// <summary>Loads the identity stored at <paramref name="path"/>, or creates and stores a new one if the file does not exist.</summary>
@@ -129,7 +135,7 @@ public sealed class Ed25519Identity : IWorkerIdentity, IDisposable
         Directory.CreateDirectory(Path.GetDirectoryName(full)!);
         var der = new byte[Pkcs8Prefix.Length + 32];
         Pkcs8Prefix.CopyTo(der, 0);
-        _seed.CopyTo(der, Pkcs8Prefix.Length);
+        _key.ExportSeed(der.AsSpan(Pkcs8Prefix.Length, 32));
         var pem = PemEncoding.Write("PRIVATE KEY", der);
         CryptographicOperations.ZeroMemory(der);
         SecureFile.WriteNew(full, Encoding.ASCII.GetBytes(pem));
@@ -139,10 +145,7 @@ public sealed class Ed25519Identity : IWorkerIdentity, IDisposable
     public byte[] Sign(ReadOnlySpan<byte> message)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        var m = message.ToArray();
-        var signature = new byte[SignatureSize];
-        Ed25519.Sign(_seed, 0, m, 0, m.Length, signature, 0);
-        return signature;
+        return _key.Sign(message);
     }
 
     /// <summary>Verifies an ed25519 signature.</summary>
@@ -151,22 +154,14 @@ public sealed class Ed25519Identity : IWorkerIdentity, IDisposable
     /// <param name="signature">The 64-byte signature.</param>
     /// <returns><see langword="true"/> if the signature is valid; <see langword="false"/> for any malformed input.</returns>
     public static bool Verify(ReadOnlySpan<byte> publicKey, ReadOnlySpan<byte> message, ReadOnlySpan<byte> signature)
-    {
-        if (publicKey.Length != PublicKeySize || signature.Length != SignatureSize)
-        {
-            return false;
-        }
-
-        var m = message.ToArray();
-        return Ed25519.Verify(signature.ToArray(), 0, publicKey.ToArray(), 0, m, 0, m.Length);
-    }
+        => Curve.Verify(publicKey, message, signature);
 
     /// <summary>Wipes the private key from memory.</summary>
     public void Dispose()
     {
         if (!_disposed)
         {
-            CryptographicOperations.ZeroMemory(_seed);
+            _key.Dispose();
             _disposed = true;
         }
     }

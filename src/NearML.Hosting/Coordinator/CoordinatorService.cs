@@ -204,7 +204,14 @@ public sealed partial class CoordinatorService : BackgroundService
         _status.SetRound(nextRound, version);
         var listenerOptions = new ProtocolListenerOptions
         {
-            Connection = new FrameConnectionOptions { MaxFrameSize = o.MaxFrameSize, SendBufferLimit = Math.Max(4 << 20, o.MaxFrameSize), ReceiveBufferLimit = Math.Max(4 << 20, o.MaxFrameSize) },
+            // One block pool for every worker's uploads and downloads: rounds then reuse the same buffers instead of allocating them.
+            Connection = new FrameConnectionOptions
+            {
+                MaxFrameSize = o.MaxFrameSize,
+                SendBufferLimit = Math.Max(4 << 20, o.MaxFrameSize),
+                ReceiveBufferLimit = Math.Max(4 << 20, o.MaxFrameSize),
+                BufferPool = new FrameBufferPool(maxRetainedBytes: Math.Min(1L << 30, o.MaxWorkers * (8L << 20))),
+            },
             TlsHandshakeTimeout = o.HandshakeTimeout,
             // Admitted workers first: they have MaxWorkers × 2 slots (a reconnecting worker briefly holds two); clients still
             // in their handshake have a separate, small budget, per address too, so a flood cannot take a joining worker's slot.

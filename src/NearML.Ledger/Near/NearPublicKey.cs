@@ -1,5 +1,5 @@
 using System.Security.Cryptography;
-using Org.BouncyCastle.Math.EC.Rfc8032;
+using Curve = NearML.Core.Crypto.Ed25519;
 
 namespace NearML.Ledger;
 
@@ -66,20 +66,7 @@ public sealed class NearPublicKey : IEquatable<NearPublicKey>
     /// <param name="message">The signed message (for NEAR transactions: the 32-byte transaction hash).</param>
     /// <param name="signature">The 64-byte signature.</param>
     /// <returns><see langword="true"/> when the signature is valid.</returns>
-    public bool Verify(ReadOnlySpan<byte> message, ReadOnlySpan<byte> signature)
-    {
-        if (signature.Length != Ed25519.SignatureSize)
-        {
-            return false;
-        }
-
-        if (Internal.Ed25519Native.Verify(_bytes, message, signature) is { } fast)
-        {
-            return fast;
-        }
-
-        return Ed25519.Verify(signature.ToArray(), 0, _bytes, 0, message.ToArray(), 0, message.Length);
-    }
+    public bool Verify(ReadOnlySpan<byte> message, ReadOnlySpan<byte> signature) => Curve.Verify(_bytes, message, signature);
 
     /// <summary>Writes the Borsh form: key type 0 (ed25519), then the 32 bytes.</summary>
     /// <param name="writer">The writer.</param>

@@ -1,16 +1,16 @@
 using System.Runtime.InteropServices;
 
-namespace NearML.Ledger.Internal;
+namespace NearML.Benchmarks;
 
 /// <summary>
-/// Optional fast path for ed25519 through the platform's OpenSSL 3 libcrypto (the library .NET itself uses for
-/// crypto on Linux). Several times faster than the managed BouncyCastle implementation; when libcrypto cannot be
-/// loaded, or <c>NEARML_ED25519_MANAGED=1</c> is set, callers fall back to BouncyCastle. Both produce identical
-/// signatures (ed25519 is deterministic), which the tests check.
+/// ed25519 and X25519 through the platform's OpenSSL 3 libcrypto, called through EVP: NearML's native path before
+/// issue 15, kept here only so <see cref="CryptoPaths"/> can measure it next to libsodium and BouncyCastle. It lost
+/// every cell (docs/performance.md, "Crypto paths"), so the library no longer uses it.
 /// </summary>
-internal static unsafe class Ed25519Native
+internal static unsafe class OpenSslCurve25519
 {
     private const int EvpPkeyEd25519 = 1087; // NID_ED25519
+    private const int EvpPkeyX25519 = 1034; // NID_X25519
 
     private static readonly delegate* unmanaged<int, nint, byte*, nuint, nint> s_newRawPublic;
     private static readonly delegate* unmanaged<int, nint, byte*, nuint, nint> s_newRawPrivate;
@@ -21,14 +21,15 @@ internal static unsafe class Ed25519Native
     private static readonly delegate* unmanaged<nint, byte*, nuint, byte*, nuint, int> s_verify;
     private static readonly delegate* unmanaged<nint, nint, nint, nint, nint, int> s_signInit;
     private static readonly delegate* unmanaged<nint, byte*, nuint*, byte*, nuint, int> s_sign;
+    private static readonly delegate* unmanaged<nint, nint, nint> s_pkeyCtxNew;
+    private static readonly delegate* unmanaged<nint, void> s_pkeyCtxFree;
+    private static readonly delegate* unmanaged<nint, int> s_deriveInit;
+    private static readonly delegate* unmanaged<nint, nint, int> s_deriveSetPeer;
+    private static readonly delegate* unmanaged<nint, byte*, nuint*, int> s_derive;
+    private static readonly delegate* unmanaged<nint, byte*, nuint*, int> s_getRawPublic;
 
-    static Ed25519Native()
+    static OpenSslCurve25519()
     {
-        if (Environment.GetEnvironmentVariable("NEARML_ED25519_MANAGED") == "1")
-        {
-            return;
-        }
-
         string[] names = OperatingSystem.IsMacOS() ? ["libcrypto.3.dylib"] : OperatingSystem.IsWindows() ? ["libcrypto-3-x64.dll"] : ["libcrypto.so.3"];
         foreach (string name in names)
         {
@@ -45,7 +46,13 @@ internal static unsafe class Ed25519Native
                 && NativeLibrary.TryGetExport(lib, "EVP_DigestVerifyInit", out nint f)
                 && NativeLibrary.TryGetExport(lib, "EVP_DigestVerify", out nint g)
                 && NativeLibrary.TryGetExport(lib, "EVP_DigestSignInit", out nint h)
-                && NativeLibrary.TryGetExport(lib, "EVP_DigestSign", out nint i))
+                && NativeLibrary.TryGetExport(lib, "EVP_DigestSign", out nint i)
+                && NativeLibrary.TryGetExport(lib, "EVP_PKEY_CTX_new", out nint j)
+                && NativeLibrary.TryGetExport(lib, "EVP_PKEY_CTX_free", out nint k)
+                && NativeLibrary.TryGetExport(lib, "EVP_PKEY_derive_init", out nint l)
+                && NativeLibrary.TryGetExport(lib, "EVP_PKEY_derive_set_peer", out nint m)
+                && NativeLibrary.TryGetExport(lib, "EVP_PKEY_derive", out nint n)
+                && NativeLibrary.TryGetExport(lib, "EVP_PKEY_get_raw_public_key", out nint o))
             {
                 s_newRawPublic = (delegate* unmanaged<int, nint, byte*, nuint, nint>)a;
                 s_newRawPrivate = (delegate* unmanaged<int, nint, byte*, nuint, nint>)b;
@@ -56,6 +63,12 @@ internal static unsafe class Ed25519Native
                 s_verify = (delegate* unmanaged<nint, byte*, nuint, byte*, nuint, int>)g;
                 s_signInit = (delegate* unmanaged<nint, nint, nint, nint, nint, int>)h;
                 s_sign = (delegate* unmanaged<nint, byte*, nuint*, byte*, nuint, int>)i;
+                s_pkeyCtxNew = (delegate* unmanaged<nint, nint, nint>)j;
+                s_pkeyCtxFree = (delegate* unmanaged<nint, void>)k;
+                s_deriveInit = (delegate* unmanaged<nint, int>)l;
+                s_deriveSetPeer = (delegate* unmanaged<nint, nint, int>)m;
+                s_derive = (delegate* unmanaged<nint, byte*, nuint*, int>)n;
+                s_getRawPublic = (delegate* unmanaged<nint, byte*, nuint*, int>)o;
                 IsAvailable = SelfTest();
                 return;
             }
@@ -64,6 +77,94 @@ internal static unsafe class Ed25519Native
 
     /// <summary>Gets a value indicating whether libcrypto was loaded and passed a self-test.</summary>
     public static bool IsAvailable { get; }
+
+    /// <summary>Derives a public key (ed25519 or X25519) from a 32-byte private key; false when unavailable or refused.</summary>
+    public static bool TryGetPublicKey(bool x25519, ReadOnlySpan<byte> privateKey, Span<byte> publicKey)
+    {
+        if (!IsAvailable || privateKey.Length != 32 || publicKey.Length < 32)
+        {
+            return false;
+        }
+
+        nint pkey;
+        fixed (byte* sk = privateKey)
+        {
+            pkey = s_newRawPrivate(x25519 ? EvpPkeyX25519 : EvpPkeyEd25519, 0, sk, 32);
+        }
+
+        if (pkey == 0)
+        {
+            return false;
+        }
+
+        try
+        {
+            nuint len = 32;
+            fixed (byte* pk = publicKey)
+            {
+                return s_getRawPublic(pkey, pk, &len) == 1 && len == 32;
+            }
+        }
+        finally
+        {
+            s_pkeyFree(pkey);
+        }
+    }
+
+    /// <summary>
+    /// X25519 agreement; null when the native path is unavailable, false when OpenSSL refuses the peer key (a
+    /// low-order point gives the all-zero secret, which OpenSSL rejects).
+    /// </summary>
+    public static bool? Agree(ReadOnlySpan<byte> privateKey, ReadOnlySpan<byte> peerPublicKey, Span<byte> secret)
+    {
+        if (!IsAvailable)
+        {
+            return null;
+        }
+
+        nint own, peer;
+        fixed (byte* sk = privateKey)
+        {
+            own = s_newRawPrivate(EvpPkeyX25519, 0, sk, 32);
+        }
+
+        fixed (byte* pk = peerPublicKey)
+        {
+            peer = s_newRawPublic(EvpPkeyX25519, 0, pk, 32);
+        }
+
+        nint ctx = own == 0 ? 0 : s_pkeyCtxNew(own, 0);
+        try
+        {
+            if (own == 0 || peer == 0 || ctx == 0 || s_deriveInit(ctx) != 1 || s_deriveSetPeer(ctx, peer) != 1)
+            {
+                return own == 0 || ctx == 0 ? null : false;
+            }
+
+            nuint len = 32;
+            fixed (byte* s = secret)
+            {
+                return s_derive(ctx, s, &len) == 1 && len == 32;
+            }
+        }
+        finally
+        {
+            if (ctx != 0)
+            {
+                s_pkeyCtxFree(ctx);
+            }
+
+            if (peer != 0)
+            {
+                s_pkeyFree(peer);
+            }
+
+            if (own != 0)
+            {
+                s_pkeyFree(own);
+            }
+        }
+    }
 
     /// <summary>Verifies; returns null when the native path is unavailable or failed to set up.</summary>
     public static bool? Verify(ReadOnlySpan<byte> publicKey, ReadOnlySpan<byte> message, ReadOnlySpan<byte> signature)

@@ -4,7 +4,7 @@ using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using V = System.Runtime.Intrinsics.Vector512<ulong>;
 
-namespace NearML.Aggregation.Internal;
+namespace NearML.Core.Crypto.Internal;
 
 /// <summary>
 /// Eight X25519 agreements at once (RFC 7748 §5), one per 64-bit lane of AVX-512 registers. Field elements of
