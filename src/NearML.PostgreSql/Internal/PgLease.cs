@@ -44,7 +44,8 @@ internal sealed class PgLease : ICoordinatorLease
             // The lock lives as long as this session: never hand the connection back to a pool.
             Pooling = false,
             ApplicationName = "nearml-coordinator-lease",
-            KeepAlive = Math.Max(1, (int)Math.Ceiling(checkInterval.TotalSeconds)),
+            // The check below queries the session every interval; TCP keepalives also notice a silently dead peer.
+            TcpKeepAlive = true,
         };
         var connection = new NpgsqlConnection(csb.ConnectionString);
         try
