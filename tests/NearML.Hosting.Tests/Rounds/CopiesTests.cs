@@ -62,12 +62,13 @@ public sealed class CopiesTests
         var time = TimeProvider.System;
         float[]? previous = null;
         var rng = new Random(3);
-        foreach (var (round, encoding, parts) in new[] { (0L, "fp32", 1), (1L, "fp32", 3), (2L, "int8", 1), (3L, "int8", 2), (4L, "fp32", 4) })
+        foreach (var (round, name, parts) in new[] { (0L, "fp32", 1), (1L, "fp32", 3), (2L, "int8", 1), (3L, "int8", 2), (4L, "fp32", 4) })
         {
             var delta = Enumerable.Range(0, Count).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray();
-            var payload = UpdateEncoding.Encode(encoding, delta);
+            var encoding = UpdateEncodings.Parse(name);
+            var payload = UpdateEncodings.Encode(encoding, delta);
             var expected = new float[Count];
-            UpdateEncoding.Decode(encoding, payload, expected);
+            UpdateEncodings.Decode(encoding, payload, expected);
             _ = session.BeginRound(round, round, time.GetTimestamp());
             var per = (payload.Length + parts - 1) / parts;
             for (var i = 0; i < parts; i++)
@@ -78,7 +79,7 @@ public sealed class CopiesTests
 
             var u = session.TakeUpdate(round);
             Assert.IsNotNull(u?.Values, u?.Detail);
-            CollectionAssert.AreEqual(expected, u.Values, $"round {round} ({encoding}, {parts} parts)");
+            CollectionAssert.AreEqual(expected, u.Values, $"round {round} ({name}, {parts} parts)");
             CollectionAssert.AreEqual(SHA256.HashData(payload), u.PayloadSha256);
             if (previous is not null && previous.Length == Count)
             {
@@ -99,7 +100,7 @@ public sealed class CopiesTests
         session.Dispose();
     }
 
-    private static Update Update(long round, string encoding, ReadOnlySpan<byte> part, int index, int count, byte[] whole) => new()
+    private static Update Update(long round, UpdateEncoding encoding, ReadOnlySpan<byte> part, int index, int count, byte[] whole) => new()
     {
         Round = (ulong)round,
         BaseParameterVersion = (ulong)round,
