@@ -107,7 +107,7 @@ internal static class BenchWorkers
                         {
                             Round = a.Round,
                             BaseParameterVersion = a.ParameterVersion,
-                            Encoding = a.HyperParameters.UpdateEncoding,
+                            Encoding = encoding.Value,
                             Payload = UnsafeByteOperations.UnsafeWrap(payload.AsMemory(offset, Math.Min(part, payload.Length - offset))),
                             SampleCount = a.HyperParameters.InnerSteps * a.HyperParameters.BatchSize,
                             Loss = 1.0f,

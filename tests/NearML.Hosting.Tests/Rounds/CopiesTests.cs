@@ -64,8 +64,8 @@ public sealed class CopiesTests
         var rng = new Random(3);
         foreach (var (round, name, parts) in new[] { (0L, "fp32", 1), (1L, "fp32", 3), (2L, "int8", 1), (3L, "int8", 2), (4L, "fp32", 4) })
         {
-            var encoding = UpdateEncodings.Parse(name);
             var delta = Enumerable.Range(0, Count).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray();
+            var encoding = UpdateEncodings.Parse(name);
             var payload = UpdateEncodings.Encode(encoding, delta);
             var expected = new float[Count];
             UpdateEncodings.Decode(encoding, payload, expected);
@@ -79,7 +79,7 @@ public sealed class CopiesTests
 
             var u = session.TakeUpdate(round);
             Assert.IsNotNull(u?.Values, u?.Detail);
-            CollectionAssert.AreEqual(expected, u.Values, $"round {round} ({encoding}, {parts} parts)");
+            CollectionAssert.AreEqual(expected, u.Values, $"round {round} ({name}, {parts} parts)");
             CollectionAssert.AreEqual(SHA256.HashData(payload), u.PayloadSha256);
             if (previous is not null && previous.Length == Count)
             {
