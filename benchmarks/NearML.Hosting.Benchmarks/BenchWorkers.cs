@@ -60,7 +60,7 @@ internal static class BenchWorkers
         ParameterSet? parameters = null;
         byte[]? payload = null;
         ByteString? digest = null;
-        string? encoding = null;
+        UpdateEncoding? encoding = null;
         try
         {
             while (await connection.ReceiveAsync(ct) is { } message)
@@ -76,10 +76,10 @@ internal static class BenchWorkers
                 }
 
                 parameters ??= new ParameterSet(new ParameterLayout(a.Model.Tensors.Select(t => (t.Name, t.Shape.ToArray()))));
-                if (payload is null || encoding != a.HyperParameters.Compression)
+                if (payload is null || encoding != a.HyperParameters.UpdateEncoding)
                 {
                     // A small, worker-specific pseudo-gradient (|Δ| ≤ 1e-3: well inside the coordinator's norm screen).
-                    encoding = a.HyperParameters.Compression;
+                    encoding = a.HyperParameters.UpdateEncoding;
                     var rng = new Random(1000 + index);
                     var delta = new float[parameters.Length];
                     for (var i = 0; i < delta.Length; i++)
@@ -87,7 +87,7 @@ internal static class BenchWorkers
                         delta[i] = (float)((rng.NextDouble() - 0.5) * 2e-3);
                     }
 
-                    payload = UpdateEncoding.Encode(encoding, delta);
+                    payload = UpdateEncodings.Encode(encoding.Value, delta);
                     digest = ByteString.CopyFrom(SHA256.HashData(payload));
                 }
 
@@ -107,7 +107,7 @@ internal static class BenchWorkers
                         {
                             Round = a.Round,
                             BaseParameterVersion = a.ParameterVersion,
-                            Encoding = encoding,
+                            Encoding = a.HyperParameters.UpdateEncoding,
                             Payload = UnsafeByteOperations.UnsafeWrap(payload.AsMemory(offset, Math.Min(part, payload.Length - offset))),
                             SampleCount = a.HyperParameters.InnerSteps * a.HyperParameters.BatchSize,
                             Loss = 1.0f,

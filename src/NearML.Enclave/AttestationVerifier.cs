@@ -89,6 +89,7 @@ public sealed partial class AttestationVerifier
     /// <c>evidence.format</c> rule, evidence whose verification fails in any other way one with <c>evidence.verification</c>.
     /// </returns>
     /// <exception cref="ArgumentNullException"><paramref name="evidence"/> or <paramref name="contextLabel"/> is <see langword="null"/>.</exception>
+    /// <exception cref="ArgumentException"><paramref name="identityPublicKey"/> or <paramref name="nonce"/> is empty.</exception>
     public AttestationVerdict Verify(AttestationEvidence evidence, ReadOnlySpan<byte> identityPublicKey, ReadOnlySpan<byte> nonce, string contextLabel)
     {
         ArgumentNullException.ThrowIfNull(evidence);

@@ -174,6 +174,43 @@ public sealed class CoordinatorLeaseTests
         }
     }
 
+    [TestMethod]
+    [Timeout(120_000, CooperativeCancellation = true)]
+    public async Task A_coordinator_whose_lease_session_is_terminated_stops_serving_with_the_reason()
+    {
+        PostgreSqlServer.RequireServer();
+        var schema = PostgreSqlServer.NewSchema();
+        var root = Path.Combine(Path.GetTempPath(), $"nearml-pg-lost-{Guid.NewGuid():N}");
+        var dataset = SyntheticFashionMnist.Write(Path.Combine(root, "dataset"), 300, 50);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(100));
+        try
+        {
+            using var host = Coordinator(schema, dataset, Path.Combine(root, "coordinator"));
+            await host.StartAsync(cts.Token);
+            var status = host.Services.GetRequiredService<CoordinatorStatus>();
+            await status.Listening.WaitAsync(cts.Token);
+
+            // An operator (or a network fault) ends the lease's session: a standby could take the lease now.
+            PostgreSqlServer.Execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'nearml-coordinator-lease' AND pid IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = hashtext('" + schema + "')::oid)");
+            var failed = await Assert.ThrowsExactlyAsync<CoordinatorStateException>(() => status.CompletedTask.WaitAsync(TimeSpan.FromSeconds(30), cts.Token));
+            StringAssert.Contains(failed.Message, "lost its lease");
+            StringAssert.Contains(status.LastError!, "lost its lease");
+            using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            await host.StopAsync(stop.Token);
+        }
+        finally
+        {
+            PostgreSqlServer.Execute($"DROP SCHEMA IF EXISTS {schema} CASCADE");
+            try
+            {
+                Directory.Delete(root, recursive: true);
+            }
+            catch (IOException)
+            {
+            }
+        }
+    }
+
     private static IHost Coordinator(string schema, string dataset, string data)
     {
         var builder = new HostApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });

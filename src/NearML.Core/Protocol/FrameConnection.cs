@@ -71,11 +71,13 @@ public sealed class FrameConnection : IAsyncDisposable
         // The read-ahead buffer must hold a whole maximum frame, or a frame larger than it could never complete.
         long receivePause = Math.Max(_options.ReceiveBufferLimit, (long)_options.MaxFrameSize + WireProtocol.FrameHeaderSize + _options.SegmentSize);
         _receivePipe = new Pipe(new PipeOptions(
+            pool: _options.BufferPool,
             pauseWriterThreshold: receivePause,
             resumeWriterThreshold: receivePause / 2,
             minimumSegmentSize: _options.SegmentSize,
             useSynchronizationContext: false));
         _sendPipe = new Pipe(new PipeOptions(
+            pool: _options.BufferPool,
             pauseWriterThreshold: _options.SendBufferLimit,
             resumeWriterThreshold: _options.SendBufferLimit / 2,
             minimumSegmentSize: _options.SegmentSize,

@@ -22,6 +22,14 @@ public sealed class FrameConnectionOptions
     /// <value>The default value is 64 KiB.</value>
     public int SegmentSize { get; set; } = 64 << 10;
 
+    /// <summary>
+    /// Gets or sets the pool the connection's read-ahead and send buffers come from (shared by every connection given these
+    /// options), or <see langword="null"/> for <see cref="System.Buffers.MemoryPool{T}.Shared"/>. A host with many
+    /// connections moving megabytes at once should pass one <see cref="FrameBufferPool"/>.
+    /// </summary>
+    /// <value>The default value is <see langword="null"/>.</value>
+    public System.Buffers.MemoryPool<byte>? BufferPool { get; set; }
+
     /// <summary>Gets or sets how long closing waits for queued frames (such as a final <c>Error</c>) to be written.</summary>
     /// <value>The default value is 2 seconds.</value>
     public TimeSpan CloseTimeout { get; set; } = TimeSpan.FromSeconds(2);

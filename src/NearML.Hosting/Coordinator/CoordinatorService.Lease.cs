@@ -8,7 +8,8 @@ namespace NearML.Hosting.Coordinator;
 /// <summary>The lease on the state (docs/failover.md): taken before the state is opened, held for the process's life.</summary>
 public sealed partial class CoordinatorService
 {
-    private ICoordinatorLease? _lease;
+    private volatile bool _leaseLost;
+    private string _leaseDescription = string.Empty;
 
     /// <summary>
     /// Takes the state backend's lease, waiting as standby (not listening) while another coordinator holds it. The first
@@ -65,7 +66,7 @@ public sealed partial class CoordinatorService
     }
 
     /// <summary>Gets a value indicating whether this coordinator lost its lease (it must then stop serving at once).</summary>
-    private bool LeaseLost => _lease is { } lease && lease.Lost.IsCancellationRequested;
+    private bool LeaseLost => _leaseLost;
 }
 
 /// <summary>Log messages of the lease (event ids 7080–7089).</summary>

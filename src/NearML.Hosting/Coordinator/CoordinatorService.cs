@@ -108,8 +108,8 @@ public sealed partial class CoordinatorService : BackgroundService
         }
         catch (OperationCanceledException ex) when (LeaseLost)
         {
-            CoordinatorLog.LeaseLost(_logger, _options.JobId, _lease!.Description);
-            var lost = new CoordinatorStateException(StateProblem.Storage, _lease.Description, $"the coordinator lost its lease ({_lease.Description}): another coordinator may serve the job now, so this one stopped", ex);
+            CoordinatorLog.LeaseLost(_logger, _options.JobId, _leaseDescription);
+            var lost = new CoordinatorStateException(StateProblem.Storage, _leaseDescription, $"the coordinator lost its lease ({_leaseDescription}): another coordinator may serve the job now, so this one stopped", ex);
             _status.SetFailed(lost);
             throw lost;
         }
@@ -143,7 +143,8 @@ public sealed partial class CoordinatorService : BackgroundService
 
         // Shared state (PostgreSQL): wait as standby until this process holds the lease; then load it exactly like a restart.
         using var lease = await AcquireLeaseAsync(data, ct).ConfigureAwait(false);
-        _lease = lease;
+        _leaseDescription = lease.Description;
+        using var lost = lease.Lost.Register(() => _leaseLost = true);
         using var serving = CancellationTokenSource.CreateLinkedTokenSource(ct, lease.Lost);
         ct = serving.Token;
 
@@ -203,7 +204,14 @@ public sealed partial class CoordinatorService : BackgroundService
         _status.SetRound(nextRound, version);
         var listenerOptions = new ProtocolListenerOptions
         {
-            Connection = new FrameConnectionOptions { MaxFrameSize = o.MaxFrameSize, SendBufferLimit = Math.Max(4 << 20, o.MaxFrameSize), ReceiveBufferLimit = Math.Max(4 << 20, o.MaxFrameSize) },
+            // One block pool for every worker's uploads and downloads: rounds then reuse the same buffers instead of allocating them.
+            Connection = new FrameConnectionOptions
+            {
+                MaxFrameSize = o.MaxFrameSize,
+                SendBufferLimit = Math.Max(4 << 20, o.MaxFrameSize),
+                ReceiveBufferLimit = Math.Max(4 << 20, o.MaxFrameSize),
+                BufferPool = new FrameBufferPool(maxRetainedBytes: Math.Min(1L << 30, o.MaxWorkers * (8L << 20))),
+            },
             TlsHandshakeTimeout = o.HandshakeTimeout,
             // Admitted workers first: they have MaxWorkers × 2 slots (a reconnecting worker briefly holds two); clients still
             // in their handshake have a separate, small budget, per address too, so a flood cannot take a joining worker's slot.

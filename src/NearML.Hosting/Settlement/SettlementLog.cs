@@ -8,7 +8,7 @@ internal static partial class SettlementLog
     [LoggerMessage(EventId = 7013, EventName = "Settled", Level = LogLevel.Information, Message = "Settlement of epoch {Epoch} ({DryRun}): root {Root}, {Count} transaction(s): {Hashes}")]
     public static partial void Settled(ILogger logger, long epoch, string dryRun, string root, int count, string hashes);
 
-    [LoggerMessage(EventId = 7014, EventName = "SettlementFailed", Level = LogLevel.Error, Message = "Settlement of epoch {Epoch} failed; the epoch stays unsettled (settle it later with `nearml settle DATA --epoch {Epoch} --send`: exactly once, resumable)")]
+    [LoggerMessage(EventId = 7014, EventName = "SettlementFailed", Level = LogLevel.Error, Message = "Settlement of epoch {Epoch} failed; the epoch stays unsettled until the coordinator's next start settles it (or `nearml settle DATA --epoch N --send`; exactly once either way)")]
     public static partial void SettlementFailed(ILogger logger, Exception error, long epoch);
 
     [LoggerMessage(EventId = 7080, EventName = "SettlementPayer", Level = LogLevel.Information, Message = "Settlement ({Mode}): payer {Account}, key {PublicKey} from {Source}")]
