@@ -211,26 +211,6 @@ public sealed class CoordinatorLeaseTests
         }
     }
 
-    private static IHost Coordinator(string schema, string dataset, string data)
-    {
-        var builder = new HostApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-        builder.Logging.SetMinimumLevel(LogLevel.Warning);
-        builder.Services.AddNearMLCoordinator(o =>
-        {
-            o.JobId = "pg-lease";
-            o.Port = 0;
-            o.DataDirectory = data;
-            o.DatasetDirectory = dataset;
-            o.ShardCount = 4;
-            o.Model = "mlp";
-            o.ModelConfigJson = """{"hidden":8}""";
-            o.Rounds = 2;
-            o.InnerSteps = 2;
-            o.BatchSize = 16;
-            o.MinWorkers = 1;
-            o.AllowSimulatedAttestation = true;
-            o.LeaseRetryInterval = TimeSpan.FromMilliseconds(200);
-        }).UsePostgreSql(PostgreSqlServer.ConnectionString, schema).AddHealthChecks();
-        return builder.Build();
-    }
+    private static IHost Coordinator(string schema, string dataset, string data) =>
+        PostgreSqlTestHosts.Coordinator(schema, "pg-lease", dataset, data, static o => o.LeaseRetryInterval = TimeSpan.FromMilliseconds(200), healthChecks: true);
 }

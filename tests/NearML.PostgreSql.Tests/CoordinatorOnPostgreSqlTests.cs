@@ -74,49 +74,24 @@ public sealed class CoordinatorOnPostgreSqlTests
 
     private static async Task RunAsync(string schema, string dataset, string data, int rounds, string workerData)
     {
-        var builder = new HostApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-        builder.Logging.SetMinimumLevel(LogLevel.Warning);
-        builder.Services.AddNearMLCoordinator(o =>
+        using var coordinator = PostgreSqlTestHosts.Coordinator(schema, "pg-e2e", dataset, data, o =>
         {
-            o.JobId = "pg-e2e";
-            o.Port = 0;
-            o.DataDirectory = data;
-            o.DatasetDirectory = dataset;
-            o.ShardCount = 4;
-            o.Model = "mlp";
             o.ModelConfigJson = """{"hidden":16}""";
             o.Rounds = rounds;
             o.InnerSteps = 3;
-            o.BatchSize = 16;
             o.Compression = "fp32";
-            o.MinWorkers = 1;
             o.RoundTimeout = TimeSpan.FromSeconds(60);
             o.HeartbeatInterval = TimeSpan.FromSeconds(1);
-            o.AllowSimulatedAttestation = true;
             o.EvaluationSamples = 50;
             o.SettleEveryRounds = 2;
-        }).UsePostgreSql(PostgreSqlServer.ConnectionString, schema);
-        using var coordinator = builder.Build();
+        });
         using var cts = new CancellationTokenSource(Timeout);
         Assert.IsInstanceOfType<PostgreSqlStateBackend>(coordinator.Services.GetRequiredService<ICoordinatorStateBackend>());
         await coordinator.StartAsync(cts.Token);
         var status = coordinator.Services.GetRequiredService<CoordinatorStatus>();
         await status.Listening.WaitAsync(cts.Token);
 
-        var wb = new HostApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-        wb.Logging.SetMinimumLevel(LogLevel.Warning);
-        wb.Services.AddNearMLWorker(o =>
-        {
-            o.WorkerId = "pg-worker";
-            o.CoordinatorPort = status.Port;
-            o.CoordinatorFingerprint = status.Fingerprint;
-            o.DataDirectory = workerData;
-            o.DatasetDirectory = dataset;
-            o.AttestationProvider = "simulated";
-            o.InitialReconnectDelay = TimeSpan.FromMilliseconds(50);
-            o.MaxReconnectDelay = TimeSpan.FromMilliseconds(500);
-        });
-        using var worker = wb.Build();
+        using var worker = PostgreSqlTestHosts.Worker("pg-worker", status, dataset, workerData);
         await worker.StartAsync(cts.Token);
         try
         {

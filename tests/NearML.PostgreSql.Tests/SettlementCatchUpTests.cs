@@ -88,48 +88,16 @@ public sealed class SettlementCatchUpTests
         return state.ReadSettlements();
     }
 
-    private static IHost Coordinator(string schema, string dataset, string data)
-    {
-        var builder = new HostApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-        builder.Logging.SetMinimumLevel(LogLevel.Warning);
-        builder.Services.AddNearMLCoordinator(o =>
+    private static IHost Coordinator(string schema, string dataset, string data) =>
+        PostgreSqlTestHosts.Coordinator(schema, "pg-catchup", dataset, data, static o =>
         {
-            o.JobId = "pg-catchup";
-            o.Port = 0;
-            o.DataDirectory = data;
-            o.DatasetDirectory = dataset;
-            o.ShardCount = 4;
-            o.Model = "mlp";
-            o.ModelConfigJson = """{"hidden":8}""";
-            o.Rounds = 2;
-            o.InnerSteps = 2;
-            o.BatchSize = 16;
             o.Compression = "fp32";
-            o.MinWorkers = 1;
             o.RoundTimeout = TimeSpan.FromSeconds(60);
             o.HeartbeatInterval = TimeSpan.FromSeconds(1);
-            o.AllowSimulatedAttestation = true;
             o.EvaluationSamples = 50;
             o.SettleEveryRounds = 2;
-        }).UsePostgreSql(PostgreSqlServer.ConnectionString, schema);
-        return builder.Build();
-    }
-
-    private static IHost Worker(CoordinatorStatus status, string dataset, string data)
-    {
-        var wb = new HostApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-        wb.Logging.SetMinimumLevel(LogLevel.Warning);
-        wb.Services.AddNearMLWorker(o =>
-        {
-            o.WorkerId = "catchup-worker";
-            o.CoordinatorPort = status.Port;
-            o.CoordinatorFingerprint = status.Fingerprint;
-            o.DataDirectory = data;
-            o.DatasetDirectory = dataset;
-            o.AttestationProvider = "simulated";
-            o.InitialReconnectDelay = TimeSpan.FromMilliseconds(50);
-            o.MaxReconnectDelay = TimeSpan.FromMilliseconds(500);
         });
-        return wb.Build();
-    }
+
+    private static IHost Worker(CoordinatorStatus status, string dataset, string data) =>
+        PostgreSqlTestHosts.Worker("catchup-worker", status, dataset, data);
 }
