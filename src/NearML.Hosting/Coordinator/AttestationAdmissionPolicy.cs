@@ -49,7 +49,7 @@ public sealed class AttestationAdmissionPolicy : IAdmissionPolicy
     /// <summary>
     /// Gets the policy a coordinator's verifier applies: a copy of <see cref="NearMLCoordinatorOptions.Attestation"/> (every
     /// property, see <see cref="AttestationPolicy.Clone"/>) with, when <see cref="NearMLCoordinatorOptions.SimulatedAttestationAccepted"/>
-    /// (<see cref="NearMLCoordinatorOptions.AllowSimulatedAttestation"/> or the policy's own <see cref="AttestationPolicy.AllowSimulated"/>),
+    /// (<see cref="NearMLCoordinatorOptions.AllowSimulatedAttestation"/>, or the policy accepting simulated evidence itself),
     /// <see cref="AttestationPolicy.AllowSimulated"/> on and <see cref="AttestationVendor.InsecureSimulated"/> added to
     /// the accepted vendors.
     /// </summary>

@@ -226,12 +226,15 @@ public sealed class NearMLCoordinatorOptions
     public bool AllowSimulatedAttestation { get; set; }
 
     /// <summary>
-    /// Gets a value indicating whether simulated evidence is effectively accepted: <see cref="AllowSimulatedAttestation"/> or
-    /// <see cref="Attestation"/>'s <see cref="NearML.Enclave.AttestationPolicy.AllowSimulated"/>. The one value admission
-    /// (<see cref="AttestationAdmissionPolicy.EffectivePolicy"/>), the <c>InsecureAdmission</c> start-up warning and the reward
-    /// policy (<see cref="CountsUnattestedWork"/>) read.
+    /// Gets a value indicating whether simulated evidence is effectively accepted: <see cref="AllowSimulatedAttestation"/>,
+    /// or <see cref="Attestation"/> accepting it by itself (its <see cref="NearML.Enclave.AttestationPolicy.AllowSimulated"/>
+    /// with <see cref="NearML.Enclave.AttestationVendor.InsecureSimulated"/> among its vendors, NearML.Enclave's rule). The
+    /// one value admission (<see cref="AttestationAdmissionPolicy.EffectivePolicy"/>), the <c>InsecureAdmission</c> start-up
+    /// warning and the reward policy (<see cref="CountsUnattestedWork"/>) read.
     /// </summary>
-    public bool SimulatedAttestationAccepted => AllowSimulatedAttestation || Attestation?.AllowSimulated == true;
+    public bool SimulatedAttestationAccepted =>
+        AllowSimulatedAttestation
+        || (Attestation is { AllowSimulated: true } policy && policy.EffectiveVendors.Contains(NearML.Enclave.AttestationVendor.InsecureSimulated));
 
     /// <summary>
     /// Gets a value indicating whether work without real TEE evidence is admitted and rewarded: <see cref="SimulatedAttestationAccepted"/>

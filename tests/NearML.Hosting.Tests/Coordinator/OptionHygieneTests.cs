@@ -109,19 +109,25 @@ public sealed class OptionHygieneTests
         Assert.IsFalse(new NearMLCoordinatorOptions().SimulatedAttestationAccepted);
         Assert.IsFalse(new NearMLCoordinatorOptions().CountsUnattestedWork);
         Assert.IsTrue(new NearMLCoordinatorOptions { AllowSimulatedAttestation = true }.SimulatedAttestationAccepted);
-        Assert.IsTrue(new NearMLCoordinatorOptions { Attestation = new AttestationPolicy { AllowSimulated = true } }.SimulatedAttestationAccepted);
-        Assert.IsTrue(new NearMLCoordinatorOptions { Attestation = new AttestationPolicy { AllowSimulated = true } }.CountsUnattestedWork);
+        Assert.IsTrue(new NearMLCoordinatorOptions { Attestation = SimulatedPolicy(allow: true) }.SimulatedAttestationAccepted);
+        Assert.IsTrue(new NearMLCoordinatorOptions { Attestation = SimulatedPolicy(allow: true) }.CountsUnattestedWork);
+        Assert.IsFalse(new NearMLCoordinatorOptions { Attestation = SimulatedPolicy(allow: false) }.SimulatedAttestationAccepted);
+
+        // NearML.Enclave's rule: AllowSimulated without the simulated vendor accepts nothing more, so it is not the switch.
+        Assert.IsFalse(new NearMLCoordinatorOptions { Attestation = new AttestationPolicy { AllowSimulated = true } }.SimulatedAttestationAccepted);
         Assert.IsTrue(new NearMLCoordinatorOptions { AllowUnattestedWorkers = true }.CountsUnattestedWork);
         Assert.IsFalse(new NearMLCoordinatorOptions { AllowUnattestedWorkers = true }.SimulatedAttestationAccepted);
         Assert.IsFalse(new NearMLCoordinatorOptions { Attestation = null! }.SimulatedAttestationAccepted);
 
-        // Admission: the policy's own switch adds the simulated vendor exactly as AllowSimulatedAttestation does.
+        // Admission: the policy's own switch admits simulated evidence exactly as AllowSimulatedAttestation does.
         foreach (var viaPolicy in new[] { true, false })
         {
             using var sp = Services(o =>
             {
                 o.AllowSimulatedAttestation = !viaPolicy;
-                o.Attestation = new AttestationPolicy { AllowSimulated = viaPolicy, AllowedVendors = [AttestationVendor.IntelTdx] };
+                o.Attestation = viaPolicy
+                    ? new AttestationPolicy { AllowSimulated = true, AllowedVendors = [AttestationVendor.IntelTdx, AttestationVendor.InsecureSimulated] }
+                    : new AttestationPolicy { AllowedVendors = [AttestationVendor.IntelTdx] };
             });
             var admission = sp.GetRequiredService<AttestationAdmissionPolicy>();
             Assert.IsTrue(admission.Verifier.Policy.AllowSimulated, $"viaPolicy={viaPolicy}");
@@ -137,7 +143,7 @@ public sealed class OptionHygieneTests
         await using var c = await CoordinatorHarness.StartAsync(o =>
         {
             o.AllowSimulatedAttestation = false;
-            o.Attestation = new AttestationPolicy { AllowSimulated = true };
+            o.Attestation = SimulatedPolicy(allow: true);
         });
         await WaitForLogAsync(c, "INSECURE development settings");
         Assert.IsTrue(c.Logs.Contains("simulated evidence accepted=True"), string.Join('\n', c.Logs.Lines));
@@ -161,7 +167,7 @@ public sealed class OptionHygieneTests
             {
                 o.DataDirectory = dir;
                 o.AllowSimulatedAttestation = false;
-                o.Attestation = new AttestationPolicy { AllowSimulated = allow };
+                o.Attestation = SimulatedPolicy(allow);
             });
             var settlement = sp.GetRequiredService<SettlementService>();
             await settlement.StartAsync(TestContext.CancellationToken);
@@ -215,6 +221,13 @@ public sealed class OptionHygieneTests
         Assert.AreEqual(NonceStatus.Unknown, store.Consume(new byte[32]));
         Assert.AreEqual(0, store.Count);
     }
+
+    /// <summary>A policy listing the simulated vendor with the real ones; <paramref name="allow"/> is its AllowSimulated.</summary>
+    private static AttestationPolicy SimulatedPolicy(bool allow) => new()
+    {
+        AllowSimulated = allow,
+        AllowedVendors = [AttestationVendor.IntelTdx, AttestationVendor.AmdSevSnp, AttestationVendor.InsecureSimulated],
+    };
 
     private static async Task WaitForLogAsync(CoordinatorHarness c, string text)
     {
