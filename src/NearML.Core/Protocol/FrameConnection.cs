@@ -34,6 +34,16 @@ public sealed class FrameConnection : IAsyncDisposable
     private readonly Task _sendLoop;
     private readonly CancellationTokenSource _lifetime = new();
     private readonly byte[] _channelBinding;
+    /// <summary>
+    /// The pool of connections whose options name none: <see cref="MemoryPool{T}.Shared"/> misses often when blocks are
+    /// rented on one thread and returned on another (as the read-ahead loop and the reader do), so a long transfer kept
+    /// allocating fresh 64 KiB arrays; this one reuses them (and their owner objects) up to 64 MiB kept.
+    /// </summary>
+    private static readonly FrameBufferPool DefaultPool = new(64 << 10, 64L << 20);
+
+    /// <summary>The least free space the read-ahead loop reads into before it moves to a new segment.</summary>
+    private const int ReadSizeHint = 4096;
+
     private readonly byte[] _chunkHash = new byte[ParameterChunkCodec.HashSize];
     private readonly DirectBody _directBody = new();
 
@@ -78,16 +88,21 @@ public sealed class FrameConnection : IAsyncDisposable
 
         // The read-ahead buffer must hold a whole maximum frame, or a frame larger than it could never complete.
         long receivePause = Math.Max(_options.ReceiveBufferLimit, (long)_options.MaxFrameSize + WireProtocol.FrameHeaderSize + _options.SegmentSize);
+        var pool = _options.BufferPool ?? (_options.SegmentSize <= DefaultPool.MaxBufferSize ? DefaultPool : null);
         _receivePipe = new Pipe(new PipeOptions(
-            pool: _options.BufferPool,
+            pool: pool,
             pauseWriterThreshold: receivePause,
             resumeWriterThreshold: receivePause / 2,
+            readerScheduler: new ThreadPoolSlotScheduler(),
+            writerScheduler: new ThreadPoolSlotScheduler(),
             minimumSegmentSize: _options.SegmentSize,
             useSynchronizationContext: false));
         _sendPipe = new Pipe(new PipeOptions(
-            pool: _options.BufferPool,
+            pool: pool,
             pauseWriterThreshold: _options.SendBufferLimit,
             resumeWriterThreshold: _options.SendBufferLimit / 2,
+            readerScheduler: new ThreadPoolSlotScheduler(),
+            writerScheduler: new ThreadPoolSlotScheduler(),
             minimumSegmentSize: _options.SegmentSize,
             useSynchronizationContext: false));
 
@@ -770,7 +785,9 @@ public sealed class FrameConnection : IAsyncDisposable
         {
             while (true)
             {
-                var memory = writer.GetMemory(_options.SegmentSize);
+                // Fill the current segment before starting another: a TLS read returns one record (up to 16 KiB), and asking for
+                // a whole segment each time would start a fresh segment for every record, renting 4x the bytes received.
+                var memory = writer.GetMemory(ReadSizeHint);
                 var read = await _stream.ReadAsync(memory, _lifetime.Token).ConfigureAwait(false);
                 if (read == 0)
                 {
