@@ -316,6 +316,7 @@ internal static unsafe class GemmDriver
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void MergeEdge(float* tile, int ldt, float* c, nint ldc, int mr, int nr, bool accumulate)
     {
         for (var i = 0; i < mr; i++)
@@ -345,6 +346,7 @@ internal static unsafe class GemmDriver
         where TK : struct, IMicroKernel => Avx.IsSupported && typeof(TK) != typeof(PortableMicroKernel);
 
     /// <summary>Packs rows [ic, ic+mc) × depth [pc, pc+kc) of α·op(A) into MR-row panels (k-major, zero-padded).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackA<TK>(GemmJob job, int ic, int mc, int pc, int kc, float* dst)
         where TK : struct, IMicroKernel
     {
@@ -429,6 +431,7 @@ internal static unsafe class GemmDriver
     /// L1 sets, and the next panel reloads the same lines from L2.)
     /// </summary>
     /// <returns>The rows packed (a multiple of MR); the caller packs the remaining partial panel.</returns>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static int PackATransposedPanels<TK>(GemmJob job, int ic, int mc, int pc, int kc, float* dst)
         where TK : struct, IMicroKernel
     {
@@ -479,6 +482,7 @@ internal static unsafe class GemmDriver
     }
 
     /// <summary>Packs columns [col, col+nr) × depth [pc, pc+kc) of op(B) into one NR-wide panel (k-major, zero-padded).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackBPanel<TK>(GemmJob job, int col, int nr, int pc, int kc, float* dst)
         where TK : struct, IMicroKernel
     {
