@@ -19,6 +19,7 @@ internal static class CompareCommand
             Console.Error.WriteLine("       compare mlp|cnn [--threads N] [--epochs E] [--batch B] [--warmup W] [--window S] [--seed X] [--data DIR]");
             Console.Error.WriteLine("       compare profile-cnn [--threads N] [--batch B] [--steps S] [--seed X] [--data DIR]   (per-layer timings)");
             Console.Error.WriteLine("       compare gpt --corpus FILE [--threads N] [--warmup W] [--steps S] [--window S] [--seed X]");
+            Console.Error.WriteLine("       compare profile-gpt --corpus FILE [--threads N] [--steps S] [--seed X]   (per-op timings)");
             Console.Error.WriteLine("every workload takes --isa avx512|avx2|portable to force a lower kernel instruction set");
             return 2;
         }
@@ -59,8 +60,16 @@ internal static class CompareCommand
                 }
 
                 return CompareTraining.Gpt(options.Corpus, options.Warmup ?? 5, options.Steps ?? 50, options.Window ?? 10, options.Seed);
+            case "profile-gpt":
+                if (options.Corpus is null)
+                {
+                    Console.Error.WriteLine("compare profile-gpt needs --corpus FILE (e.g. ../shared/data/tinyshakespeare.txt)");
+                    return 2;
+                }
+
+                return ProfileGpt.Run(options.Corpus, options.Steps ?? 20, options.Seed);
             default:
-                Console.Error.WriteLine($"unknown workload '{args[0]}' (known: gemm, mlp, cnn, gpt)");
+                Console.Error.WriteLine($"unknown workload '{args[0]}' (known: gemm, mlp, cnn, gpt, profile-cnn, profile-gpt)");
                 return 2;
         }
     }
