@@ -21,7 +21,13 @@ internal static class CompareCommand
             Console.Error.WriteLine("       compare gpt --corpus FILE [--threads N] [--warmup W] [--steps S] [--window S] [--seed X]");
             Console.Error.WriteLine("       compare profile-gpt --corpus FILE [--threads N] [--steps S] [--seed X]   (per-op timings)");
             Console.Error.WriteLine("every workload takes --isa avx512|avx2|portable to force a lower kernel instruction set");
+            Console.Error.WriteLine("       compare load-ab [--load N] [--rounds R] [--threads T] [--only SHAPES|none] [--mlp-steps S]   (quiet vs N busy loops, alternating in one process)");
             return 2;
+        }
+
+        if (args[0] == "load-ab")
+        {
+            return LoadAbCommand.Run(args[1..]);
         }
 
         var options = Options.Parse(args[1..]);

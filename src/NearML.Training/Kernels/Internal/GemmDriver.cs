@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -188,15 +189,55 @@ internal static unsafe class GemmDriver
         }
     }
 
-    /// <summary>Waits until every ticket of the job has finished.</summary>
-    internal static void WaitAll(GemmJob job)
+    /// <summary>
+    /// Waits until every ticket of the job has finished: spins for up to <paramref name="spinTicks"/> (Stopwatch ticks),
+    /// then blocks on <see cref="GemmJob.Finished"/> (spins throughout when the job has no event).
+    /// </summary>
+    /// <returns>How long it waited, in Stopwatch ticks (0 when everything had finished).</returns>
+    internal static long WaitAll(GemmJob job, long spinTicks = long.MaxValue)
     {
+        if (Volatile.Read(ref job.Done) >= job.TotalTickets)
+        {
+            return 0;
+        }
+
+        var start = Stopwatch.GetTimestamp();
+        var finished = job.Finished;
         var spin = default(SpinWait);
         while (Volatile.Read(ref job.Done) < job.TotalTickets)
         {
-            spin.SpinOnce(-1);
+            if (finished is null || Stopwatch.GetTimestamp() - start < spinTicks)
+            {
+                spin.SpinOnce(-1);
+                continue;
+            }
+
+            // Reset, then re-check: the last ticket's Set after the check wakes the Wait; a late Set of an earlier job
+            // only costs one more round.
+            finished.Reset();
+            if (Volatile.Read(ref job.Done) >= job.TotalTickets)
+            {
+                break;
+            }
+
+            finished.Wait();
+        }
+
+        return Stopwatch.GetTimestamp() - start;
+    }
+
+    /// <summary>Counts one finished ticket; the last one of the job sets <see cref="GemmJob.Finished"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Finish(GemmJob job)
+    {
+        if (Interlocked.Increment(ref job.Done) == job.TotalTickets)
+        {
+            job.Finished?.Set();
         }
     }
+
+    /// <summary>Test hook: runs right after a thread claimed a ticket (e.g. to stall a worker holding one).</summary>
+    internal static Action<int>? ClaimHook { get; set; }
 
     /// <summary>Floats past a packed A block that the 6-row transposes may overwrite (see <see cref="Transpose.Block6x8"/>).</summary>
     private const int PackSlack = 8;
@@ -227,6 +268,7 @@ internal static unsafe class GemmDriver
             var seen = Interlocked.CompareExchange(ref job.Tickets, current + 1, current);
             if (seen == current)
             {
+                ClaimHook?.Invoke(ticket);
                 return ticket;
             }
 
@@ -315,7 +357,7 @@ internal static unsafe class GemmDriver
                 }
             }
 
-            Interlocked.Increment(ref job.Done);
+            Finish(job);
         }
     }
 
