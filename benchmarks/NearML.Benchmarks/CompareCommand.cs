@@ -20,6 +20,7 @@ internal static class CompareCommand
             Console.Error.WriteLine("       compare profile-cnn [--threads N] [--batch B] [--steps S] [--seed X] [--data DIR]   (per-layer timings)");
             Console.Error.WriteLine("       compare gpt --corpus FILE [--threads N] [--warmup W] [--steps S] [--window S] [--seed X]");
             Console.Error.WriteLine("every workload takes --isa avx512|avx2|portable to force a lower kernel instruction set");
+            Console.Error.WriteLine("and --wait-policy adaptive|active|passive to set KernelThreads.WaitPolicy (default adaptive)");
             Console.Error.WriteLine("       compare load-ab [--load N] [--rounds R] [--threads T] [--only SHAPES|none] [--mlp-steps S]   (quiet vs N busy loops, alternating in one process)");
             return 2;
         }
@@ -36,7 +37,12 @@ internal static class CompareCommand
             KernelThreads.Isa = isa;
         }
 
-        Console.Error.WriteLine($"kernels: {KernelThreads.InstructionSet}, {KernelThreads.Count} threads");
+        if (options.WaitPolicy is { } policy)
+        {
+            KernelThreads.WaitPolicy = policy;
+        }
+
+        Console.Error.WriteLine($"kernels: {KernelThreads.InstructionSet}, {KernelThreads.Count} threads, wait policy {KernelThreads.WaitPolicy}");
         switch (args[0])
         {
             case "gemm":
@@ -198,6 +204,8 @@ internal static class CompareCommand
 
         public KernelIsa? Isa { get; private set; }
 
+        public KernelWaitPolicy? WaitPolicy { get; private set; }
+
         public static Options Parse(string[] args)
         {
             var o = new Options();
@@ -243,6 +251,9 @@ internal static class CompareCommand
                         break;
                     case "--isa":
                         o.Isa = Enum.Parse<KernelIsa>(args[++i], ignoreCase: true);
+                        break;
+                    case "--wait-policy":
+                        o.WaitPolicy = Enum.Parse<KernelWaitPolicy>(args[++i], ignoreCase: true);
                         break;
                     case "--corpus":
                         o.Corpus = args[++i];

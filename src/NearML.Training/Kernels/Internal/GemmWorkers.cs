@@ -53,10 +53,10 @@ internal static class GemmWorkers
     internal static double LostFraction { get; set; } = 0.3;
 
     /// <summary>
-    /// How long the pool stays passive after contention was detected, in milliseconds; doubled (up to 8×) each time the
+    /// How long the pool stays passive after contention was detected, in milliseconds; doubled (up to 4×) each time the
     /// contention is found again right after a passive period.
     /// </summary>
-    internal static int ContendedMilliseconds { get; set; } = 200;
+    internal static int ContendedMilliseconds { get; set; } = 100;
 
     /// <summary>
     /// While the adaptive policy is passive, products below this work (m·n·k) run on their caller alone: one stalled task
@@ -191,11 +191,12 @@ internal static class GemmWorkers
     private static void MarkContended()
     {
         // Found contended again right after a passive period: the load persists, so the next period is twice as long (up
-        // to 8×), sparing the windows spent re-testing it; otherwise it starts again at ContendedMilliseconds.
+        // to 4×), sparing windows spent re-testing it; otherwise it starts again at ContendedMilliseconds. The cap bounds
+        // how long the pool stays passive after the load is gone.
         var now = Stopwatch.GetTimestamp();
         var ended = Volatile.Read(ref s_contendedUntil);
         s_periodScale = ended != 0 && now - ended < ContendedMilliseconds * Stopwatch.Frequency / 1000
-            ? Math.Min(8, 2 * s_periodScale)
+            ? Math.Min(4, 2 * s_periodScale)
             : 1;
         Volatile.Write(ref s_contendedUntil, now + (s_periodScale * ContendedMilliseconds * Stopwatch.Frequency / 1000));
         Interlocked.Increment(ref s_contentionEvents);
