@@ -79,7 +79,7 @@ py=/usr/bin/python3
 IFS=',' read -r -a side_list <<<"$sides"
 IFS=',' read -r -a wl <<<"$workloads"
 for s in "${side_list[@]}"; do
-  case "$s" in nearml|libtorch|libtorch_passive|pytorch) ;; *) echo "unknown side '$s'" >&2; exit 2 ;; esac
+  case "$s" in nearml|nearml_active|libtorch|libtorch_passive|pytorch) ;; *) echo "unknown side '$s'" >&2; exit 2 ;; esac
 done
 for w in "${wl[@]}"; do
   case "$w" in gemm|mlp|cnn|gpt) ;; *) echo "unknown workload '$w' (known: gemm, mlp, cnn, gpt)" >&2; exit 2 ;; esac
