@@ -17,7 +17,7 @@
 # usage: benchmarks/compare-all.sh [--threads N] [--workloads gemm,mlp,cnn,gpt] [--runs R] [--only SUBSTR]
 #                                  [--repeats R] [--min-time S] [--quick] [--epochs E] [--load N]
 #                                  [--sides nearml,libtorch,pytorch[,libtorch_passive,nearml_active]] [--raw FILE] [--markdown FILE]
-#                                  [--no-build]
+#                                  [--isa avx2] [--no-build]
 #   --threads     compute threads of every side (default 2)
 #   --runs        processes per (workload, side) (default 3; the median is reported)
 #   --only        GEMM shape-name filter: comma list of substrings (a shape runs if its name contains one)
@@ -29,6 +29,9 @@
 #                 nearml_active = NearML with KernelThreads.WaitPolicy = Active (always spin: the pool before issue 17)
 #   --raw FILE    append every raw JSON line of every process (tagged with side, run, condition, RSS) to FILE
 #   --markdown F  write the summary tables (markdown) to F as well as to stderr
+#   --isa avx2    cap every engine at AVX2+FMA, to measure an AVX2-only machine (Zen 3, Haswell..Skylake client) on an
+#                 AVX-512 one: NearML NEARML_ISA=avx2; LibTorch ATEN_CPU_CAPABILITY=avx2 and MKL_ENABLE_INSTRUCTIONS=AVX2;
+#                 PyTorch ATEN_CPU_CAPABILITY=avx2 and OPENBLAS_CORETYPE=Haswell (OpenBLAS's AVX2 kernels)
 # stdout: one summary JSON line per workload / GEMM shape (and condition). Progress and tool output go to stderr.
 # The PyTorch side must run on an optimised BLAS (apt-get install python3-torch libopenblas0-openmp); a run on the
 # netlib reference BLAS is marked "pytorch_valid":false.
@@ -48,6 +51,7 @@ sides=nearml,libtorch,pytorch
 raw=""
 markdown=""
 build=1
+isa=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --threads) threads="$2"; shift 2 ;;
@@ -63,10 +67,19 @@ while [ $# -gt 0 ]; do
     --raw) raw="$2"; shift 2 ;;
     --markdown) markdown="$2"; shift 2 ;;
     --no-build) build=0; shift ;;
-    -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
+    --isa) isa="$2"; shift 2 ;;
+    -h|--help) sed -n '2,36p' "$0"; exit 0 ;;
     *) echo "unknown option: $1" >&2; exit 2 ;;
   esac
 done
+
+# --isa avx2: each engine's own switch for its AVX2 kernels (NearML's is read by KernelThreads; the others by ATen,
+# MKL and OpenBLAS at load); exported, so every side's process and .ci/in-trixie (which passes them on) see them
+case "$isa" in
+  "") ;;
+  avx2) export NEARML_ISA=avx2 ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 OPENBLAS_CORETYPE=Haswell ;;
+  *) echo "unknown --isa '$isa' (known: avx2)" >&2; exit 2 ;;
+esac
 
 shared=""
 for candidate in "${NEARML_SHARED:-}" "$repo/../shared" "/work/shared"; do
@@ -285,7 +298,8 @@ names = {"nearml": "NearML", "nearml_active": "NearML (WaitPolicy Active)", "lib
 others = [s for s in sides if s != "nearml"]
 md = []
 recipe = "quick (MLP/CNN 1 epoch, GPT 1+10 steps)" if quick == "1" else ("epochs %s" % epochs if epochs else "full recipe")
-md.append("threads %s, median of %s runs per side (sides rotated run by run), %s" % (threads, runs, recipe))
+isa_note = ", every engine capped at AVX2 (NEARML_ISA=avx2, ATEN_CPU_CAPABILITY=avx2, MKL_ENABLE_INSTRUCTIONS=AVX2, OPENBLAS_CORETYPE=Haswell)" if os.environ.get("NEARML_ISA") == "avx2" else ""
+md.append("threads %s, median of %s runs per side (sides rotated run by run), %s%s" % (threads, runs, recipe, isa_note))
 md.append("")
 def fmt(v, digits=1):
     return "—" if v is None else f"{v:,.{digits}f}"

@@ -15,10 +15,11 @@ internal static class CompareCommand
     {
         if (args.Length == 0)
         {
-            Console.Error.WriteLine("usage: compare gemm [--threads N] [--isa avx512|avx2|portable] [--only SUBSTR[,SUBSTR...]] [--repeats R] [--min-time S] [--list]");
+            Console.Error.WriteLine("usage: compare gemm [--threads N] [--isa avx512|avx2|portable] [--only SUBSTR[,SUBSTR...]] [--repeats R] [--min-time S] [--list] [--kc KC] [--mc MC_PANELS]");
             Console.Error.WriteLine("       compare mlp|cnn [--threads N] [--epochs E] [--batch B] [--warmup W] [--window S] [--seed X] [--data DIR]");
             Console.Error.WriteLine("       compare profile-cnn [--threads N] [--batch B] [--steps S] [--seed X] [--data DIR]   (per-layer timings)");
             Console.Error.WriteLine("       compare gpt --corpus FILE [--threads N] [--warmup W] [--steps S] [--window S] [--seed X]");
+            Console.Error.WriteLine("       compare profile-gpt --corpus FILE [--threads N] [--steps S] [--seed X]   (per-op timings)");
             Console.Error.WriteLine("every workload takes --isa avx512|avx2|portable to force a lower kernel instruction set");
             Console.Error.WriteLine("and --wait-policy adaptive|active|passive to set KernelThreads.WaitPolicy (default adaptive)");
             Console.Error.WriteLine("       compare load-ab [--load N] [--rounds R] [--threads T] [--only SHAPES|none] [--mlp-steps S]   (quiet vs N busy loops, alternating in one process)");
@@ -42,6 +43,16 @@ internal static class CompareCommand
             KernelThreads.WaitPolicy = policy;
         }
 
+        if (options.Kc is { } kc)
+        {
+            NearML.Training.Kernels.Internal.GemmDriver.KcMax = kc;
+        }
+
+        if (options.McPanels is { } mc)
+        {
+            NearML.Training.Kernels.Internal.GemmDriver.McPanels = mc;
+        }
+
         Console.Error.WriteLine($"kernels: {KernelThreads.InstructionSet}, {KernelThreads.Count} threads, wait policy {KernelThreads.WaitPolicy}");
         switch (args[0])
         {
@@ -61,8 +72,16 @@ internal static class CompareCommand
                 }
 
                 return CompareTraining.Gpt(options.Corpus, options.Warmup ?? 5, options.Steps ?? 50, options.Window ?? 10, options.Seed);
+            case "profile-gpt":
+                if (options.Corpus is null)
+                {
+                    Console.Error.WriteLine("compare profile-gpt needs --corpus FILE (e.g. ../shared/data/tinyshakespeare.txt)");
+                    return 2;
+                }
+
+                return ProfileGpt.Run(options.Corpus, options.Steps ?? 20, options.Seed);
             default:
-                Console.Error.WriteLine($"unknown workload '{args[0]}' (known: gemm, mlp, cnn, gpt)");
+                Console.Error.WriteLine($"unknown workload '{args[0]}' (known: gemm, mlp, cnn, gpt, profile-cnn, profile-gpt)");
                 return 2;
         }
     }
@@ -206,6 +225,12 @@ internal static class CompareCommand
 
         public KernelWaitPolicy? WaitPolicy { get; private set; }
 
+        /// <summary>Gets the GEMM depth block to use instead of the default (blocking experiments).</summary>
+        public int? Kc { get; private set; }
+
+        /// <summary>Gets the GEMM row block, in micro-kernel rows, to use instead of the default (blocking experiments).</summary>
+        public int? McPanels { get; private set; }
+
         public static Options Parse(string[] args)
         {
             var o = new Options();
@@ -257,6 +282,12 @@ internal static class CompareCommand
                         break;
                     case "--corpus":
                         o.Corpus = args[++i];
+                        break;
+                    case "--kc":
+                        o.Kc = int.Parse(args[++i], CultureInfo.InvariantCulture);
+                        break;
+                    case "--mc":
+                        o.McPanels = int.Parse(args[++i], CultureInfo.InvariantCulture);
                         break;
                     default:
                         throw new ArgumentException($"unknown option '{args[i]}'");

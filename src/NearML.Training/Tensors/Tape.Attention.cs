@@ -9,6 +9,13 @@ public sealed partial class Tape
     private AttentionJob? _attention;
 
     /// <summary>
+    /// Rows per block of the causal attention (forward and backward): row block [i0, i1) multiplies only the keys
+    /// [0, i1) it can see, so the GEMMs skip the masked upper triangle (all but the diagonal blocks). Tests and
+    /// benchmarks may change it; every value gives the same bits while T ≤ the GEMM's depth block (256).
+    /// </summary>
+    internal static int AttentionBlockRows = 32;
+
+    /// <summary>
     /// Causal multi-head self-attention core, fused per head: from packed projections [B, T, 3C] (q | k | v, heads of
     /// C/H contiguous inside each) computes softmax(q·kᵀ/√(C/H) + causal mask)·v and returns [B, T, C] with heads
     /// concatenated — PyTorch's split/view/transpose/matmul/masked_fill/softmax/matmul/transpose sequence in one op.
@@ -119,25 +126,34 @@ public sealed partial class Tape
             var qd = qkv.Data;
             var yd = _y!.Data;
             var pd = _probs!.Data;
+            var block = Math.Max(1, AttentionBlockRows);
             for (var pair = start; pair < end; pair++)
             {
                 int bi = pair / _heads, h = pair % _heads;
-                var q = qd[((bi * t * c3) + (h * hs))..];
-                var k = qd[((bi * t * c3) + c + (h * hs))..];
-                var v = qd[((bi * t * c3) + (2 * c) + (h * hs))..];
+                var baseQ = (bi * t * c3) + (h * hs);
+                var baseY = (bi * t * c) + (h * hs);
+                var k = qd[(baseQ + c)..];
+                var v = qd[(baseQ + (2 * c))..];
                 var p = pd.Slice(pair * t * t, t * t);
-                Gemm.Sgemm(false, true, t, t, hs, scale, q, c3, k, c3, 0f, p, t);
-                for (var i = 0; i < t; i++)
+                for (var i0 = 0; i0 < t; i0 += block)
                 {
-                    var row = p.Slice(i * t, i + 1);
-                    var max = TensorPrimitives.Max(row);
-                    TensorPrimitives.Subtract(row, max, row);
-                    TensorPrimitives.Exp(row, row);
-                    TensorPrimitives.Multiply(row, 1f / TensorPrimitives.Sum(row), row);
-                    p.Slice((i * t) + i + 1, t - i - 1).Clear();
-                }
+                    // Row block [i0, i1) attends to keys [0, i1) only: its scores, softmax and P·V while they are in cache.
+                    var i1 = Math.Min(i0 + block, t);
+                    var rows = i1 - i0;
+                    var pb = p[(i0 * t)..];
+                    Gemm.Sgemm(false, true, rows, i1, hs, scale, qd[(baseQ + (i0 * c3))..], c3, k, c3, 0f, pb, t);
+                    for (var i = i0; i < i1; i++)
+                    {
+                        var row = p.Slice(i * t, i + 1);
+                        var max = TensorPrimitives.Max(row);
+                        TensorPrimitives.Subtract(row, max, row);
+                        TensorPrimitives.Exp(row, row);
+                        TensorPrimitives.Multiply(row, 1f / TensorPrimitives.Sum(row), row);
+                        p.Slice((i * t) + i + 1, t - i - 1).Clear();
+                    }
 
-                Gemm.Sgemm(false, false, t, hs, t, 1f, p, t, v, c3, 0f, yd[((bi * t * c) + (h * hs))..], c);
+                    Gemm.Sgemm(false, false, rows, hs, i1, 1f, pb, t, v, c3, 0f, yd[(baseY + (i0 * c))..], c);
+                }
             }
         }
 
@@ -155,34 +171,46 @@ public sealed partial class Tape
             var dqkv = _dqkv.AsSpan(qkv._gradOffset, qkv.Length);
             var ds = (lane == 0 ? _tape!.Scratch(t * t) : _tape!.Scratch2(t * t)).AsSpan(0, t * t);
             var beta = _beta;
+            var block = Math.Max(1, AttentionBlockRows);
             for (var pair = start; pair < end; pair++)
             {
                 int bi = pair / _heads, h = pair % _heads;
                 var baseQ = (bi * t * c3) + (h * hs);
-                var q = qd[baseQ..];
+                var baseY = (bi * t * c) + (h * hs);
                 var k = qd[(baseQ + c)..];
                 var v = qd[(baseQ + (2 * c))..];
                 var p = pd.Slice(pair * t * t, t * t);
-                var gy = g[((bi * t * c) + (h * hs))..];
 
-                // dV = Pᵀ·dY
-                Gemm.Sgemm(true, false, t, hs, t, 1f, p, t, gy, c, beta, dqkv[(baseQ + (2 * c))..], c3);
-
-                // dP = dY·Vᵀ ; dS = P ⊙ (dP − rowsum(dP ⊙ P))
-                Gemm.Sgemm(false, true, t, t, hs, 1f, gy, c, v, c3, 0f, ds, t);
-                for (var i = 0; i < t; i++)
+                // Query rows [i0, i1): dP = dY·Vᵀ over keys [0, i1); dS = P ⊙ (dP − rowsum(dP ⊙ P)); dQ = scale·dS·K.
+                for (var i0 = 0; i0 < t; i0 += block)
                 {
-                    var dr = ds.Slice(i * t, i + 1);
-                    var pr = p.Slice(i * t, i + 1);
-                    var dot = TensorPrimitives.Dot(dr, pr);
-                    TensorPrimitives.Subtract(dr, dot, dr);
-                    TensorPrimitives.Multiply(dr, pr, dr);
-                    ds.Slice((i * t) + i + 1, t - i - 1).Clear();
+                    var i1 = Math.Min(i0 + block, t);
+                    var rows = i1 - i0;
+                    var db = ds[(i0 * t)..];
+                    Gemm.Sgemm(false, true, rows, i1, hs, 1f, g[(baseY + (i0 * c))..], c, v, c3, 0f, db, t);
+                    for (var i = i0; i < i1; i++)
+                    {
+                        var dr = ds.Slice(i * t, i + 1);
+                        var pr = p.Slice(i * t, i + 1);
+                        var dot = TensorPrimitives.Dot(dr, pr);
+                        TensorPrimitives.Subtract(dr, dot, dr);
+                        TensorPrimitives.Multiply(dr, pr, dr);
+                        ds.Slice((i * t) + i + 1, t - i - 1).Clear();
+                    }
+
+                    Gemm.Sgemm(false, false, rows, hs, i1, scale, db, t, k, c3, beta, dqkv[(baseQ + (i0 * c3))..], c3);
                 }
 
-                // dQ = scale·dS·K ; dK = scale·dSᵀ·Q
-                Gemm.Sgemm(false, false, t, hs, t, scale, ds, t, k, c3, beta, dqkv[baseQ..], c3);
-                Gemm.Sgemm(true, false, t, hs, t, scale, ds, t, q, c3, beta, dqkv[(baseQ + c)..], c3);
+                // Key rows [j0, j1) receive from query rows [j0, t) only: dV = Pᵀ·dY and dK = scale·dSᵀ·Q.
+                for (var j0 = 0; j0 < t; j0 += block)
+                {
+                    var j1 = Math.Min(j0 + block, t);
+                    var cols = j1 - j0;
+                    var corner = (j0 * t) + j0;
+                    var offset = baseQ + (j0 * c3);
+                    Gemm.Sgemm(true, false, cols, hs, t - j0, 1f, p[corner..], t, g[(baseY + (j0 * c))..], c, beta, dqkv[(offset + (2 * c))..], c3);
+                    Gemm.Sgemm(true, false, cols, hs, t - j0, scale, ds[corner..], t, qd[offset..], c3, beta, dqkv[(offset + c)..], c3);
+                }
             }
         }
     }

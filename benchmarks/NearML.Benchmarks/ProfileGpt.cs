@@ -1,0 +1,128 @@
+using System.Diagnostics;
+using System.Globalization;
+using NearML.Training;
+using NearML.Training.Data;
+using NearML.Training.Kernels;
+using NearML.Training.Modules;
+using NearML.Training.Optim;
+using NearML.Training.Tensors;
+
+namespace NearML.Benchmarks;
+
+/// <summary>
+/// `compare profile-gpt`: where a char-GPT training step (the `compare gpt` model: d 128, 4 layers, 4 heads, context
+/// 128, batch 32, AdamW) spends its time. Prints the whole step (wall and process CPU milliseconds, median over the timed
+/// steps), the optimizer step alone, and then each op of a block alone, forward and backward on its own tape with the
+/// step's shapes (4,096 tokens × d 128), median of repeated calls on random inputs, with its share of the step once
+/// multiplied by the number of times a step runs it. A diagnostic for deciding which ops are worth fusing, not a
+/// comparison: the ops run cold here (their inputs are not in cache from the previous op), so the shares are upper bounds.
+/// </summary>
+internal static class ProfileGpt
+{
+    public static int Run(string corpus, int steps, int seed)
+    {
+        var text = TextDataset.FromFile(corpus);
+        const int context = 128, batchSize = 32;
+        var model = new Gpt(new GptConfig(text.VocabularySize, Context: context), seed);
+        var config = model.Config;
+        var optimizer = new AdamW(model.Parameters.Layout, new AdamWOptions { LearningRate = 3e-4, WeightDecay = 0.01 });
+        var trainer = new LocalTrainer(model, optimizer);
+        var train = new TextWindowBatchSource(text.Train, batchSize, context, steps + 5, (ulong)seed);
+        var batch = train.CreateBatch();
+        train.StartEpoch(0);
+        using var process = Process.GetCurrentProcess();
+        var wall = new List<double>();
+        var cpu = new List<double>();
+        for (var s = 0; s < steps + 5; s++)
+        {
+            if (!train.TryFill(batch))
+            {
+                throw new InvalidOperationException("the GPT batch source ran dry");
+            }
+
+            process.Refresh();
+            var c0 = process.TotalProcessorTime;
+            var t0 = Stopwatch.GetTimestamp();
+            trainer.TrainStep(batch);
+            var dt = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+            process.Refresh();
+            if (s >= 5)
+            {
+                wall.Add(dt);
+                cpu.Add((process.TotalProcessorTime - c0).TotalMilliseconds);
+            }
+        }
+
+        wall.Sort();
+        cpu.Sort();
+        var step = Median(wall);
+        var tokens = batchSize * context;
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"step ({tokens} tokens, {KernelThreads.Count} threads, {KernelThreads.InstructionSet}): wall {step:F2} ms [{wall[0]:F2}..{wall[^1]:F2}], CPU {Median(cpu):F2} ms, {tokens * 1000 / step:F0} tokens/s; load {File.ReadAllText("/proc/loadavg").Split(' ')[0]}"));
+
+        var opt = new List<double>();
+        for (var r = 0; r < 30; r++)
+        {
+            var t0 = Stopwatch.GetTimestamp();
+            optimizer.Step(model.Parameters, model.Gradients);
+            opt.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+        }
+
+        opt.Sort();
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {"AdamW step (" + model.Parameters.Layout.TotalLength + " parameters)",-40} {Median(opt),8:F3} ms  ({100 * Median(opt) / step,5:F1} % of the step)"));
+
+        var rng = new Random(seed);
+        var d = config.DModel;
+        var layers = config.Layers;
+        var block = model.Blocks[0];
+        var total = Median(opt);
+        total += Op("layer norm (d 128)", 2 * layers + 1, step, rng, [tokens, d], (t, x) => block.Ln1.Forward(t, x));
+        total += Op("qkv linear 128→384", layers, step, rng, [tokens, d], (t, x) => block.Qkv.Forward(t, x));
+        total += Op("causal attention (4 heads, T 128)", layers, step, rng, [tokens, 3 * d], (t, x) => t.CausalSelfAttention(t.Reshape(x, batchSize, context, 3 * d), config.Heads));
+        total += Op("proj linear 128→128", layers, step, rng, [tokens, d], (t, x) => block.Proj.Forward(t, x));
+        total += Op("fc linear 128→512 + GELU", layers, step, rng, [tokens, d], (t, x) => block.Fc.Forward(t, x, Activation.Gelu));
+        total += Op("fc_out linear 512→128", layers, step, rng, [tokens, 4 * d], (t, x) => block.FcOut.Forward(t, x));
+        total += Op("residual add", 2 * layers + 1, step, rng, [tokens, d], (t, x) => t.Add(x, x));
+        total += Op("head (tied) 128→vocab + cross-entropy", 1, step, rng, [tokens, d], (t, x) => t.CrossEntropy(t.Linear(x, model.Tok.Weight, null), batch.Targets));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {"sum of the ops above",-40} {total,8:F3} ms  ({100 * total / step,5:F1} % of the step; the rest: embeddings, gradient zeroing, tape bookkeeping, caches)"));
+        return 0;
+    }
+
+    private static double Op(string name, int perStep, double step, Random rng, int[] shape, Func<Tape, Tensor, Tensor> op)
+    {
+        var x = Tensor.Create(true, shape);
+        var xd = x.Data;
+        for (var i = 0; i < xd.Length; i++)
+        {
+            xd[i] = (float)(rng.NextDouble() * 2) - 1;
+        }
+
+        var tape = new Tape();
+        float[]? grad = null;
+        var fwd = new List<double>();
+        var both = new List<double>();
+        for (var r = 0; r < 40; r++)
+        {
+            tape.Reset();
+            var t0 = Stopwatch.GetTimestamp();
+            var y = op(tape, x);
+            var tf = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+            grad ??= Enumerable.Range(0, y.Length).Select(i => (float)Math.Sin(i) * 1e-2f).ToArray();
+            tape.Backward(y, grad);
+            var tb = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+            if (r >= 10)
+            {
+                fwd.Add(tf);
+                both.Add(tb);
+            }
+        }
+
+        fwd.Sort();
+        both.Sort();
+        var perCall = Median(both);
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {name,-40} forward {Median(fwd),7:F3} ms  backward {perCall - Median(fwd),7:F3} ms  × {perStep,2} = {perCall * perStep,8:F3} ms  ({100 * perCall * perStep / step,5:F1} % of the step)"));
+        return perCall * perStep;
+    }
+
+    private static double Median(List<double> sorted) =>
+        sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[(sorted.Count / 2) - 1] + sorted[sorted.Count / 2]) / 2;
+}
