@@ -17,8 +17,8 @@ namespace NearML.Benchmarks;
 /// busy — alternating which condition comes first; it reports each workload's quiet and loaded medians and the median of
 /// the per-round loaded/quiet ratios. Workloads: a few GEMM shapes of <see cref="GemmShapes"/> (GFLOP/s) and the MLP
 /// training step (batch 128, AdamW; synthetic 28×28 inputs, so no data set is needed; samples/s). After a loaded block it
-/// waits half a second, so the quiet figures are steady-state ones (the adaptive wait policy stays passive for up to
-/// 0.4 s after a load is gone). <c>--policies</c> measures several <see cref="KernelWaitPolicy"/> values side by side.
+/// waits 2 s, so the quiet figures are steady-state ones (the adaptive wait policy stays passive for up to 1.6 s after a
+/// load is gone). <c>--policies</c> measures several <see cref="KernelWaitPolicy"/> values side by side.
 /// </summary>
 internal static class LoadAbCommand
 {
@@ -54,7 +54,7 @@ internal static class LoadAbCommand
                     policies = args[++i].Split(',').Select(p => Enum.Parse<KernelWaitPolicy>(p, ignoreCase: true)).ToList();
                     break;
                 case "--pool":
-                    // internal knobs of the adaptive policy, for tuning: lost=0.3,window=30,period=100,small=67108864
+                    // internal knobs of the adaptive policy, for tuning: lost=0.3,window=30,period=100
                     foreach (var kv in args[++i].Split(','))
                     {
                         var (key, value) = (kv.Split('=')[0], double.Parse(kv.Split('=')[1], CultureInfo.InvariantCulture));
@@ -63,8 +63,7 @@ internal static class LoadAbCommand
                             case "lost": GemmWorkers.LostFraction = value; break;
                             case "window": GemmWorkers.WindowMilliseconds = (int)value; break;
                             case "period": GemmWorkers.ContendedMilliseconds = (int)value; break;
-                            case "small": GemmWorkers.ContendedParallelThreshold = (long)value; break;
-                            default: throw new ArgumentException($"unknown pool knob '{key}' (lost, window, period, small)");
+                            default: throw new ArgumentException($"unknown pool knob '{key}' (lost, window, period)");
                         }
                     }
 
@@ -74,7 +73,7 @@ internal static class LoadAbCommand
                     break;
                 default:
                     Console.Error.WriteLine($"unknown option '{args[i]}'");
-                    Console.Error.WriteLine("usage: compare load-ab [--load N] [--rounds R] [--threads T] [--only SHAPE,SHAPE|none] [--min-time S] [--mlp-steps S (0: no MLP)] [--policies adaptive,active,passive] [--pool lost=0.3,window=30,period=100,small=67108864]");
+                    Console.Error.WriteLine("usage: compare load-ab [--load N] [--rounds R] [--threads T] [--only SHAPE,SHAPE|none] [--min-time S] [--mlp-steps S (0: no MLP)] [--policies adaptive,active,passive] [--pool lost=0.3,window=30,period=100]");
                     return 2;
             }
         }
@@ -142,8 +141,8 @@ internal static class LoadAbCommand
 
                 if (underLoad)
                 {
-                    // Steady state: the adaptive wait policy stays passive for up to 0.4 s after a load is gone.
-                    Thread.Sleep(500);
+                    // Steady state: the adaptive wait policy stays passive for up to 1.6 s after a load is gone.
+                    Thread.Sleep(2000);
                 }
             }
 

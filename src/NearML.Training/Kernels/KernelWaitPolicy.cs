@@ -13,9 +13,9 @@ public enum KernelWaitPolicy
     /// <summary>
     /// Spin while the cores appear free, block while they appear shared: when more than 30 % of a window of products'
     /// time is lost on descheduled workers (a caller waiting on a task far longer than a task takes, a worker finding it
-    /// was descheduled while it spun), the pool blocks, and runs small products (below 2²⁶ multiply-adds, where one
-    /// stalled task costs more than a second thread saves) on their caller alone, for a tenth of a second (up to 0.4 s
-    /// while the load persists); then spinning is tried again.
+    /// was descheduled while it spun), the pool blocks for a tenth of a second, doubled up to 1.6 s while the load
+    /// persists; then spinning is tried again. Blocking costs about a tenth of the throughput of small products on a
+    /// free machine, spinning several times that on a shared one: quick to block, slow to spin again.
     /// </summary>
     Adaptive = 0,
 
