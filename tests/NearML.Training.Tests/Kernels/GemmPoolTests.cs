@@ -88,7 +88,8 @@ public sealed class GemmPoolTests
             }
         };
         var before = KernelThreads.ContentionEvents;
-        var actual = p.Run(2);
+        float[]? actual = null;
+        Bounded(() => actual = p.Run(2));
         GemmDriver.ClaimHook = null;
 
         Assert.IsTrue(stalls >= 1, "the worker never claimed a task");
@@ -122,10 +123,13 @@ public sealed class GemmPoolTests
         };
 
         var before = KernelThreads.ContentionEvents;
-        for (var i = 0; i < 20 && !GemmWorkers.Contended; i++)
+        Bounded(() =>
         {
-            CollectionAssert.AreEqual(expected, p.Run(2));
-        }
+            for (var i = 0; i < 20 && !GemmWorkers.Contended; i++)
+            {
+                CollectionAssert.AreEqual(expected, p.Run(2));
+            }
+        });
 
         Assert.IsTrue(GemmWorkers.Contended, "20 stalled products did not make the pool passive");
         Assert.IsTrue(KernelThreads.ContentionEvents > before);
@@ -141,10 +145,13 @@ public sealed class GemmPoolTests
         Volatile.Write(ref workerClaims, 0);
         var big = Problem.Random(new Random(10), false, false, 512, 512, 512, beta: 0f);
         var bigExpected = big.Run(1);
-        for (var i = 0; i < 5; i++)
+        Bounded(() =>
         {
-            CollectionAssert.AreEqual(bigExpected, big.Run(2));
-        }
+            for (var i = 0; i < 5; i++)
+            {
+                CollectionAssert.AreEqual(bigExpected, big.Run(2));
+            }
+        });
 
         if (Environment.ProcessorCount >= 2)
         {
@@ -239,6 +246,29 @@ public sealed class GemmPoolTests
         {
             KernelThreads.WaitPolicy = good;
             Assert.AreEqual(good, KernelThreads.WaitPolicy);
+        }
+    }
+
+    /// <summary>Runs <paramref name="action"/> on its own thread; fails (instead of hanging) if it does not end in 60 s.</summary>
+    private static void Bounded(Action action)
+    {
+        Exception? error = null;
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                action();
+            }
+            catch (Exception e)
+            {
+                error = e;
+            }
+        });
+        thread.Start();
+        Assert.IsTrue(thread.Join(TimeSpan.FromSeconds(60)), "the products did not finish in 60 s (deadlock?)");
+        if (error is not null)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(error);
         }
     }
 
