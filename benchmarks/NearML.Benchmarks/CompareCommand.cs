@@ -15,13 +15,19 @@ internal static class CompareCommand
     {
         if (args.Length == 0)
         {
-            Console.Error.WriteLine("usage: compare gemm [--threads N] [--isa avx512|avx2|portable] [--only SUBSTR[,SUBSTR...]] [--repeats R] [--min-time S] [--list]");
+            Console.Error.WriteLine("usage: compare gemm [--threads N] [--isa avx512|avx2|portable] [--only SUBSTR[,SUBSTR...]] [--repeats R] [--min-time S] [--list] [--kc KC] [--mc MC_PANELS]");
             Console.Error.WriteLine("       compare mlp|cnn [--threads N] [--epochs E] [--batch B] [--warmup W] [--window S] [--seed X] [--data DIR]");
             Console.Error.WriteLine("       compare profile-cnn [--threads N] [--batch B] [--steps S] [--seed X] [--data DIR]   (per-layer timings)");
             Console.Error.WriteLine("       compare gpt --corpus FILE [--threads N] [--warmup W] [--steps S] [--window S] [--seed X]");
             Console.Error.WriteLine("       compare profile-gpt --corpus FILE [--threads N] [--steps S] [--seed X]   (per-op timings)");
             Console.Error.WriteLine("every workload takes --isa avx512|avx2|portable to force a lower kernel instruction set");
+            Console.Error.WriteLine("       compare load-ab [--load N] [--rounds R] [--threads T] [--only SHAPES|none] [--mlp-steps S]   (quiet vs N busy loops, alternating in one process)");
             return 2;
+        }
+
+        if (args[0] == "load-ab")
+        {
+            return LoadAbCommand.Run(args[1..]);
         }
 
         var options = Options.Parse(args[1..]);
@@ -29,6 +35,16 @@ internal static class CompareCommand
         if (options.Isa is { } isa)
         {
             KernelThreads.Isa = isa;
+        }
+
+        if (options.Kc is { } kc)
+        {
+            NearML.Training.Kernels.Internal.GemmDriver.KcMax = kc;
+        }
+
+        if (options.McPanels is { } mc)
+        {
+            NearML.Training.Kernels.Internal.GemmDriver.McPanels = mc;
         }
 
         Console.Error.WriteLine($"kernels: {KernelThreads.InstructionSet}, {KernelThreads.Count} threads");
@@ -201,6 +217,12 @@ internal static class CompareCommand
 
         public KernelIsa? Isa { get; private set; }
 
+        /// <summary>Gets the GEMM depth block to use instead of the default (blocking experiments).</summary>
+        public int? Kc { get; private set; }
+
+        /// <summary>Gets the GEMM row block, in micro-kernel rows, to use instead of the default (blocking experiments).</summary>
+        public int? McPanels { get; private set; }
+
         public static Options Parse(string[] args)
         {
             var o = new Options();
@@ -249,6 +271,12 @@ internal static class CompareCommand
                         break;
                     case "--corpus":
                         o.Corpus = args[++i];
+                        break;
+                    case "--kc":
+                        o.Kc = int.Parse(args[++i], CultureInfo.InvariantCulture);
+                        break;
+                    case "--mc":
+                        o.McPanels = int.Parse(args[++i], CultureInfo.InvariantCulture);
                         break;
                     default:
                         throw new ArgumentException($"unknown option '{args[i]}'");

@@ -40,6 +40,7 @@ internal sealed class LoopbackCoordinator : IAsyncDisposable
                 ConnectionFaulted = static (remote, ex) => Console.Error.WriteLine($"fault {remote}: {ex.Message}"),
                 HandshakeRatePerAddress = 1e6,
                 HandshakeBurstPerAddress = 1_000_000,
+                Connection = new FrameConnectionOptions { BufferPool = Environment.GetEnvironmentVariable("BENCH_POOL") == "1" ? new FrameBufferPool() : null },
             });
         _listener.Start();
     }
@@ -105,7 +106,8 @@ internal static class TransferHarness
         }
 
         await using var coordinator = new LoopbackCoordinator(set, TimeSpan.FromSeconds(5));
-        await using var connection = await ProtocolConnector.ConnectAsync("127.0.0.1", coordinator.Port, coordinator.Trust);
+        await using var connection = await ProtocolConnector.ConnectAsync(
+            "127.0.0.1", coordinator.Port, coordinator.Trust, new FrameConnectionOptions { BufferPool = Environment.GetEnvironmentVariable("BENCH_POOL") == "1" ? new FrameBufferPool() : null });
         using var identity = Ed25519Identity.Generate();
         await WorkerHandshake.RunAsync(connection, identity, new WorkerHandshakeOptions { WorkerId = "bench" });
         var destination = set.CreateZeros();
@@ -114,25 +116,33 @@ internal static class TransferHarness
         Console.WriteLine($"ParameterSet of {bytes / 1048576.0:0.0} MiB over loopback TLS 1.3 (chunks {ParameterManifest.DefaultChunkSize >> 20} MiB, per-chunk SHA-256 verify, root check) vs a bare SslStream pair (64 KiB writes), alternating; {Environment.ProcessorCount} cores, load {LoadAverage():0.0}");
         var nearml = new List<(double Rate, double CpuMs)>();
         var baseline = new List<(double Rate, double CpuMs)>();
+        var chunks = (bytes + ParameterManifest.DefaultChunkSize - 1) / ParameterManifest.DefaultChunkSize;
+        var allocatedPerChunk = new List<double>();
+        using var ticks = args.Contains("--alloc-trace") ? new AllocationTicks() : null;
         for (var run = 0; run <= runs; run++)
         {
             var cpu = Environment.CpuUsage.TotalTime;
+            var allocated = GC.GetTotalAllocatedBytes(precise: true);
             var clock = Stopwatch.StartNew();
             await connection.SendAsync(new ParameterRequest { ParameterVersion = (ulong)run });
             await ParameterTransfer.ReceiveAsync(connection, destination, (ulong)run, coordinator.Root);
             clock.Stop();
             var n = (bytes / clock.Elapsed.TotalSeconds / 1e9, (Environment.CpuUsage.TotalTime - cpu).TotalMilliseconds);
+
+            // Both ends, the bare baseline idle: everything this process allocated during the transfer, per 1 MiB chunk.
+            var perChunk = (GC.GetTotalAllocatedBytes(precise: true) - allocated) / (double)chunks;
             var b = await bare.CopyAsync();
             var label = run == 0 ? "warm-up" : $"run {run}";
-            Console.WriteLine($"  {label,-8} NearML {n.Item1,6:0.00} GB/s CPU {n.Item2,6:0} ms | bare {b.Rate,6:0.00} GB/s CPU {b.CpuMs,6:0} ms | load {LoadAverage():0.0}");
+            Console.WriteLine($"  {label,-8} NearML {n.Item1,6:0.00} GB/s CPU {n.Item2,6:0} ms alloc {perChunk,7:0} B/chunk | bare {b.Rate,6:0.00} GB/s CPU {b.CpuMs,6:0} ms alloc {bare.LastAllocated / (double)chunks,7:0} B/MiB | load {LoadAverage():0.0}");
             if (run > 0)
             {
                 nearml.Add(n);
                 baseline.Add(b);
+                allocatedPerChunk.Add(perChunk);
                 if (json is not null)
                 {
                     await File.AppendAllTextAsync(json, string.Create(System.Globalization.CultureInfo.InvariantCulture,
-                        $"{{\"bench\":\"tls_transfer\",\"mib\":{megabytes},\"run\":{run},\"nearml_gbps\":{n.Item1:0.000},\"nearml_cpu_ms\":{n.Item2:0},\"bare_gbps\":{b.Rate:0.000},\"bare_cpu_ms\":{b.CpuMs:0},\"loadavg_1m\":{LoadAverage():0.00}}}\n"));
+                        $"{{\"bench\":\"tls_transfer\",\"mib\":{megabytes},\"run\":{run},\"nearml_gbps\":{n.Item1:0.000},\"nearml_cpu_ms\":{n.Item2:0},\"nearml_alloc_bytes_per_chunk\":{perChunk:0},\"bare_gbps\":{b.Rate:0.000},\"bare_cpu_ms\":{b.CpuMs:0},\"loadavg_1m\":{LoadAverage():0.00}}}\n"));
                 }
             }
         }
@@ -144,11 +154,17 @@ internal static class TransferHarness
         }
 
         await connection.SendAsync(new Goodbye());
+        foreach (var (type, approx) in ticks?.Top ?? [])
+        {
+            Console.WriteLine($"  allocated ~{approx / 1e6,8:0.0} MB of {type}");
+        }
+
         var nearmlRate = Median(nearml.Select(x => x.Rate));
         var bareRate = Median(baseline.Select(x => x.Rate));
         var nearmlCpu = Median(nearml.Select(x => x.CpuMs));
         var bareCpu = Median(baseline.Select(x => x.CpuMs));
-        Console.WriteLine($"median of {runs}: NearML {nearmlRate:0.00} GB/s ({nearmlCpu:0} ms CPU), bare SslStream {bareRate:0.00} GB/s ({bareCpu:0} ms CPU) -> NearML reaches {nearmlRate / bareRate:P0} of bare TLS speed (target >= 80%) at {nearmlCpu / bareCpu:0.00}x its CPU time");
+        var gigabytes = bytes / 1e9;
+        Console.WriteLine($"median of {runs}: NearML {nearmlRate:0.00} GB/s ({nearmlCpu:0} ms CPU = {nearmlCpu / 1000 / gigabytes:0.00} CPU-s/GB, {Median(allocatedPerChunk):0} B allocated per chunk), bare SslStream {bareRate:0.00} GB/s ({bareCpu:0} ms CPU = {bareCpu / 1000 / gigabytes:0.00} CPU-s/GB) -> NearML reaches {nearmlRate / bareRate:P0} of bare TLS speed (target >= 80%) at {nearmlCpu / bareCpu:0.00}x its CPU time");
         return 0;
     }
 
@@ -273,9 +289,13 @@ internal sealed class RawTlsBaseline : IAsyncDisposable
         return new RawTlsBaseline(certificate, serverTls, clientTls, payload);
     }
 
+    /// <summary>Gets the bytes this process allocated during the last copy.</summary>
+    public long LastAllocated { get; private set; }
+
     /// <summary>Copies the payload once; returns GB/s and process CPU milliseconds.</summary>
     public async Task<(double Rate, double CpuMs)> CopyAsync()
     {
+        var allocated = GC.GetTotalAllocatedBytes(precise: true);
         var cpu = Environment.CpuUsage.TotalTime;
         var clock = Stopwatch.StartNew();
         var write = Task.Run(async () =>
@@ -293,6 +313,7 @@ internal sealed class RawTlsBaseline : IAsyncDisposable
 
         await write;
         clock.Stop();
+        LastAllocated = GC.GetTotalAllocatedBytes(precise: true) - allocated;
         return (_payload.Length / clock.Elapsed.TotalSeconds / 1e9, (Environment.CpuUsage.TotalTime - cpu).TotalMilliseconds);
     }
 
@@ -301,5 +322,30 @@ internal sealed class RawTlsBaseline : IAsyncDisposable
         await _server.DisposeAsync();
         await _client.DisposeAsync();
         _certificate.Dispose();
+    }
+}
+
+/// <summary>Counts the runtime's allocation-tick events (one per ~100 KB allocated) by type name, to find who allocates.</summary>
+internal sealed class AllocationTicks : System.Diagnostics.Tracing.EventListener
+{
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, long> _bytes = new();
+
+    public IEnumerable<KeyValuePair<string, long>> Top => _bytes.OrderByDescending(static p => p.Value).Take(12);
+
+    protected override void OnEventSourceCreated(System.Diagnostics.Tracing.EventSource eventSource)
+    {
+        if (eventSource.Name == "Microsoft-Windows-DotNETRuntime")
+        {
+            EnableEvents(eventSource, System.Diagnostics.Tracing.EventLevel.Verbose, (System.Diagnostics.Tracing.EventKeywords)0x1);
+        }
+    }
+
+    protected override void OnEventWritten(System.Diagnostics.Tracing.EventWrittenEventArgs eventData)
+    {
+        if (eventData.EventName?.StartsWith("GCAllocationTick", StringComparison.Ordinal) == true && eventData.Payload is { } payload && eventData.PayloadNames is { } names)
+        {
+            var type = payload[names.IndexOf("TypeName")]?.ToString() ?? "?";
+            _bytes.AddOrUpdate(type, 100_000, static (_, v) => v + 100_000);
+        }
     }
 }

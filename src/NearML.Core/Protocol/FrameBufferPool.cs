@@ -12,7 +12,7 @@ namespace NearML.Core.Protocol;
 /// </summary>
 public sealed class FrameBufferPool : MemoryPool<byte>
 {
-    private readonly ConcurrentQueue<byte[]> _free = new();
+    private readonly ConcurrentQueue<Owner> _free = new();
     private readonly int _blockSize;
     private readonly long _maxRetainedBytes;
     private long _retainedBytes;
@@ -44,17 +44,15 @@ public sealed class FrameBufferPool : MemoryPool<byte>
     public override IMemoryOwner<byte> Rent(int minBufferSize = -1)
     {
         ArgumentOutOfRangeException.ThrowIfGreaterThan(minBufferSize, _blockSize);
-        if (_free.TryDequeue(out var block))
+        if (_free.TryDequeue(out var owner))
         {
-            Interlocked.Add(ref _retainedBytes, -block.Length);
-        }
-        else
-        {
-            block = GC.AllocateUninitializedArray<byte>(_blockSize);
-            Interlocked.Increment(ref _allocatedBlocks);
+            Interlocked.Add(ref _retainedBytes, -_blockSize);
+            owner.Reuse();
+            return owner;
         }
 
-        return new Owner(this, block);
+        Interlocked.Increment(ref _allocatedBlocks);
+        return new Owner(this, GC.AllocateUninitializedArray<byte>(_blockSize));
     }
 
     /// <inheritdoc/>
@@ -67,29 +65,35 @@ public sealed class FrameBufferPool : MemoryPool<byte>
         Interlocked.Exchange(ref _retainedBytes, 0);
     }
 
-    private void Return(byte[] block)
+    private void Return(Owner owner)
     {
-        if (Interlocked.Add(ref _retainedBytes, block.Length) <= _maxRetainedBytes)
+        if (Interlocked.Add(ref _retainedBytes, _blockSize) <= _maxRetainedBytes)
         {
-            _free.Enqueue(block);
+            _free.Enqueue(owner);
         }
         else
         {
-            Interlocked.Add(ref _retainedBytes, -block.Length);
+            Interlocked.Add(ref _retainedBytes, -_blockSize);
         }
     }
 
+    /// <summary>
+    /// A rented block. The owner object travels with its block back into the pool and out again, so a rent allocates nothing
+    /// once the pool is warm; a second <see cref="Dispose"/> of the same rental is ignored.
+    /// </summary>
     private sealed class Owner(FrameBufferPool pool, byte[] block) : IMemoryOwner<byte>
     {
-        private byte[]? _block = block;
+        private int _rented = 1;
 
-        public Memory<byte> Memory => _block ?? throw new ObjectDisposedException(nameof(FrameBufferPool));
+        public Memory<byte> Memory => Volatile.Read(ref _rented) != 0 ? block : throw new ObjectDisposedException(nameof(FrameBufferPool));
+
+        public void Reuse() => Volatile.Write(ref _rented, 1);
 
         public void Dispose()
         {
-            if (Interlocked.Exchange(ref _block, null) is { } b)
+            if (Interlocked.Exchange(ref _rented, 0) != 0)
             {
-                pool.Return(b);
+                pool.Return(this);
             }
         }
     }

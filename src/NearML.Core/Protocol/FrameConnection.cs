@@ -2,8 +2,11 @@ using System.Buffers;
 using System.Buffers.Binary;
 using System.IO.Pipelines;
 using System.Net;
+using System.Runtime.CompilerServices;
+using System.Threading.Tasks.Sources;
 using Google.Protobuf;
 using NearML.Core.Contracts;
+using NearML.Core.Protocol.Internal;
 
 namespace NearML.Core.Protocol;
 
@@ -31,6 +34,21 @@ public sealed class FrameConnection : IAsyncDisposable
     private readonly Task _sendLoop;
     private readonly CancellationTokenSource _lifetime = new();
     private readonly byte[] _channelBinding;
+    /// <summary>
+    /// The pool of connections whose options name none: <see cref="MemoryPool{T}.Shared"/> misses often when blocks are
+    /// rented on one thread and returned on another (as the read-ahead loop and the reader do), so a long transfer kept
+    /// allocating fresh 64 KiB arrays; this one reuses them (and their owner objects) up to 64 MiB kept.
+    /// </summary>
+    private static readonly FrameBufferPool DefaultPool = new(64 << 10, 64L << 20);
+
+    /// <summary>The least free space the read-ahead loop reads into before it moves to a new segment.</summary>
+    private const int ReadSizeHint = 4096;
+
+    private readonly byte[] _chunkHash = new byte[ParameterChunkCodec.HashSize];
+    private readonly DirectBody _directBody = new();
+
+    private DirectBody? _pendingBody;
+    private long _pipeBytes;
 
     private SequencePosition _pendingEnd;
     private bool _hasPending;
@@ -70,16 +88,21 @@ public sealed class FrameConnection : IAsyncDisposable
 
         // The read-ahead buffer must hold a whole maximum frame, or a frame larger than it could never complete.
         long receivePause = Math.Max(_options.ReceiveBufferLimit, (long)_options.MaxFrameSize + WireProtocol.FrameHeaderSize + _options.SegmentSize);
+        var pool = _options.BufferPool ?? (_options.SegmentSize <= DefaultPool.MaxBufferSize ? DefaultPool : null);
         _receivePipe = new Pipe(new PipeOptions(
-            pool: _options.BufferPool,
+            pool: pool,
             pauseWriterThreshold: receivePause,
             resumeWriterThreshold: receivePause / 2,
+            readerScheduler: new ThreadPoolSlotScheduler(),
+            writerScheduler: new ThreadPoolSlotScheduler(),
             minimumSegmentSize: _options.SegmentSize,
             useSynchronizationContext: false));
         _sendPipe = new Pipe(new PipeOptions(
-            pool: _options.BufferPool,
+            pool: pool,
             pauseWriterThreshold: _options.SendBufferLimit,
             resumeWriterThreshold: _options.SendBufferLimit / 2,
+            readerScheduler: new ThreadPoolSlotScheduler(),
+            writerScheduler: new ThreadPoolSlotScheduler(),
             minimumSegmentSize: _options.SegmentSize,
             useSynchronizationContext: false));
 
@@ -137,7 +160,17 @@ public sealed class FrameConnection : IAsyncDisposable
     /// <returns>The frame, or <see langword="null"/> at a clean end of stream.</returns>
     /// <exception cref="ProtocolException">The frame is oversized, has an unknown type or is truncated, or the connection failed.</exception>
     /// <exception cref="InvalidOperationException">Another receive is in progress.</exception>
-    public async ValueTask<IncomingFrame?> ReceiveFrameAsync(CancellationToken cancellationToken = default)
+    public ValueTask<IncomingFrame?> ReceiveFrameAsync(CancellationToken cancellationToken = default) => ReceiveFrameAsync(null, cancellationToken);
+
+    /// <summary>
+    /// Reads the next frame like <see cref="ReceiveFrameAsync(CancellationToken)"/>, except that a <see cref="ParameterChunk"/>
+    /// is not returned whole: its data goes to <paramref name="chunkSink"/> piece by piece while it arrives (so it is copied
+    /// once, while in cache, and the reader need not wait for the whole frame), and the frame returned has an empty payload.
+    /// A chunk laid out differently from <see cref="ParameterChunkCodec.Write"/>'s order is read whole and then passed on.
+    /// A failure or cancellation in the middle of a chunk faults the connection (the stream is no longer at a frame boundary).
+    /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    internal async ValueTask<IncomingFrame?> ReceiveFrameAsync(IParameterChunkSink? chunkSink, CancellationToken cancellationToken)
     {
         ThrowIfClosed();
         if (Interlocked.Exchange(ref _receiving, 1) != 0)
@@ -179,10 +212,70 @@ public sealed class FrameConnection : IAsyncDisposable
                 if (buffer.Length >= WireProtocol.FrameHeaderSize)
                 {
                     var (type, length) = ReadHeader(buffer);
+                    if (chunkSink is not null && type == FrameType.ParameterChunk)
+                    {
+                        var available = buffer.Slice(WireProtocol.FrameHeaderSize, Math.Min(buffer.Length - WireProtocol.FrameHeaderSize, length));
+                        var head = ParameterChunkCodec.TryReadHead(available, length, out var chunkOffset, _chunkHash, out var headLength, out var dataLength);
+                        if (head == ChunkHeadStatus.NeedMore && available.Length == length)
+                        {
+                            head = ChunkHeadStatus.NotCanonical;
+                        }
+
+                        if (head == ChunkHeadStatus.Complete)
+                        {
+                            var frameOffset = Interlocked.Read(ref _bytesReceived);
+                            try
+                            {
+                                chunkSink.Begin(chunkOffset, dataLength, _chunkHash);
+                            }
+                            catch (ProtocolException ex)
+                            {
+                                reader.AdvanceTo(buffer.Start);
+                                throw Fault(ex);
+                            }
+
+                            reader.AdvanceTo(buffer.GetPosition(WireProtocol.FrameHeaderSize + headLength));
+                            await StreamChunkAsync(reader, chunkSink, frameOffset, length, length - headLength - dataLength, dataLength, cancellationToken).ConfigureAwait(false);
+                            Interlocked.Add(ref _bytesReceived, WireProtocol.FrameHeaderSize + length);
+                            Interlocked.Exchange(ref _lastReceiveTimestamp, _timeProvider.GetTimestamp());
+                            chunkSink.End();
+                            return new IncomingFrame(type, ReadOnlySequence<byte>.Empty, frameOffset);
+                        }
+
+                        if (head == ChunkHeadStatus.NeedMore && !result.IsCompleted)
+                        {
+                            reader.AdvanceTo(buffer.Start, buffer.End);
+                            continue;
+                        }
+                    }
+
                     if (buffer.Length - WireProtocol.FrameHeaderSize >= length)
                     {
                         var offset = Interlocked.Read(ref _bytesReceived);
                         var payload = buffer.Slice(WireProtocol.FrameHeaderSize, length);
+                        if (chunkSink is not null && type == FrameType.ParameterChunk)
+                        {
+                            // Not in the streaming layout: parse the whole frame (which reports any malformation), then hand it on.
+                            try
+                            {
+                                ParameterChunkCodec.Read(payload, offset, out var chunkOffset, out var data, _chunkHash);
+                                chunkSink.Begin(chunkOffset, (int)data.Length, _chunkHash);
+                                foreach (var segment in data)
+                                {
+                                    chunkSink.Append(segment.Span);
+                                }
+                            }
+                            finally
+                            {
+                                reader.AdvanceTo(payload.End);
+                                Interlocked.Add(ref _bytesReceived, WireProtocol.FrameHeaderSize + length);
+                                Interlocked.Exchange(ref _lastReceiveTimestamp, _timeProvider.GetTimestamp());
+                            }
+
+                            chunkSink.End();
+                            return new IncomingFrame(type, ReadOnlySequence<byte>.Empty, offset);
+                        }
+
                         _pendingEnd = payload.End;
                         _hasPending = true;
                         Interlocked.Add(ref _bytesReceived, WireProtocol.FrameHeaderSize + length);
@@ -219,6 +312,83 @@ public sealed class FrameConnection : IAsyncDisposable
             Volatile.Write(ref _receiving, 0);
         }
     }
+
+    /// <summary>
+    /// Feeds a chunk's <paramref name="dataLength"/> data bytes to <paramref name="sink"/> as they arrive in the receive pipe
+    /// (each piece is consumed right away, so the pipe stays small and the bytes are still in cache), then checks the
+    /// <paramref name="trailerLength"/> bytes after them.
+    /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask StreamChunkAsync(
+        PipeReader reader, IParameterChunkSink sink, long frameOffset, int frameLength, long trailerLength, long dataLength, CancellationToken cancellationToken)
+    {
+        var remaining = dataLength + trailerLength;
+        try
+        {
+            while (remaining > 0)
+            {
+                var result = await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+                var buffer = result.Buffer;
+                if (dataLength > 0)
+                {
+                    var take = Math.Min(buffer.Length, dataLength);
+                    foreach (var segment in buffer.Slice(0, take))
+                    {
+                        sink.Append(segment.Span);
+                    }
+
+                    dataLength -= take;
+                    remaining -= take;
+                    buffer = buffer.Slice(take);
+                    if (dataLength > 0 || trailerLength == 0)
+                    {
+                        if (remaining > 0 && result.IsCompleted)
+                        {
+                            reader.AdvanceTo(buffer.End);
+                            throw Fault(TruncatedChunk(frameOffset, frameLength, remaining));
+                        }
+
+                        reader.AdvanceTo(buffer.Start);
+                        continue;
+                    }
+                }
+
+                if (buffer.Length >= trailerLength)
+                {
+                    var trailer = buffer.Slice(0, trailerLength);
+                    reader.AdvanceTo(trailer.End);
+                    ParameterChunkCodec.ReadTrailer(trailer, frameOffset);
+                    remaining = 0;
+                }
+                else if (result.IsCompleted)
+                {
+                    reader.AdvanceTo(buffer.End);
+                    throw Fault(TruncatedChunk(frameOffset, frameLength, remaining));
+                }
+                else
+                {
+                    reader.AdvanceTo(buffer.Start, buffer.End);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            Fault(new ProtocolException(
+                ErrorCode.ConnectionClosed, $"a receive was cancelled {frameLength - remaining} bytes into a {frameLength}-byte ParameterChunk at byte {frameOffset}; the connection cannot continue"));
+            throw;
+        }
+        catch (ProtocolException ex)
+        {
+            throw Fault(ex);
+        }
+        catch (Exception ex)
+        {
+            throw Fault(new ProtocolException(ErrorCode.ConnectionClosed, $"connection lost after {frameOffset + WireProtocol.FrameHeaderSize + frameLength - remaining} bytes: {ex.Message}", ex));
+        }
+    }
+
+    private static ProtocolException TruncatedChunk(long frameOffset, int frameLength, long remaining) =>
+        new(ErrorCode.TruncatedFrame, $"frame at byte {frameOffset} is truncated: the stream ended {frameLength - remaining} bytes into a {frameLength}-byte {FrameType.ParameterChunk} payload");
 
     /// <summary>Reads and parses the next message of any type. Returns <see langword="null"/> at a clean end of stream.</summary>
     /// <param name="cancellationToken">Cancels the wait.</param>
@@ -298,6 +468,7 @@ public sealed class FrameConnection : IAsyncDisposable
                 message.WriteTo((IBufferWriter<byte>)writer);
             }
 
+            _pipeBytes += WireProtocol.FrameHeaderSize + size;
             Interlocked.Add(ref _bytesSent, WireProtocol.FrameHeaderSize + size);
             await FlushAsync(writer, cancellationToken).ConfigureAwait(false);
         }
@@ -434,12 +605,102 @@ public sealed class FrameConnection : IAsyncDisposable
             var writer = _sendPipe.Writer;
             WriteHeader(writer, type, payloadLength);
             writePayload(writer, state);
+            _pipeBytes += WireProtocol.FrameHeaderSize + payloadLength;
             Interlocked.Add(ref _bytesSent, WireProtocol.FrameHeaderSize + payloadLength);
             await FlushAsync(writer, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
             _sendLock.Release();
+        }
+    }
+
+    /// <summary>
+    /// Sends one frame whose payload is <paramref name="head"/> followed by <paramref name="body"/>. A body of at least
+    /// <see cref="FrameConnectionOptions.SegmentSize"/> bytes is not copied into the send buffer: the write loop writes it
+    /// to the stream straight from <paramref name="body"/> after the frame header and head, and this completes once it has.
+    /// Cancelling while such a body is queued or being written closes the connection (the frame cannot be finished).
+    /// </summary>
+    /// <param name="type">The frame type.</param>
+    /// <param name="head">The first payload bytes (copied).</param>
+    /// <param name="body">The remaining payload bytes; must not change until this completes.</param>
+    /// <param name="cancellationToken">Cancels the send.</param>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    internal async ValueTask SendWithBodyAsync(FrameType type, ReadOnlyMemory<byte> head, ReadOnlyMemory<byte> body, CancellationToken cancellationToken)
+    {
+        var payloadLength = (long)head.Length + body.Length;
+        if (payloadLength > _options.MaxFrameSize)
+        {
+            throw new ProtocolException(
+                ErrorCode.FrameTooLarge, $"outgoing {type} of {payloadLength} bytes exceeds the maximum frame size of {_options.MaxFrameSize} bytes");
+        }
+
+        await _sendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            ThrowIfClosed();
+            var writer = _sendPipe.Writer;
+            WriteHeader(writer, type, (int)payloadLength);
+            writer.Write(head.Span);
+            Interlocked.Add(ref _bytesSent, WireProtocol.FrameHeaderSize + payloadLength);
+            if (body.Length < _options.SegmentSize)
+            {
+                writer.Write(body.Span);
+                _pipeBytes += WireProtocol.FrameHeaderSize + payloadLength;
+                await FlushAsync(writer, cancellationToken).ConfigureAwait(false);
+                return;
+            }
+
+            _pipeBytes += WireProtocol.FrameHeaderSize + head.Length;
+            var direct = _directBody;
+            direct.Prepare(body, _pipeBytes);
+            Volatile.Write(ref _pendingBody, direct);
+            using (cancellationToken.UnsafeRegister(static s => ((FrameConnection)s!).Abort(), this))
+            {
+                FlushResult flush = default;
+                Exception? flushError = null;
+                try
+                {
+                    flush = await writer.FlushAsync(CancellationToken.None).ConfigureAwait(false);
+                }
+                catch (Exception ex)
+                {
+                    flushError = ex;
+                }
+
+                if ((flushError is not null || flush.IsCompleted) && Interlocked.CompareExchange(ref _pendingBody, null, direct) == direct)
+                {
+                    // The write loop has stopped and will never take the body.
+                    cancellationToken.ThrowIfCancellationRequested();
+                    throw new ProtocolException(ErrorCode.ConnectionClosed, flushError is null ? "connection closed while sending" : $"connection lost while sending: {flushError.Message}", flushError);
+                }
+
+                try
+                {
+                    await direct.Task.ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is not ProtocolException)
+                {
+                    cancellationToken.ThrowIfCancellationRequested();
+                    throw new ProtocolException(ErrorCode.ConnectionClosed, $"connection lost while sending: {ex.Message}", ex);
+                }
+            }
+        }
+        finally
+        {
+            _sendLock.Release();
+        }
+    }
+
+    /// <summary>Breaks the connection at once: both loops stop, pending sends and receives fail.</summary>
+    private void Abort()
+    {
+        try
+        {
+            _lifetime.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
         }
     }
 
@@ -524,7 +785,9 @@ public sealed class FrameConnection : IAsyncDisposable
         {
             while (true)
             {
-                var memory = writer.GetMemory(_options.SegmentSize);
+                // Fill the current segment before starting another: a TLS read returns one record (up to 16 KiB), and asking for
+                // a whole segment each time would start a fresh segment for every record, renting 4x the bytes received.
+                var memory = writer.GetMemory(ReadSizeHint);
                 var read = await _stream.ReadAsync(memory, _lifetime.Token).ConfigureAwait(false);
                 if (read == 0)
                 {
@@ -557,6 +820,7 @@ public sealed class FrameConnection : IAsyncDisposable
     {
         var reader = _sendPipe.Reader;
         Exception? error = null;
+        long written = 0;
         try
         {
             while (true)
@@ -568,12 +832,31 @@ public sealed class FrameConnection : IAsyncDisposable
                     await _stream.WriteAsync(segment, _lifetime.Token).ConfigureAwait(false);
                 }
 
-                if (!buffer.IsEmpty)
+                written += buffer.Length;
+                reader.AdvanceTo(buffer.End);
+
+                // A frame whose body is written from the sender's own buffer: its header and head were the last bytes queued.
+                var direct = Volatile.Read(ref _pendingBody);
+                if (direct is not null && direct.Position == written && Interlocked.CompareExchange(ref _pendingBody, null, direct) == direct)
+                {
+                    try
+                    {
+                        await _stream.WriteAsync(direct.Body, _lifetime.Token).ConfigureAwait(false);
+                        await _stream.FlushAsync(_lifetime.Token).ConfigureAwait(false);
+                    }
+                    catch (Exception ex)
+                    {
+                        direct.Complete(ex);
+                        throw;
+                    }
+
+                    direct.Complete(null);
+                }
+                else if (!buffer.IsEmpty)
                 {
                     await _stream.FlushAsync(_lifetime.Token).ConfigureAwait(false);
                 }
 
-                reader.AdvanceTo(buffer.End);
                 if (result.IsCompleted)
                 {
                     break;
@@ -587,5 +870,61 @@ public sealed class FrameConnection : IAsyncDisposable
         }
 
         await reader.CompleteAsync(error).ConfigureAwait(false);
+        if (Interlocked.Exchange(ref _pendingBody, null) is { } pending)
+        {
+            pending.Complete(error ?? new ProtocolException(ErrorCode.ConnectionClosed, "the connection closed before the frame was sent"));
+        }
+    }
+
+    /// <summary>
+    /// A frame body the write loop writes straight from the sender's buffer (<see cref="SendWithBodyAsync"/>), and the
+    /// reusable completion the sender awaits. Completion runs the sender's continuation on the thread pool (never inline in
+    /// the write loop) without allocating.
+    /// </summary>
+    private sealed class DirectBody : IValueTaskSource, IThreadPoolWorkItem
+    {
+        private ManualResetValueTaskSourceCore<bool> _core;
+        private Exception? _error;
+
+        public ReadOnlyMemory<byte> Body { get; private set; }
+
+        /// <summary>Gets how many bytes precede the body in the send pipe since the connection opened.</summary>
+        public long Position { get; private set; }
+
+        public ValueTask Task => new(this, _core.Version);
+
+        public void Prepare(ReadOnlyMemory<byte> body, long position)
+        {
+            _core.Reset();
+            _error = null;
+            Body = body;
+            Position = position;
+        }
+
+        public void Complete(Exception? error)
+        {
+            _error = error;
+            Body = default;
+            ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+        }
+
+        void IThreadPoolWorkItem.Execute()
+        {
+            if (_error is { } error)
+            {
+                _core.SetException(error);
+            }
+            else
+            {
+                _core.SetResult(true);
+            }
+        }
+
+        public void GetResult(short token) => _core.GetResult(token);
+
+        public ValueTaskSourceStatus GetStatus(short token) => _core.GetStatus(token);
+
+        public void OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
+            _core.OnCompleted(continuation, state, token, flags);
     }
 }

@@ -24,8 +24,9 @@ public sealed class FrameConnectionOptions
 
     /// <summary>
     /// Gets or sets the pool the connection's read-ahead and send buffers come from (shared by every connection given these
-    /// options), or <see langword="null"/> for <see cref="System.Buffers.MemoryPool{T}.Shared"/>. A host with many
-    /// connections moving megabytes at once should pass one <see cref="FrameBufferPool"/>.
+    /// options), or <see langword="null"/> for a process-wide <see cref="FrameBufferPool"/> of 64 KiB blocks keeping up to
+    /// 64 MiB (or <see cref="System.Buffers.MemoryPool{T}.Shared"/> when <see cref="SegmentSize"/> is larger). A host with
+    /// many connections moving megabytes at once should pass its own <see cref="FrameBufferPool"/>.
     /// </summary>
     /// <value>The default value is <see langword="null"/>.</value>
     public System.Buffers.MemoryPool<byte>? BufferPool { get; set; }

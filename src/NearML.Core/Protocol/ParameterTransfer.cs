@@ -1,5 +1,3 @@
-using System.Buffers;
-using System.IO.Pipelines;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using NearML.Core.Contracts;
@@ -9,20 +7,22 @@ namespace NearML.Core.Protocol;
 
 /// <summary>
 /// Streams a <see cref="ParameterSet"/> over a <see cref="FrameConnection"/> as <see cref="ParameterChunk"/> frames followed by
-/// one <see cref="ParameterDone"/>. The sender copies straight from the set's contiguous buffer into the send pipe; the receiver
-/// verifies each chunk's SHA-256 and copies it straight into the destination set; the root hash is checked at the end.
+/// one <see cref="ParameterDone"/>. The sender's connection writes each chunk's bytes to the stream straight from the set's
+/// contiguous buffer (no copy into the send pipe); the receiver copies each piece of a chunk into the destination set as it
+/// arrives and hashes it right there (one pass), checks the chunk's SHA-256 when it ends, and checks the root at the end.
+/// Neither side allocates per chunk.
 /// </summary>
 public static class ParameterTransfer
 {
     /// <summary>
-    /// Sends <paramref name="parameters"/>. Waits for send-buffer space after every chunk, so memory stays bounded by
-    /// <see cref="FrameConnectionOptions.SendBufferLimit"/> however large the set is.
+    /// Sends <paramref name="parameters"/>. Each chunk is written from the set's buffer and this waits until it has been
+    /// written to the stream, so nothing is buffered however large the set is.
     /// </summary>
     /// <param name="connection">The connection.</param>
     /// <param name="parameters">The parameters; must not change until this completes.</param>
     /// <param name="parameterVersion">The version announced in <see cref="ParameterDone"/>.</param>
     /// <param name="manifest">A manifest computed for these parameters, to avoid hashing again; <see langword="null"/> to hash while sending with <see cref="ParameterManifest.DefaultChunkSize"/>.</param>
-    /// <param name="cancellationToken">Cancels the transfer (the peer then sees an incomplete stream).</param>
+    /// <param name="cancellationToken">Cancels the transfer; cancelling while a chunk is being written closes the connection (the peer then sees an incomplete stream).</param>
     /// <returns>The manifest of what was sent.</returns>
     /// <exception cref="ArgumentException">The manifest does not match the parameter size, or a chunk would exceed the frame limit.</exception>
     public static async Task<ParameterManifest> SendAsync(
@@ -46,14 +46,18 @@ public static class ParameterTransfer
         var count = ParameterManifest.ChunkCountFor(totalBytes, chunkSize);
         var hashes = manifest is null ? new byte[count * 32] : null;
         var hash = new byte[32];
-        var segmentSize = connection.Options.SegmentSize;
+        var head = new byte[ParameterChunkCodec.MaxHeadLength];
+
+        // The chunk bytes go from the parameter buffer to the stream without passing through the send pipe.
+        var bytes = new FloatBytesMemory(parameters.Buffer).Memory;
         for (var i = 0; i < count; i++)
         {
-            var start = (long)i * chunkSize;
+            var start = (int)((long)i * chunkSize);
             var length = (int)Math.Min(chunkSize, totalBytes - start);
+            var data = bytes.Slice(start, length);
             if (manifest is null)
             {
-                SHA256.HashData(MemoryMarshal.AsBytes(parameters.Buffer.AsSpan()).Slice((int)start, length), hash);
+                SHA256.HashData(data.Span, hash);
                 hash.CopyTo(hashes.AsSpan(i * 32));
             }
             else
@@ -61,14 +65,8 @@ public static class ParameterTransfer
                 manifest.GetChunkHash(i).CopyTo(hash);
             }
 
-            var state = new ChunkState(parameters.Buffer, start, length, hash, segmentSize);
-            await connection.SendRawAsync(
-                FrameType.ParameterChunk,
-                ParameterChunkCodec.GetPayloadLength((ulong)start, length),
-                state,
-                static (writer, s) => ParameterChunkCodec.Write(
-                    writer, (ulong)s.Start, s.Hash, MemoryMarshal.AsBytes(s.Buffer.AsSpan()).Slice((int)s.Start, s.Length), s.SegmentSize),
-                cancellationToken).ConfigureAwait(false);
+            var headLength = ParameterChunkCodec.WriteHead(head, (ulong)start, hash, length);
+            await connection.SendWithBodyAsync(FrameType.ParameterChunk, head.AsMemory(0, headLength), data, cancellationToken).ConfigureAwait(false);
         }
 
         manifest ??= new ParameterManifest(totalBytes, chunkSize, hashes!);
@@ -88,7 +86,10 @@ public static class ParameterTransfer
     /// <summary>
     /// Receives a parameter stream into <paramref name="destination"/>, checking every chunk hash, that chunks arrive in order
     /// and cover the set exactly, the announced version, and the root (against <paramref name="expectedRoot"/> when given).
-    /// Heartbeats in between are ignored. On failure the destination holds only verified chunks and must not be used.
+    /// Heartbeats in between are ignored. Chunk data lands in the destination while it arrives; a chunk that fails its hash,
+    /// or does not finish (truncated, peer gone, cancelled), is zeroed before this throws, so on failure the destination holds
+    /// only verified chunks (and zeros) — it must still not be used. A failure or cancellation in the middle of a chunk also
+    /// faults the connection.
     /// </summary>
     /// <param name="connection">The connection.</param>
     /// <param name="destination">The set to fill; its layout decides the expected size.</param>
@@ -103,74 +104,38 @@ public static class ParameterTransfer
         ArgumentNullException.ThrowIfNull(connection);
         ArgumentNullException.ThrowIfNull(destination);
         var totalBytes = (long)destination.Length * sizeof(float);
-        using var hasher = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        var expectedHash = new byte[32];
-        var actualHash = new byte[32];
-        var hashes = new ArrayBufferWriter<byte>();
-        long next = 0;
-        var chunkSize = -1;
-        while (true)
+        using var sink = new ChunkSink(destination.Buffer, totalBytes);
+        try
         {
-            var received = await connection.ReceiveFrameAsync(cancellationToken).ConfigureAwait(false)
-                ?? throw new ProtocolException(ErrorCode.ConnectionClosed, $"the peer closed the connection after {next} of {totalBytes} parameter bytes");
-            var frame = received;
-            switch (frame.Type)
+            while (true)
             {
-                case FrameType.Heartbeat:
-                    continue;
-                case FrameType.ParameterChunk:
-                    {
-                        ParameterChunkCodec.Read(frame.Payload, frame.StreamOffset, out var offset, out var data, expectedHash);
-                        var length = data.Length;
-                        if (offset != (ulong)next)
-                        {
-                            throw new ProtocolException(ErrorCode.MalformedFrame, $"parameter chunk at offset {offset} arrived; expected offset {next}");
-                        }
-
-                        if (length == 0 || next + length > totalBytes)
-                        {
-                            throw new ProtocolException(
-                                ErrorCode.MalformedFrame, $"parameter chunk at offset {offset} of {length} bytes does not fit the destination's {totalBytes} bytes");
-                        }
-
-                        if (chunkSize < 0)
-                        {
-                            chunkSize = (int)length;
-                        }
-                        else if (length > chunkSize || (length < chunkSize && next + length != totalBytes))
-                        {
-                            throw new ProtocolException(
-                                ErrorCode.MalformedFrame, $"parameter chunk at offset {offset} has {length} bytes; chunks must be {chunkSize} bytes except the last");
-                        }
-
-                        ParameterChunkCodec.Hash(data, hasher, actualHash);
-                        if (!CryptographicOperations.FixedTimeEquals(actualHash, expectedHash))
-                        {
-                            throw new ProtocolException(
-                                ErrorCode.HashMismatch,
-                                $"parameter chunk at offset {offset} ({length} bytes) has SHA-256 {Convert.ToHexString(actualHash)}, but the chunk claims {Convert.ToHexString(expectedHash)}");
-                        }
-
-                        data.CopyTo(MemoryMarshal.AsBytes(destination.Buffer.AsSpan()).Slice((int)next, (int)length));
-                        hashes.Write(actualHash);
-                        next += length;
+                var frame = await connection.ReceiveFrameAsync(sink, cancellationToken).ConfigureAwait(false)
+                    ?? throw new ProtocolException(ErrorCode.ConnectionClosed, $"the peer closed the connection after {sink.Next} of {totalBytes} parameter bytes");
+                switch (frame.Type)
+                {
+                    case FrameType.Heartbeat:
+                    case FrameType.ParameterChunk: // already verified and in place
                         continue;
-                    }
+                    case FrameType.ParameterDone:
+                        {
+                            var done = (ParameterDone)frame.ToMessage();
+                            return Finish(done, destination, totalBytes, sink.Next, sink.ChunkSize, sink.Hashes, expectedVersion, expectedRoot.Span);
+                        }
 
-                case FrameType.ParameterDone:
-                    {
-                        var done = (ParameterDone)frame.ToMessage();
-                        return Finish(done, destination, totalBytes, next, chunkSize, hashes, expectedVersion, expectedRoot.Span);
-                    }
-
-                default:
-                    throw connection.UnexpectedMessage(frame.ToMessage(), "ParameterChunk or ParameterDone");
+                    default:
+                        throw connection.UnexpectedMessage(frame.ToMessage(), "ParameterChunk or ParameterDone");
+                }
             }
+        }
+        catch
+        {
+            sink.DiscardUnverified();
+            throw;
         }
     }
 
     private static ParameterManifest Finish(
-        ParameterDone done, ParameterSet destination, long totalBytes, long received, int chunkSize, ArrayBufferWriter<byte> hashes, ulong expectedVersion, ReadOnlySpan<byte> expectedRoot)
+        ParameterDone done, ParameterSet destination, long totalBytes, long received, int chunkSize, ReadOnlySpan<byte> hashes, ulong expectedVersion, ReadOnlySpan<byte> expectedRoot)
     {
         if (done.ParameterVersion != expectedVersion)
         {
@@ -184,18 +149,18 @@ public static class ParameterTransfer
                 $"parameter stream ended after {received} bytes announcing {done.TotalBytes}; the destination layout ({destination.Layout.Count} tensors) needs {totalBytes}");
         }
 
-        if (totalBytes > 0 && done.ChunkSize != (uint)chunkSize && hashes.WrittenCount > 32)
+        if (totalBytes > 0 && done.ChunkSize != (uint)chunkSize && hashes.Length > 32)
         {
             throw new ProtocolException(ErrorCode.MalformedFrame, $"ParameterDone announces chunk size {done.ChunkSize} but chunks were {chunkSize} bytes");
         }
 
         var effectiveChunk = (int)done.ChunkSize;
-        if (done.ChunkCount != (uint)(hashes.WrittenCount / 32))
+        if (done.ChunkCount != (uint)(hashes.Length / 32))
         {
-            throw new ProtocolException(ErrorCode.MalformedFrame, $"ParameterDone announces {done.ChunkCount} chunks but {hashes.WrittenCount / 32} arrived");
+            throw new ProtocolException(ErrorCode.MalformedFrame, $"ParameterDone announces {done.ChunkCount} chunks but {hashes.Length / 32} arrived");
         }
 
-        var manifest = new ParameterManifest(totalBytes, effectiveChunk, hashes.WrittenSpan.ToArray());
+        var manifest = new ParameterManifest(totalBytes, effectiveChunk, hashes.ToArray());
         if (!CryptographicOperations.FixedTimeEquals(manifest.Root, done.TotalSha256.Span))
         {
             throw new ProtocolException(
@@ -213,5 +178,99 @@ public static class ParameterTransfer
         return manifest;
     }
 
-    private readonly record struct ChunkState(float[] Buffer, long Start, int Length, byte[] Hash, int SegmentSize);
+    /// <summary>
+    /// Checks each chunk's place and size as it starts, copies its data into the destination as it arrives and hashes each
+    /// piece right after it lands (one pass, in cache), and compares the hash when the chunk ends. Allocates nothing per chunk.
+    /// </summary>
+    private sealed class ChunkSink(float[] destination, long totalBytes) : IParameterChunkSink, IDisposable
+    {
+        private readonly IncrementalHash _hasher = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        private readonly byte[] _claimed = new byte[32];
+        private readonly byte[] _actual = new byte[32];
+        private byte[] _hashes = [];
+        private int _hashCount;
+        private long _start = -1;
+        private int _length;
+        private int _written;
+
+        /// <summary>Gets the number of verified bytes (chunks received in full, in order).</summary>
+        public long Next { get; private set; }
+
+        /// <summary>Gets the first chunk's size, or -1 before it.</summary>
+        public int ChunkSize { get; private set; } = -1;
+
+        /// <summary>Gets the hashes of the verified chunks.</summary>
+        public ReadOnlySpan<byte> Hashes => _hashes.AsSpan(0, _hashCount * 32);
+
+        public void Begin(ulong offset, int length, ReadOnlySpan<byte> claimedHash)
+        {
+            if (offset != (ulong)Next)
+            {
+                throw new ProtocolException(ErrorCode.MalformedFrame, $"parameter chunk at offset {offset} arrived; expected offset {Next}");
+            }
+
+            if (length == 0 || Next + length > totalBytes)
+            {
+                throw new ProtocolException(
+                    ErrorCode.MalformedFrame, $"parameter chunk at offset {offset} of {length} bytes does not fit the destination's {totalBytes} bytes");
+            }
+
+            if (ChunkSize < 0)
+            {
+                ChunkSize = length;
+                _hashes = new byte[ParameterManifest.ChunkCountFor(totalBytes, length) * 32];
+            }
+            else if (length > ChunkSize || (length < ChunkSize && Next + length != totalBytes))
+            {
+                throw new ProtocolException(
+                    ErrorCode.MalformedFrame, $"parameter chunk at offset {offset} has {length} bytes; chunks must be {ChunkSize} bytes except the last");
+            }
+
+            claimedHash.CopyTo(_claimed);
+            _start = Next;
+            _length = length;
+            _written = 0;
+        }
+
+        public void Append(ReadOnlySpan<byte> data)
+        {
+            if (data.Length > _length - _written)
+            {
+                throw new ProtocolException(ErrorCode.MalformedFrame, $"parameter chunk at offset {_start} has more than its {_length} data bytes");
+            }
+
+            var target = MemoryMarshal.AsBytes(destination.AsSpan()).Slice((int)(_start + _written), data.Length);
+            data.CopyTo(target);
+            _hasher.AppendData(target);
+            _written += data.Length;
+        }
+
+        public void End()
+        {
+            _hasher.GetHashAndReset(_actual);
+            if (_written != _length || !CryptographicOperations.FixedTimeEquals(_actual, _claimed))
+            {
+                throw new ProtocolException(
+                    ErrorCode.HashMismatch,
+                    $"parameter chunk at offset {_start} ({_length} bytes) has SHA-256 {Convert.ToHexString(_actual)}, but the chunk claims {Convert.ToHexString(_claimed)}");
+            }
+
+            _actual.CopyTo(_hashes.AsSpan(_hashCount * 32));
+            _hashCount++;
+            Next += _length;
+            _start = -1;
+        }
+
+        /// <summary>Zeroes the bytes of a chunk that failed or did not finish, so only verified chunks stay in the destination.</summary>
+        public void DiscardUnverified()
+        {
+            if (_start >= 0)
+            {
+                MemoryMarshal.AsBytes(destination.AsSpan()).Slice((int)_start, _length).Clear();
+                _start = -1;
+            }
+        }
+
+        public void Dispose() => _hasher.Dispose();
+    }
 }

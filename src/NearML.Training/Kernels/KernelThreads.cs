@@ -6,8 +6,11 @@ namespace NearML.Training.Kernels;
 /// Process-wide threading settings of the compute kernels (<see cref="Gemm"/>).
 /// </summary>
 /// <remarks>
-/// Products run on the calling thread plus <c>Count − 1</c> persistent background workers. The workers spin for a
-/// short while after each product (so the next product of a training step starts without a wake-up) and then sleep.
+/// Products run on the calling thread plus <c>Count − 1</c> persistent background workers that claim the product's tasks
+/// (tiles of C, each computed whole by one thread, so the split never changes the result's bits). How the threads wait
+/// follows <see cref="WaitPolicy"/>: by default the workers spin for a short while after each product (so the next
+/// product of a training step starts without a wake-up) and then sleep, and the caller spins for the last tasks — until
+/// the machine's cores turn out to be shared with other busy processes, when both block instead for a while.
 /// Only one multi-threaded product runs at a time; a product issued while the pool is busy runs on its caller alone.
 /// </remarks>
 public static class KernelThreads
@@ -17,6 +20,7 @@ public static class KernelThreads
 
     private static int s_count = Math.Clamp(Environment.ProcessorCount, 1, MaxCount);
     private static long s_threshold = 1L << 20;
+    private static int s_waitPolicy = (int)KernelWaitPolicy.Adaptive;
 
     /// <summary>Gets or sets the number of threads a large product uses (the caller included).</summary>
     /// <value>The default value is <see cref="Environment.ProcessorCount"/>.</value>
@@ -47,6 +51,31 @@ public static class KernelThreads
             Volatile.Write(ref s_threshold, value);
         }
     }
+
+    /// <summary>Gets or sets how the threads of a multi-threaded product wait (spin or block).</summary>
+    /// <value>The default value is <see cref="KernelWaitPolicy.Adaptive"/>: spin while the cores look free, block for a
+    /// fifth of a second whenever a thread finds it was descheduled while it spun or the caller waited on a task far
+    /// longer than a task takes.</value>
+    /// <exception cref="ArgumentOutOfRangeException">The value is not a defined <see cref="KernelWaitPolicy"/>.</exception>
+    public static KernelWaitPolicy WaitPolicy
+    {
+        get => (KernelWaitPolicy)Volatile.Read(ref s_waitPolicy);
+        set
+        {
+            if (value is not (KernelWaitPolicy.Adaptive or KernelWaitPolicy.Active or KernelWaitPolicy.Passive))
+            {
+                throw new ArgumentOutOfRangeException(nameof(value), value, "Not a defined KernelWaitPolicy.");
+            }
+
+            Volatile.Write(ref s_waitPolicy, (int)value);
+        }
+    }
+
+    /// <summary>
+    /// Gets how many times since the process started the <see cref="KernelWaitPolicy.Adaptive"/> policy found the cores
+    /// shared with other busy threads (and blocked instead of spinning for a while): a diagnostic for slow training steps.
+    /// </summary>
+    public static long ContentionEvents => GemmWorkers.ContentionEvents;
 
     /// <summary>Gets the best instruction-set family this CPU supports.</summary>
     public static KernelIsa BestIsa => ToIsa(GemmDriver.BestPath);

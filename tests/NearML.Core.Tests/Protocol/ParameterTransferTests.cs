@@ -84,14 +84,15 @@ public sealed class ParameterTransferTests
     }
 
     [TestMethod]
-    public async Task Corrupted_chunk_is_refused_before_it_is_copied()
+    public async Task Corrupted_chunk_is_refused_and_its_bytes_do_not_stay_in_the_destination()
     {
         var (a, b) = await ConnectedAsync();
         await using var _a = a;
         await using var _b = b;
         var data = new byte[4096];
+        new Random(8).NextBytes(data);
         var hash = SHA256.HashData(data);
-        data[100] = 1; // the bytes no longer match the hash
+        data[100] ^= 1; // the bytes no longer match the hash
         await a.SendAsync(new ParameterChunk { Offset = 0, Data = ByteString.CopyFrom(data), Sha256 = ByteString.CopyFrom(hash) }, TestContext.CancellationToken);
         var destination = ParameterSet.Create(("w", [2048]));
         destination.Data.Fill(7f);
@@ -99,7 +100,8 @@ public sealed class ParameterTransferTests
             () => ParameterTransfer.ReceiveAsync(b, destination, 1, cancellationToken: TestContext.CancellationToken));
         Assert.AreEqual(ErrorCode.HashMismatch, ex.Code);
         StringAssert.Contains(ex.Message, "offset 0");
-        Assert.IsTrue(destination.Buffer.All(static v => v == 7f), "unverified bytes never reach the destination");
+        Assert.IsTrue(destination.Buffer.AsSpan(0, 1024).IndexOfAnyExcept(0f) < 0, "the failed chunk's bytes are zeroed, not left in place");
+        Assert.IsTrue(destination.Buffer.AsSpan(1024).IndexOfAnyExcept(7f) < 0, "nothing past the chunk is touched");
     }
 
     [TestMethod]

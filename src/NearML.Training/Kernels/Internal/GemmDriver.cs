@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -188,15 +189,55 @@ internal static unsafe class GemmDriver
         }
     }
 
-    /// <summary>Waits until every ticket of the job has finished.</summary>
-    internal static void WaitAll(GemmJob job)
+    /// <summary>
+    /// Waits until every ticket of the job has finished: spins for up to <paramref name="spinTicks"/> (Stopwatch ticks),
+    /// then blocks on <see cref="GemmJob.Finished"/> (spins throughout when the job has no event).
+    /// </summary>
+    /// <returns>How long it waited, in Stopwatch ticks (0 when everything had finished).</returns>
+    internal static long WaitAll(GemmJob job, long spinTicks = long.MaxValue)
     {
+        if (Volatile.Read(ref job.Done) >= job.TotalTickets)
+        {
+            return 0;
+        }
+
+        var start = Stopwatch.GetTimestamp();
+        var finished = job.Finished;
         var spin = default(SpinWait);
         while (Volatile.Read(ref job.Done) < job.TotalTickets)
         {
-            spin.SpinOnce(-1);
+            if (finished is null || Stopwatch.GetTimestamp() - start < spinTicks)
+            {
+                spin.SpinOnce(-1);
+                continue;
+            }
+
+            // Reset, then re-check: the last ticket's Set after the check wakes the Wait; a late Set of an earlier job
+            // only costs one more round.
+            finished.Reset();
+            if (Volatile.Read(ref job.Done) >= job.TotalTickets)
+            {
+                break;
+            }
+
+            finished.Wait();
+        }
+
+        return Stopwatch.GetTimestamp() - start;
+    }
+
+    /// <summary>Counts one finished ticket; the last one of the job sets <see cref="GemmJob.Finished"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Finish(GemmJob job)
+    {
+        if (Interlocked.Increment(ref job.Done) == job.TotalTickets)
+        {
+            job.Finished?.Set();
         }
     }
+
+    /// <summary>Test hook: runs right after a thread claimed a ticket (e.g. to stall a worker holding one).</summary>
+    internal static Action<int>? ClaimHook { get; set; }
 
     /// <summary>Floats past a packed A block that the 6-row transposes may overwrite (see <see cref="Transpose.Block6x8"/>).</summary>
     private const int PackSlack = 8;
@@ -224,6 +265,7 @@ internal static unsafe class GemmDriver
             var seen = Interlocked.CompareExchange(ref job.Tickets, current + 1, current);
             if (seen == current)
             {
+                ClaimHook?.Invoke(ticket);
                 return ticket;
             }
 
@@ -247,6 +289,11 @@ internal static unsafe class GemmDriver
             var p0 = (int)((long)ct * job.Panels / job.ColTasks);
             var p1 = (int)((long)(ct + 1) * job.Panels / job.ColTasks);
             var aBlock = state.PackedA.Get(((nint)job.MTask * job.Kc) + PackSlack);
+
+            // Concurrent tasks start their walk over the panels at different places (task t of T threads at t/T of the
+            // way), so each packs a different part of the shared B instead of racing for the same panels.
+            var span = p1 - p0;
+            var start = p0 + (int)((long)(ticket % job.Threads) * span / job.Threads);
             for (var pb = 0; pb < job.PcBlocks; pb++)
             {
                 var pc = pb * job.Kc;
@@ -254,8 +301,14 @@ internal static unsafe class GemmDriver
                 PackA<TK>(job, ic, mc, pc, kc, aBlock);
                 var accumulate = pb != 0 || !job.OverwriteFirst;
                 var bBlock = job.SharedB + ((nint)pc * job.Panels * TK.NR);
-                for (var panel = p0; panel < p1; panel++)
+                for (var step = 0; step < span; step++)
                 {
+                    var panel = start + step;
+                    if (panel >= p1)
+                    {
+                        panel -= span;
+                    }
+
                     var col = panel * TK.NR;
                     var nr = Math.Min(TK.NR, job.N - col);
                     float* bPanel;
@@ -273,8 +326,10 @@ internal static unsafe class GemmDriver
                         ref var flag = ref ready[(pb * job.Panels) + panel];
                         if (Volatile.Read(ref flag) != generation)
                         {
-                            // Two tasks may pack the same panel at once; they write identical values, and each reads
-                            // the panel only after its own packing (or after seeing the flag) completed.
+                            // Tasks running at once start at different panels (see start), so they rarely pack the same
+                            // one; if they do, both write identical values, and each reads the panel only after its own
+                            // packing (or after seeing the flag) completed. (Without the staggered start, two tasks
+                            // released together packed every panel at once from two cores, fighting over its lines.)
                             PackBPanel<TK>(job, col, nr, pc, kc, bPanel);
                             Volatile.Write(ref flag, generation);
                         }
@@ -299,10 +354,11 @@ internal static unsafe class GemmDriver
                 }
             }
 
-            Interlocked.Increment(ref job.Done);
+            Finish(job);
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void MergeEdge(float* tile, int ldt, float* c, nint ldc, int mr, int nr, bool accumulate)
     {
         for (var i = 0; i < mr; i++)
@@ -332,13 +388,15 @@ internal static unsafe class GemmDriver
         where TK : struct, IMicroKernel => Avx.IsSupported && typeof(TK) != typeof(PortableMicroKernel);
 
     /// <summary>Packs rows [ic, ic+mc) × depth [pc, pc+kc) of α·op(A) into MR-row panels (k-major, zero-padded).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackA<TK>(GemmJob job, int ic, int mc, int pc, int kc, float* dst)
         where TK : struct, IMicroKernel
     {
         var mrFull = TK.MR;
         var alpha = job.Alpha;
         var lda = job.Lda;
-        for (var ir = 0; ir < mc; ir += mrFull)
+        var first = job.TransA ? PackATransposedPanels<TK>(job, ic, mc, pc, kc, dst) : 0;
+        for (var ir = first; ir < mc; ir += mrFull)
         {
             var mr = Math.Min(mrFull, mc - ir);
             var d = dst + ((nint)ir * kc);
@@ -387,35 +445,8 @@ internal static unsafe class GemmDriver
             }
             else
             {
-                // op(A)[i, p] = A[p, i]: MR contiguous values per k.
+                // op(A)[i, p] = A[p, i]: the partial last panel (full panels were packed above), zero-padded.
                 var src = job.A + ((nint)pc * lda) + ic + ir;
-                if (UseAvx<TK>() && mrFull == 8 && mr == 8)
-                {
-                    var scale = Vector256.Create(alpha);
-                    for (var p = 0; p < kc; p++)
-                    {
-                        Avx.Store(d + (p * 8), Avx.Multiply(Avx.LoadVector256(src + (p * lda)), scale));
-                    }
-
-                    continue;
-                }
-
-                if (mrFull == 6 && mr == 6)
-                {
-                    // 4 + 2 values per k: Vector128 (SSE / NEON) and one 64-bit pair.
-                    var scale4 = Vector128.Create(alpha);
-                    for (var p = 0; p < kc; p++)
-                    {
-                        var s = src + (p * lda);
-                        var dd = d + (p * 6);
-                        (Vector128.Load(s) * scale4).Store(dd);
-                        dd[4] = alpha * s[4];
-                        dd[5] = alpha * s[5];
-                    }
-
-                    continue;
-                }
-
                 for (var p = 0; p < kc; p++)
                 {
                     var s = src + (p * lda);
@@ -435,7 +466,65 @@ internal static unsafe class GemmDriver
         }
     }
 
+    /// <summary>
+    /// Packs the full MR-row panels of rows [ic, ic+mc) × depth [pc, pc+kc) of α·Aᵀ (A stored k×m) walking A's stored
+    /// rows in order: for each k, the block's mc contiguous values are spread over the panels. (Walking one panel at a
+    /// time reads 32 bytes per stored row at a stride of lda: with lda a multiple of 1 KiB those rows fall into a couple of
+    /// L1 sets, and the next panel reloads the same lines from L2.)
+    /// </summary>
+    /// <returns>The rows packed (a multiple of MR); the caller packs the remaining partial panel.</returns>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static int PackATransposedPanels<TK>(GemmJob job, int ic, int mc, int pc, int kc, float* dst)
+        where TK : struct, IMicroKernel
+    {
+        var mrFull = TK.MR;
+        var full = mc / mrFull * mrFull;
+        var alpha = job.Alpha;
+        var lda = job.Lda;
+        var src = job.A + ((nint)pc * lda) + ic;
+        var panelStride = (nint)mrFull * kc;
+        if (UseAvx<TK>() && mrFull == 8)
+        {
+            var scale = Vector256.Create(alpha);
+            for (var p = 0; p < kc; p++)
+            {
+                var s = src + (p * lda);
+                var d = dst + (p * 8);
+                for (var ir = 0; ir < full; ir += 8)
+                {
+                    Avx.Store(d, Avx.Multiply(Avx.LoadVector256(s + ir), scale));
+                    d += panelStride;
+                }
+            }
+
+            return full;
+        }
+
+        if (mrFull == 6)
+        {
+            // 4 + 2 values per k and panel: Vector128 (SSE / NEON) and one pair.
+            var scale4 = Vector128.Create(alpha);
+            for (var p = 0; p < kc; p++)
+            {
+                var s = src + (p * lda);
+                var d = dst + (p * 6);
+                for (var ir = 0; ir < full; ir += 6)
+                {
+                    (Vector128.Load(s + ir) * scale4).Store(d);
+                    d[4] = alpha * s[ir + 4];
+                    d[5] = alpha * s[ir + 5];
+                    d += panelStride;
+                }
+            }
+
+            return full;
+        }
+
+        return 0;
+    }
+
     /// <summary>Packs columns [col, col+nr) × depth [pc, pc+kc) of op(B) into one NR-wide panel (k-major, zero-padded).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackBPanel<TK>(GemmJob job, int col, int nr, int pc, int kc, float* dst)
         where TK : struct, IMicroKernel
     {

@@ -65,6 +65,9 @@ internal sealed unsafe class GemmJob
 
     /// <summary>Number of finished tickets.</summary>
     public int Done;
+
+    /// <summary>Set by the thread that finishes the last ticket (the pool's job only; null for single-threaded jobs).</summary>
+    public ManualResetEventSlim? Finished;
 }
 
 /// <summary>Per-thread state: its packing buffer for A blocks.</summary>

@@ -25,6 +25,17 @@ internal readonly struct Avx512MicroKernel : IMicroKernel
         var c50 = Vector512<float>.Zero; var c51 = Vector512<float>.Zero;
         var c60 = Vector512<float>.Zero; var c61 = Vector512<float>.Zero;
         var c70 = Vector512<float>.Zero; var c71 = Vector512<float>.Zero;
+
+        // Fetch the C tile (8 rows × 128 bytes, up to 3 lines each when unaligned) while the depth loop runs: a large C
+        // is not in cache, and its 16 stores (or loads) would otherwise stall on memory at the end of every tile.
+        for (nint i = 0; i < 8; i++)
+        {
+            var row = c + (i * ldc);
+            Sse.Prefetch0(row);
+            Sse.Prefetch0(row + 16);
+            Sse.Prefetch0(row + 31);
+        }
+
         nint p = 0;
         for (; p + 2 <= kc; p += 2)
         {
@@ -175,6 +186,16 @@ internal readonly struct Avx2MicroKernel : IMicroKernel
         var c30 = Vector256<float>.Zero; var c31 = Vector256<float>.Zero;
         var c40 = Vector256<float>.Zero; var c41 = Vector256<float>.Zero;
         var c50 = Vector256<float>.Zero; var c51 = Vector256<float>.Zero;
+
+        // Fetch the C tile (6 rows × 64 bytes, up to 2 lines each when unaligned) while the depth loop runs (see the
+        // AVX-512 kernel).
+        for (nint i = 0; i < 6; i++)
+        {
+            var row = c + (i * ldc);
+            Sse.Prefetch0(row);
+            Sse.Prefetch0(row + 15);
+        }
+
         nint p = 0;
         for (; p + 2 <= kc; p += 2)
         {
