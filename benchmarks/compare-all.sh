@@ -16,7 +16,7 @@
 #
 # usage: benchmarks/compare-all.sh [--threads N] [--workloads gemm,mlp,cnn,gpt] [--runs R] [--only SUBSTR]
 #                                  [--repeats R] [--min-time S] [--quick] [--epochs E] [--load N]
-#                                  [--sides nearml,libtorch,pytorch[,libtorch_passive]] [--raw FILE] [--markdown FILE]
+#                                  [--sides nearml,libtorch,pytorch[,libtorch_passive,nearml_active]] [--raw FILE] [--markdown FILE]
 #                                  [--isa avx2] [--no-build]
 #   --threads     compute threads of every side (default 2)
 #   --runs        processes per (workload, side) (default 3; the median is reported)
@@ -25,7 +25,8 @@
 #   --quick       MLP and CNN 1 epoch, GPT 1 warm-up + 10 timed steps (windows of 2): not the recipe, say so
 #   --epochs E    MLP and CNN epochs (default: the recipe's 5 and 3)
 #   --load N      also measure every side under N busy-loop processes (competing-load mode)
-#   --sides       which sides; libtorch_passive = LibTorch with OMP_WAIT_POLICY=PASSIVE (libgomp threads sleep)
+#   --sides       which sides; libtorch_passive = LibTorch with OMP_WAIT_POLICY=PASSIVE (libgomp threads sleep);
+#                 nearml_active = NearML with KernelThreads.WaitPolicy = Active (always spin: the pool before issue 17)
 #   --raw FILE    append every raw JSON line of every process (tagged with side, run, condition, RSS) to FILE
 #   --markdown F  write the summary tables (markdown) to F as well as to stderr
 #   --isa avx2    cap every engine at AVX2+FMA, to measure an AVX2-only machine (Zen 3, Haswell..Skylake client) on an
@@ -91,7 +92,7 @@ py=/usr/bin/python3
 IFS=',' read -r -a side_list <<<"$sides"
 IFS=',' read -r -a wl <<<"$workloads"
 for s in "${side_list[@]}"; do
-  case "$s" in nearml|libtorch|libtorch_passive|pytorch) ;; *) echo "unknown side '$s'" >&2; exit 2 ;; esac
+  case "$s" in nearml|nearml_active|libtorch|libtorch_passive|pytorch) ;; *) echo "unknown side '$s'" >&2; exit 2 ;; esac
 done
 for w in "${wl[@]}"; do
   case "$w" in gemm|mlp|cnn|gpt) ;; *) echo "unknown workload '$w' (known: gemm, mlp, cnn, gpt)" >&2; exit 2 ;; esac
@@ -140,6 +141,7 @@ side_cmd() {
   esac
   case "$side" in
     nearml) cmd=(dotnet "$ndll" compare "$w" "${args[@]}") ;;
+    nearml_active) cmd=(dotnet "$ndll" compare "$w" "${args[@]}" --wait-policy active) ;;
     libtorch) cmd=(env -u OMP_WAIT_POLICY "$repo/.ci/in-trixie" dotnet "$ldll" compare "$w" "${args[@]}") ;;
     libtorch_passive) cmd=(env OMP_WAIT_POLICY=PASSIVE "$repo/.ci/in-trixie" dotnet "$ldll" compare "$w" "${args[@]}") ;;
     pytorch)
@@ -292,7 +294,7 @@ for key in order:
         summary.append(out)
         print(json.dumps(out, separators=(",", ":")), flush=True)
 
-names = {"nearml": "NearML", "libtorch": "LibTorch 2.10", "libtorch_passive": "LibTorch 2.10 (OMP PASSIVE)", "pytorch": "PyTorch"}
+names = {"nearml": "NearML", "nearml_active": "NearML (WaitPolicy Active)", "libtorch": "LibTorch 2.10", "libtorch_passive": "LibTorch 2.10 (OMP PASSIVE)", "pytorch": "PyTorch"}
 others = [s for s in sides if s != "nearml"]
 md = []
 recipe = "quick (MLP/CNN 1 epoch, GPT 1+10 steps)" if quick == "1" else ("epochs %s" % epochs if epochs else "full recipe")

@@ -21,6 +21,7 @@ internal static class CompareCommand
             Console.Error.WriteLine("       compare gpt --corpus FILE [--threads N] [--warmup W] [--steps S] [--window S] [--seed X]");
             Console.Error.WriteLine("       compare profile-gpt --corpus FILE [--threads N] [--steps S] [--seed X]   (per-op timings)");
             Console.Error.WriteLine("every workload takes --isa avx512|avx2|portable to force a lower kernel instruction set");
+            Console.Error.WriteLine("and --wait-policy adaptive|active|passive to set KernelThreads.WaitPolicy (default adaptive)");
             Console.Error.WriteLine("       compare load-ab [--load N] [--rounds R] [--threads T] [--only SHAPES|none] [--mlp-steps S]   (quiet vs N busy loops, alternating in one process)");
             return 2;
         }
@@ -37,6 +38,11 @@ internal static class CompareCommand
             KernelThreads.Isa = isa;
         }
 
+        if (options.WaitPolicy is { } policy)
+        {
+            KernelThreads.WaitPolicy = policy;
+        }
+
         if (options.Kc is { } kc)
         {
             NearML.Training.Kernels.Internal.GemmDriver.KcMax = kc;
@@ -47,7 +53,7 @@ internal static class CompareCommand
             NearML.Training.Kernels.Internal.GemmDriver.McPanels = mc;
         }
 
-        Console.Error.WriteLine($"kernels: {KernelThreads.InstructionSet}, {KernelThreads.Count} threads");
+        Console.Error.WriteLine($"kernels: {KernelThreads.InstructionSet}, {KernelThreads.Count} threads, wait policy {KernelThreads.WaitPolicy}");
         switch (args[0])
         {
             case "gemm":
@@ -217,6 +223,8 @@ internal static class CompareCommand
 
         public KernelIsa? Isa { get; private set; }
 
+        public KernelWaitPolicy? WaitPolicy { get; private set; }
+
         /// <summary>Gets the GEMM depth block to use instead of the default (blocking experiments).</summary>
         public int? Kc { get; private set; }
 
@@ -268,6 +276,9 @@ internal static class CompareCommand
                         break;
                     case "--isa":
                         o.Isa = Enum.Parse<KernelIsa>(args[++i], ignoreCase: true);
+                        break;
+                    case "--wait-policy":
+                        o.WaitPolicy = Enum.Parse<KernelWaitPolicy>(args[++i], ignoreCase: true);
                         break;
                     case "--corpus":
                         o.Corpus = args[++i];

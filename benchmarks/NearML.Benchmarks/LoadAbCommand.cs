@@ -4,6 +4,7 @@ using System.Text;
 using NearML.Training;
 using NearML.Training.Data;
 using NearML.Training.Kernels;
+using NearML.Training.Kernels.Internal;
 using NearML.Training.Modules;
 using NearML.Training.Optim;
 
@@ -15,7 +16,9 @@ namespace NearML.Benchmarks;
 /// processes (<c>bash -c 'while :; do :; done'</c>, started right before and killed by pid right after) keep the cores
 /// busy — alternating which condition comes first; it reports each workload's quiet and loaded medians and the median of
 /// the per-round loaded/quiet ratios. Workloads: a few GEMM shapes of <see cref="GemmShapes"/> (GFLOP/s) and the MLP
-/// training step (batch 128, AdamW; synthetic 28×28 inputs, so no data set is needed; samples/s).
+/// training step (batch 128, AdamW; synthetic 28×28 inputs, so no data set is needed; samples/s). After a loaded block it
+/// waits 2 s, so the quiet figures are steady-state ones (the adaptive wait policy stays passive for up to 1.6 s after a
+/// load is gone). <c>--policies</c> measures several <see cref="KernelWaitPolicy"/> values side by side.
 /// </summary>
 internal static class LoadAbCommand
 {
@@ -50,12 +53,27 @@ internal static class LoadAbCommand
                 case "--policies":
                     policies = args[++i].Split(',').Select(p => Enum.Parse<KernelWaitPolicy>(p, ignoreCase: true)).ToList();
                     break;
+                case "--pool":
+                    // internal knobs of the adaptive policy, for tuning: lost=0.3,window=30,period=100
+                    foreach (var kv in args[++i].Split(','))
+                    {
+                        var (key, value) = (kv.Split('=')[0], double.Parse(kv.Split('=')[1], CultureInfo.InvariantCulture));
+                        switch (key)
+                        {
+                            case "lost": GemmWorkers.LostFraction = value; break;
+                            case "window": GemmWorkers.WindowMilliseconds = (int)value; break;
+                            case "period": GemmWorkers.ContendedMilliseconds = (int)value; break;
+                            default: throw new ArgumentException($"unknown pool knob '{key}' (lost, window, period)");
+                        }
+                    }
+
+                    break;
                 case "--mlp-steps":
                     mlpSteps = int.Parse(args[++i], CultureInfo.InvariantCulture);
                     break;
                 default:
                     Console.Error.WriteLine($"unknown option '{args[i]}'");
-                    Console.Error.WriteLine("usage: compare load-ab [--load N] [--rounds R] [--threads T] [--only SHAPE,SHAPE|none] [--min-time S] [--mlp-steps S (0: no MLP)] [--policies adaptive,active,passive]");
+                    Console.Error.WriteLine("usage: compare load-ab [--load N] [--rounds R] [--threads T] [--only SHAPE,SHAPE|none] [--min-time S] [--mlp-steps S (0: no MLP)] [--policies adaptive,active,passive] [--pool lost=0.3,window=30,period=100]");
                     return 2;
             }
         }
@@ -119,6 +137,12 @@ internal static class LoadAbCommand
                 finally
                 {
                     StopBusyLoops(busy);
+                }
+
+                if (underLoad)
+                {
+                    // Steady state: the adaptive wait policy stays passive for up to 1.6 s after a load is gone.
+                    Thread.Sleep(2000);
                 }
             }
 

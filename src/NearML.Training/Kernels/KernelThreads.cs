@@ -53,9 +53,9 @@ public static class KernelThreads
     }
 
     /// <summary>Gets or sets how the threads of a multi-threaded product wait (spin or block).</summary>
-    /// <value>The default value is <see cref="KernelWaitPolicy.Adaptive"/>: spin while the cores look free, block for a
-    /// fifth of a second whenever a thread finds it was descheduled while it spun or the caller waited on a task far
-    /// longer than a task takes.</value>
+    /// <value>The default value is <see cref="KernelWaitPolicy.Adaptive"/>: spin while the cores look free; block while
+    /// more than 30 % of the products' time is lost waiting on descheduled workers, for a tenth of a second at a time (up
+    /// to 1.6 s while the load persists).</value>
     /// <exception cref="ArgumentOutOfRangeException">The value is not a defined <see cref="KernelWaitPolicy"/>.</exception>
     public static KernelWaitPolicy WaitPolicy
     {

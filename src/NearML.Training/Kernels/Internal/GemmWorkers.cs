@@ -15,9 +15,9 @@ namespace NearML.Training.Kernels.Internal;
 /// caller that waits for the last tasks longer than two task-times (estimated from its own tasks) plus
 /// <see cref="StraggleSlackMicroseconds"/> waited on a descheduled worker (the wait is lost). When the lost time exceeds
 /// <see cref="LostFraction"/> of a window of <see cref="WindowMilliseconds"/> of products, the verdict makes the pool
-/// passive for <see cref="ContendedMilliseconds"/>: workers block after each job, callers block for the last tasks, and
-/// products below <see cref="ContendedParallelThreshold"/> run on their caller alone; spinning (and the second thread for
-/// those products) is then tried again.
+/// passive for <see cref="ContendedMilliseconds"/> (workers block after each job, callers block for the last tasks), then
+/// spinning is tried again; a load that persists doubles the passive period up to 16×. Passive costs about a tenth on a
+/// free machine and spinning several times that on a shared one, hence quick to turn passive and slow to turn back.
 /// </remarks>
 internal static class GemmWorkers
 {
@@ -53,16 +53,10 @@ internal static class GemmWorkers
     internal static double LostFraction { get; set; } = 0.3;
 
     /// <summary>
-    /// How long the pool stays passive after contention was detected, in milliseconds; doubled (up to 8×) each time the
+    /// How long the pool stays passive after contention was detected, in milliseconds; doubled (up to 16×) each time the
     /// contention is found again right after a passive period.
     /// </summary>
-    internal static int ContendedMilliseconds { get; set; } = 200;
-
-    /// <summary>
-    /// While the adaptive policy is passive, products below this work (m·n·k) run on their caller alone: one stalled task
-    /// (a worker descheduled for a time slice of milliseconds) would cost more than a second thread saves on them.
-    /// </summary>
-    internal static long ContendedParallelThreshold { get; set; } = 1L << 26;
+    internal static int ContendedMilliseconds { get; set; } = 100;
 
     /// <summary>Gets how many times contention was detected since the process started (tests, diagnostics).</summary>
     internal static long ContentionEvents => Volatile.Read(ref s_contentionEvents);
@@ -83,20 +77,11 @@ internal static class GemmWorkers
         }
     }
 
-    /// <summary>
-    /// Runs a job on <paramref name="threads"/> threads (the caller included); false if the pool is busy, or contended and
-    /// the job small (see <see cref="ContendedParallelThreshold"/>): the caller then runs it alone.
-    /// </summary>
+    /// <summary>Runs a job on <paramref name="threads"/> threads (the caller included); false if the pool is busy.</summary>
     /// <param name="setup">Problem description; its fields are copied into the pool's job.</param>
     /// <param name="threads">Threads to use, at least 2.</param>
     internal static unsafe bool TryRun(GemmJob setup, int threads)
     {
-        if ((long)setup.M * setup.N * setup.K < ContendedParallelThreshold
-            && KernelThreads.WaitPolicy == KernelWaitPolicy.Adaptive && Contended)
-        {
-            return false;
-        }
-
         if (!s_gate.TryEnter())
         {
             return false;
@@ -191,11 +176,12 @@ internal static class GemmWorkers
     private static void MarkContended()
     {
         // Found contended again right after a passive period: the load persists, so the next period is twice as long (up
-        // to 8×), sparing the windows spent re-testing it; otherwise it starts again at ContendedMilliseconds.
+        // to 16×), sparing windows spent re-testing it; otherwise it starts again at ContendedMilliseconds. The cap bounds
+        // how long the pool stays passive after the load is gone (1.6 s).
         var now = Stopwatch.GetTimestamp();
         var ended = Volatile.Read(ref s_contendedUntil);
         s_periodScale = ended != 0 && now - ended < ContendedMilliseconds * Stopwatch.Frequency / 1000
-            ? Math.Min(8, 2 * s_periodScale)
+            ? Math.Min(16, 2 * s_periodScale)
             : 1;
         Volatile.Write(ref s_contendedUntil, now + (s_periodScale * ContendedMilliseconds * Stopwatch.Frequency / 1000));
         Interlocked.Increment(ref s_contentionEvents);
