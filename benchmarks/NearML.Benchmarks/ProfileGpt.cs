@@ -16,6 +16,7 @@ namespace NearML.Benchmarks;
 /// step's shapes (4,096 tokens × d 128), median of repeated calls on random inputs, with its share of the step once
 /// multiplied by the number of times a step runs it. A diagnostic for deciding which ops are worth fusing, not a
 /// comparison: the ops run cold here (their inputs are not in cache from the previous op), so the shares are upper bounds.
+/// Last, the attention alone per row-block size (<see cref="Tape.AttentionBlockRows"/>), alternated, with CPU time.
 /// </summary>
 internal static class ProfileGpt
 {
@@ -84,6 +85,8 @@ internal static class ProfileGpt
         total += Op("residual add", 2 * layers + 1, step, rng, [tokens, d], (t, x) => t.Add(x, x));
         total += Op("head (tied) 128→vocab + cross-entropy", 1, step, rng, [tokens, d], (t, x) => t.CrossEntropy(t.Linear(x, model.Tok.Weight, null), batch.Targets));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {"sum of the ops above",-40} {total,8:F3} ms  ({100 * total / step,5:F1} % of the step; the rest: embeddings, gradient zeroing, tape bookkeeping, caches)"));
+
+        AttentionBlocks(rng, batchSize, context, d, config.Heads);
         return 0;
     }
 
@@ -121,6 +124,81 @@ internal static class ProfileGpt
         var perCall = Median(both);
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {name,-40} forward {Median(fwd),7:F3} ms  backward {perCall - Median(fwd),7:F3} ms  × {perStep,2} = {perCall * perStep,8:F3} ms  ({100 * perCall * perStep / step,5:F1} % of the step)"));
         return perCall * perStep;
+    }
+
+    /// <summary>
+    /// The attention alone per row-block size, alternated over 3 rounds: T rows is one block, i.e. the former full-matrix
+    /// products (T×T scores, P·V, dP, dQ, dK, dV over all of T). Wall milliseconds (median) and process CPU milliseconds
+    /// per forward + backward (median of the rounds; more stable than wall on a shared machine). Every size gives the same bits.
+    /// </summary>
+    private static void AttentionBlocks(Random rng, int batchSize, int context, int d, int heads)
+    {
+        int[] sizes = [context, 16, 32, 64];
+        var x = Tensor.Create(true, batchSize, context, 3 * d);
+        var xd = x.Data;
+        for (var i = 0; i < xd.Length; i++)
+        {
+            xd[i] = (float)(rng.NextDouble() * 2) - 1;
+        }
+
+        var grad = Enumerable.Range(0, batchSize * context * d).Select(i => (float)Math.Sin(i) * 1e-2f).ToArray();
+        var tape = new Tape();
+        var fwd = sizes.Select(_ => new List<double>()).ToArray();
+        var bwd = sizes.Select(_ => new List<double>()).ToArray();
+        var cpu = sizes.Select(_ => new List<double>()).ToArray();
+        using var process = Process.GetCurrentProcess();
+        var keep = Tape.AttentionBlockRows;
+        try
+        {
+            for (var round = 0; round < 3; round++)
+            {
+                for (var s = 0; s < sizes.Length; s++)
+                {
+                    Tape.AttentionBlockRows = sizes[s];
+                    process.Refresh();
+                    var c0 = process.TotalProcessorTime;
+                    const int Reps = 20;
+                    for (var r = -3; r < Reps; r++)
+                    {
+                        if (r == 0)
+                        {
+                            process.Refresh();
+                            c0 = process.TotalProcessorTime;
+                        }
+
+                        tape.Reset();
+                        var t0 = Stopwatch.GetTimestamp();
+                        var y = tape.CausalSelfAttention(x, heads);
+                        var t1 = Stopwatch.GetTimestamp();
+                        tape.Backward(y, grad);
+                        if (r >= 0)
+                        {
+                            fwd[s].Add(Stopwatch.GetElapsedTime(t0, t1).TotalMilliseconds);
+                            bwd[s].Add(Stopwatch.GetElapsedTime(t1).TotalMilliseconds);
+                        }
+                    }
+
+                    process.Refresh();
+                    cpu[s].Add((process.TotalProcessorTime - c0).TotalMilliseconds / Reps);
+                }
+            }
+        }
+        finally
+        {
+            Tape.AttentionBlockRows = keep;
+        }
+
+        double full = 0;
+        for (var s = 0; s < sizes.Length; s++)
+        {
+            fwd[s].Sort();
+            bwd[s].Sort();
+            cpu[s].Sort();
+            var both = Median(cpu[s]);
+            full = s == 0 ? both : full;
+            var label = sizes[s] == context ? $"attention, one block of {context} (full)" : $"attention, row blocks of {sizes[s]}";
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {label,-40} forward {Median(fwd[s]),7:F3} ms  backward {Median(bwd[s]),7:F3} ms  CPU {both,7:F3} ms per call  ({full / both:F2}× the full products' CPU)"));
+        }
     }
 
     private static double Median(List<double> sorted) =>

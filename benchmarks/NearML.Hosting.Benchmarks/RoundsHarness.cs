@@ -173,7 +173,7 @@ internal static class RoundsHarness
             o.Rounds = warmup + rounds;
             o.InnerSteps = 5;
             o.BatchSize = 16;
-            o.Compression = encoding;
+            o.UpdateEncoding = encoding;
             o.InnerLearningRate = 0.01;
             o.MinWorkers = workers;
             o.MaxWorkers = workers;

@@ -40,7 +40,6 @@ internal sealed class LoopbackCoordinator : IAsyncDisposable
                 ConnectionFaulted = static (remote, ex) => Console.Error.WriteLine($"fault {remote}: {ex.Message}"),
                 HandshakeRatePerAddress = 1e6,
                 HandshakeBurstPerAddress = 1_000_000,
-                Connection = new FrameConnectionOptions { BufferPool = Environment.GetEnvironmentVariable("BENCH_POOL") == "1" ? new FrameBufferPool() : null },
             });
         _listener.Start();
     }
@@ -88,7 +87,8 @@ internal sealed class LoopbackCoordinator : IAsyncDisposable
 /// Issue 15 §2: a 100 MiB ParameterSet over loopback TLS through NearML's framing (FrameConnection, ParameterTransfer:
 /// 1 MiB chunks, per-chunk SHA-256 verify, root check) within 80% of a bare SslStream copy of the same bytes, measured in
 /// the same run: the two alternate (NearML, bare, NearML, bare, ...) after one warm-up each, and each side's median is
-/// compared. CPU time is the process's (both ends live in this process).
+/// compared. CPU time and allocated bytes are the process's (both ends live in this process); <c>--alloc-trace</c> adds
+/// the runtime's allocation samples by type.
 /// </summary>
 internal static class TransferHarness
 {
@@ -106,8 +106,7 @@ internal static class TransferHarness
         }
 
         await using var coordinator = new LoopbackCoordinator(set, TimeSpan.FromSeconds(5));
-        await using var connection = await ProtocolConnector.ConnectAsync(
-            "127.0.0.1", coordinator.Port, coordinator.Trust, new FrameConnectionOptions { BufferPool = Environment.GetEnvironmentVariable("BENCH_POOL") == "1" ? new FrameBufferPool() : null });
+        await using var connection = await ProtocolConnector.ConnectAsync("127.0.0.1", coordinator.Port, coordinator.Trust);
         using var identity = Ed25519Identity.Generate();
         await WorkerHandshake.RunAsync(connection, identity, new WorkerHandshakeOptions { WorkerId = "bench" });
         var destination = set.CreateZeros();

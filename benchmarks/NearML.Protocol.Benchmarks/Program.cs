@@ -2,7 +2,7 @@ using BenchmarkDotNet.Running;
 using NearML.Protocol.Benchmarks;
 
 // Console harnesses for the two protocol targets, plus BenchmarkDotNet micro-benchmarks:
-//   dotnet run -c Release --project benchmarks/NearML.Protocol.Benchmarks -- transfer [--mb 100] [--runs 3] [--json FILE]
+//   dotnet run -c Release --project benchmarks/NearML.Protocol.Benchmarks -- transfer [--mb 100] [--runs 3] [--json FILE] [--alloc-trace]
 //   dotnet run -c Release --project benchmarks/NearML.Protocol.Benchmarks -- idle [--connections 200] [--interval 15] [--settle 15] [--window 45]
 //   dotnet run -c Release --project benchmarks/NearML.Protocol.Benchmarks -- bdn --filter '*'
 // All traffic stays on 127.0.0.1.

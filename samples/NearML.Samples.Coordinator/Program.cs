@@ -29,7 +29,8 @@ var rounds = new Option<int?>("--rounds") { Description = "Outer rounds", HelpNa
 var steps = new Option<int?>("--steps") { Description = "Inner steps per round (H)", HelpName = "H" };
 var batchSize = new Option<int?>("--batch-size") { Description = "Samples per inner step", HelpName = "N" };
 var shards = new Option<int?>("--shards") { Description = "Dataset shards", HelpName = "N" };
-var compression = new Option<string>("--compression") { Description = "Update encoding: int8, int4, fp16 or fp32" };
+var encoding = new Option<string>("--encoding") { Description = "Update encoding: int8, int4, fp16 or fp32 (NearML:Coordinator:UpdateEncoding)" };
+var compression = new Option<string>("--compression") { Description = "Deprecated alias of --encoding (sets the deprecated Compression key; the coordinator logs a warning)", Hidden = true };
 var seed = new Option<int?>("--seed") { Description = "Seed (model initialisation, shards)", HelpName = "N" };
 var minWorkers = new Option<int?>("--min-workers") { Description = "Workers needed before a round starts", HelpName = "N" };
 var maxWorkers = new Option<int?>("--max-workers") { Description = "Most workers admitted", HelpName = "N" };
@@ -52,7 +53,7 @@ var root = new RootCommand("""
     Ctrl+C or SIGTERM stops cleanly. Exit codes: 0 training complete or stopped, 1 failed, 2 bad input.
     """)
 {
-    listen, port, data, dataset, cert, model, rounds, steps, batchSize, shards, compression, seed, minWorkers, maxWorkers, roundTimeout, heartbeat,
+    listen, port, data, dataset, cert, model, rounds, steps, batchSize, shards, encoding, compression, seed, minWorkers, maxWorkers, roundTimeout, heartbeat,
     settleEvery, settlementKey, allowSimulated, secure, postgres, postgresSchema,
 };
 
@@ -69,6 +70,7 @@ root.SetAction(async (parse, _) =>
     overrides.Set(steps, "InnerSteps", v => SampleCommandLine.Invariant(v!.Value));
     overrides.Set(batchSize, "BatchSize", v => SampleCommandLine.Invariant(v!.Value));
     overrides.Set(shards, "ShardCount", v => SampleCommandLine.Invariant(v!.Value));
+    overrides.Set(encoding, "UpdateEncoding", v => v);
     overrides.Set(compression, "Compression", v => v);
     overrides.Set(seed, "Seed", v => SampleCommandLine.Invariant(v!.Value));
     overrides.Set(minWorkers, "MinWorkers", v => SampleCommandLine.Invariant(v!.Value));

@@ -29,7 +29,7 @@ internal static class Charts
         var contributions = workers.Select((w, i) => new WorkerContribution(ClusterSettings.WorkerId(i), w.Receipts)).ToList();
         var directory = Path.Combine(settings.StateDirectory, "plots");
         var title = $"local cluster, {settings.Workers} workers, {settings.Model}";
-        var written = TrainingCharts.Write(directory, title, "round", points, bytes, $"DiLoCo H={settings.InnerSteps} {settings.Compression} updates", contributions, "receipts");
+        var written = TrainingCharts.Write(directory, title, "round", points, bytes, $"DiLoCo H={settings.InnerSteps} {settings.UpdateEncoding} updates", contributions, "receipts");
         AnsiConsole.MarkupLine($"Charts: [grey]{Markup.Escape(string.Join(", ", written))}[/]");
         return written;
     }

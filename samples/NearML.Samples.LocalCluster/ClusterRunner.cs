@@ -156,7 +156,7 @@ internal static class ClusterRunner
     private static void PrintBanner(ClusterSettings settings, FashionMnistLocation dataset, string logPath)
     {
         AnsiConsole.Write(new Rule("[bold]NearML local cluster[/]").LeftJustified());
-        AnsiConsole.MarkupLine($"{settings.Workers} workers × {settings.Rounds} rounds × {settings.InnerSteps} inner steps, model [bold]{settings.Model}[/], updates [bold]{settings.Compression}[/]{(settings.Secure ? ", [bold]secure aggregation[/]" : string.Empty)}");
+        AnsiConsole.MarkupLine($"{settings.Workers} workers × {settings.Rounds} rounds × {settings.InnerSteps} inner steps, model [bold]{settings.Model}[/], updates [bold]{settings.UpdateEncoding}[/]{(settings.Secure ? ", [bold]secure aggregation[/]" : string.Empty)}");
         AnsiConsole.MarkupLine($"Data: {Markup.Escape(dataset.Description)}{(dataset.IsSubset ? " [grey](the full 60,000/10,000 set is used when installed: sudo apt-get install dataset-fashion-mnist, or --data DIR)[/]" : string.Empty)}");
         AnsiConsole.MarkupLine($"State (SQLite, checkpoints, ledger, keys): [grey]{Markup.Escape(settings.StateDirectory)}[/]   Log: [grey]{Markup.Escape(logPath)}[/]");
         AnsiConsole.MarkupLine("[yellow]Development policy:[/] workers use the [bold]simulated[/] TEE attestation provider and the coordinator admits it "
@@ -182,7 +182,7 @@ internal static class ClusterRunner
             o.DatasetDirectory = datasetDirectory;
             o.Rounds = settings.Rounds;
             o.InnerSteps = settings.InnerSteps;
-            o.Compression = settings.Compression;
+            o.UpdateEncoding = settings.UpdateEncoding;
             o.MinWorkers = settings.Workers;
             o.AllowSimulatedAttestation = true;
             o.SettlementDryRun = true;

@@ -19,7 +19,7 @@ internal sealed class ClusterSettings
 
     public bool Fresh { get; init; }
 
-    public string Compression { get; init; } = "int8";
+    public string UpdateEncoding { get; init; } = "int8";
 
     public bool Plain { get; init; }
 

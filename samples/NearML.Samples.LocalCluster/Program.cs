@@ -17,8 +17,8 @@ var data = new Option<string?>("--data") { Description = "Fashion-MNIST folder (
 var dataDir = new Option<string>("--state") { Description = "Cluster state folder (SQLite, checkpoints, ledger, keys)", DefaultValueFactory = _ => "nearml-data" };
 var secure = new Option<bool>("--secure") { Description = "Secure aggregation (SecAgg+): the coordinator learns only the sum of updates" };
 var fresh = new Option<bool>("--fresh") { Description = "Delete the cluster state folder first (otherwise a finished job is reported, an unfinished one resumes)" };
-var compression = new Option<string>("--compression") { Description = "Update encoding", DefaultValueFactory = _ => "int8" };
-compression.AcceptOnlyFromAmong("int8", "int4", "fp16", "fp32");
+var encoding = new Option<string>("--encoding", "--compression") { Description = "Update encoding (--compression: deprecated alias)", DefaultValueFactory = _ => "int8" };
+encoding.AcceptOnlyFromAmong("int8", "int4", "fp16", "fp32");
 var plain = new Option<bool>("--plain") { Description = "No live display: one line per round (also used when output is redirected)" };
 var dashboardPort = new Option<int>("--dashboard-port") { Description = "Port of the live dashboard on 127.0.0.1 (0: a free port)", DefaultValueFactory = _ => 5080 };
 var noDashboard = new Option<bool>("--no-dashboard") { Description = "Do not serve the live dashboard" };
@@ -26,10 +26,11 @@ var settlementKey = new Option<string?>("--settlement-key") { Description = "Pay
 
 var root = new RootCommand("NearML local cluster: a coordinator and N workers on loopback training Fashion-MNIST with DiLoCo.")
 {
-    workers, rounds, steps, model, data, dataDir, secure, fresh, compression, plain, dashboardPort, noDashboard, settlementKey,
+    workers, rounds, steps, model, data, dataDir, secure, fresh, encoding, plain, dashboardPort, noDashboard, settlementKey,
 };
 root.SetAction(async (parse, cancellationToken) =>
 {
+    SampleCommandLine.WarnDeprecatedAlias(parse, encoding, "--compression");
     var settings = new ClusterSettings
     {
         Workers = parse.GetValue(workers),
@@ -40,7 +41,7 @@ root.SetAction(async (parse, cancellationToken) =>
         StateDirectory = Path.GetFullPath(parse.GetValue(dataDir)!),
         Secure = parse.GetValue(secure),
         Fresh = parse.GetValue(fresh),
-        Compression = parse.GetValue(compression)!,
+        UpdateEncoding = parse.GetValue(encoding)!,
         Plain = parse.GetValue(plain) || Console.IsOutputRedirected,
         DashboardPort = parse.GetValue(noDashboard) ? null : parse.GetValue(dashboardPort),
         SettlementKeyPath = parse.GetValue(settlementKey) is { } key ? Path.GetFullPath(key) : null,

@@ -54,7 +54,7 @@ internal static class Summary
         AnsiConsole.Write(table);
         AnsiConsole.MarkupLine(string.Create(
             CultureInfo.InvariantCulture,
-            $"[grey]sent = every byte the worker wrote to its TLS connection (frames: handshake, parameter requests, progress, heartbeats, {settings.Compression} updates).[/]"));
+            $"[grey]sent = every byte the worker wrote to its TLS connection (frames: handshake, parameter requests, progress, heartbeats, {settings.UpdateEncoding} updates).[/]"));
         AnsiConsole.MarkupLine(string.Create(
             CultureInfo.InvariantCulture,
             $"[grey]DDP would send = steps × 4 B × {parameterCount:N0} parameters (one fp32 gradient per step to the aggregator, as in docs/low-communication.md); a ring all-reduce would send 2(N−1)/N of that.[/]"));

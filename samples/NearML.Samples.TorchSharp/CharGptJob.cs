@@ -62,7 +62,7 @@ internal sealed record CharGptSettings
     public double OuterMomentum { get; init; } = 0.5;
 
     /// <summary>Gets DiLoCo's update encoding.</summary>
-    public string Compression { get; init; } = "int8";
+    public string UpdateEncoding { get; init; } = "int8";
 
     /// <summary>Gets the seed (initial parameters, shard order, data order).</summary>
     public int Seed { get; init; } = 1;
@@ -238,7 +238,7 @@ internal static class CharGptJob
             o.WeightDecay = s.WeightDecay;
             o.OuterLearningRate = s.OuterLearningRate;
             o.OuterMomentum = s.OuterMomentum;
-            o.Compression = ddp ? "fp32" : s.Compression;
+            o.UpdateEncoding = ddp ? "fp32" : s.UpdateEncoding;
             o.Seed = s.Seed;
             o.EvaluateEveryRounds = 1;
             o.EvaluationSamples = s.EvaluationWindows;

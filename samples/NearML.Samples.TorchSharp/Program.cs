@@ -26,8 +26,8 @@ var lr = new Option<double?>("--lr") { Description = $"AdamW learning rate, DiLo
 var wd = new Option<double?>("--weight-decay") { Description = $"AdamW weight decay ({defaults.WeightDecay})", HelpName = "WD" };
 var outerLr = new Option<double?>("--outer-lr") { Description = $"DiLoCo outer Nesterov learning rate ({defaults.OuterLearningRate})", HelpName = "LR" };
 var outerMomentum = new Option<double?>("--outer-momentum") { Description = $"DiLoCo outer momentum ({defaults.OuterMomentum})", HelpName = "M" };
-var compression = new Option<string>("--compression") { Description = $"DiLoCo update encoding: int8 (default), int4, fp16, fp32", HelpName = "NAME" };
-compression.AcceptOnlyFromAmong("int8", "int4", "fp16", "fp32");
+var encoding = new Option<string>("--encoding", "--compression") { Description = $"DiLoCo update encoding: int8 (default), int4, fp16, fp32 (--compression: deprecated alias)", HelpName = "NAME" };
+encoding.AcceptOnlyFromAmong("int8", "int4", "fp16", "fp32");
 var seed = new Option<int?>("--seed") { Description = $"Seed ({defaults.Seed})", HelpName = "N" };
 var threads = new Option<int?>("--threads") { Description = $"LibTorch threads, process-wide ({defaults.Threads})", HelpName = "N" };
 
@@ -37,11 +37,12 @@ var root = new RootCommand("""
     each sent and the ratio. Exit codes: 0 done, 1 failed, 2 bad input, 130 cancelled.
     """)
 {
-    full, strategy, text, workers, steps, h, batch, context, width, layers, heads, lr, wd, outerLr, outerMomentum, compression, seed, threads,
+    full, strategy, text, workers, steps, h, batch, context, width, layers, heads, lr, wd, outerLr, outerMomentum, encoding, seed, threads,
 };
 
 root.SetAction(async (parse, ct) =>
 {
+    SampleCommandLine.WarnDeprecatedAlias(parse, encoding, "--compression");
     var s = parse.GetValue(full) ? CharGptPresets.Full(defaults) : defaults;
     s = s with
     {
@@ -58,7 +59,7 @@ root.SetAction(async (parse, ct) =>
         WeightDecay = parse.GetValue(wd) ?? s.WeightDecay,
         OuterLearningRate = parse.GetValue(outerLr) ?? s.OuterLearningRate,
         OuterMomentum = parse.GetValue(outerMomentum) ?? s.OuterMomentum,
-        Compression = parse.GetValue(compression) ?? s.Compression,
+        UpdateEncoding = parse.GetValue(encoding) ?? s.UpdateEncoding,
         Seed = parse.GetValue(seed) ?? s.Seed,
         Threads = parse.GetValue(threads) ?? s.Threads,
     };
@@ -78,7 +79,7 @@ root.SetAction(async (parse, ct) =>
 
     var which = parse.GetValue(strategy) ?? "both";
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-        $"char-GPT (TorchSharp): {s.Layers} layers, width {s.DModel}, {s.Heads} heads, context {s.Context}; {s.Workers} workers × {s.Steps} steps, batch {s.BatchSize}, AdamW lr {s.LearningRate}; DiLoCo H {s.InnerSteps} {s.Compression} outer {s.OuterLearningRate} / {s.OuterMomentum}; text {s.TextFile}"));
+        $"char-GPT (TorchSharp): {s.Layers} layers, width {s.DModel}, {s.Heads} heads, context {s.Context}; {s.Workers} workers × {s.Steps} steps, batch {s.BatchSize}, AdamW lr {s.LearningRate}; DiLoCo H {s.InnerSteps} {s.UpdateEncoding} outer {s.OuterLearningRate} / {s.OuterMomentum}; text {s.TextFile}"));
     void Progress(string line) => Console.WriteLine(line);
     var every = TimeSpan.FromSeconds(15);
     CharGptResult? diloco = null, ddp = null;
@@ -117,5 +118,5 @@ internal static class CharGptPresets
     /// <summary>The full target run (see README.md for its measured figures).</summary>
     /// <param name="s">The defaults.</param>
     /// <returns>The settings.</returns>
-    public static CharGptSettings Full(CharGptSettings s) => s with { Steps = 2000, InnerSteps = 80, Compression = "int4" };
+    public static CharGptSettings Full(CharGptSettings s) => s with { Steps = 2000, InnerSteps = 80, UpdateEncoding = "int4" };
 }

@@ -151,6 +151,20 @@ internal static class SampleCommandLine
         return exitCode;
     }
 
+    /// <summary>Writes one <c>warning:</c> line on stderr when <paramref name="option"/> was given under a deprecated alias.</summary>
+    /// <param name="parse">The parse result.</param>
+    /// <param name="option">The option (its <see cref="Symbol.Name"/> is the new name).</param>
+    /// <param name="alias">The deprecated alias, for example <c>--compression</c>.</param>
+    public static void WarnDeprecatedAlias(ParseResult parse, Option option, string alias)
+    {
+        ArgumentNullException.ThrowIfNull(parse);
+        ArgumentNullException.ThrowIfNull(option);
+        if (parse.GetResult(option)?.IdentifierToken?.Value == alias)
+        {
+            Console.Error.WriteLine($"warning: {alias} is deprecated; use {option.Name}");
+        }
+    }
+
     /// <summary>Folds an exception (and its inner exceptions' messages when they add something) into one line.</summary>
     /// <param name="ex">The exception.</param>
     /// <returns>The line.</returns>

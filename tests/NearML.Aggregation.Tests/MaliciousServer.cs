@@ -36,6 +36,7 @@ internal sealed class MaliciousServer
     private readonly HashSet<uint> _alive = [];
     private readonly HashSet<(uint Owner, uint Peer)> _genuine = [];
     private readonly IReadOnlyList<AdvertiseKeys>? _staleKeys;
+    private readonly Dictionary<uint, NearML.Core.Protocol.Ed25519Identity> _signers = [];
 
     /// <param name="config">The round (active or, for the control runs, semi-honest).</param>
     /// <param name="identities">Identity key pairs per client (null for a semi-honest config).</param>
@@ -235,7 +236,7 @@ internal sealed class MaliciousServer
                     {
                         if (view.Contains(c))
                         {
-                            request.Signatures.Add(new SignedView { ClientId = c, Signature = ByteString.CopyFrom(Signatures.Sign(_identities[c].Sk, Protocol.SurvivorTranscript(_session, view))) });
+                            request.Signatures.Add(new SignedView { ClientId = c, Signature = ByteString.CopyFrom(Signatures.Sign(Signer(c), Protocol.SurvivorTranscript(_session, view))) });
                         }
                     }
 
@@ -326,7 +327,7 @@ internal sealed class MaliciousServer
                     var signer = _corrupt.Count > 0 ? _corrupt.First() : (peer + 1) % (uint)_n;
                     if (signer < _identities.Length && _corrupt.Contains(signer))
                     {
-                        keys.Signature = ByteString.CopyFrom(Signatures.Sign(_identities[signer].Sk, transcript));
+                        keys.Signature = ByteString.CopyFrom(Signatures.Sign(Signer(signer), transcript));
                     }
 
                     break;
@@ -542,5 +543,17 @@ internal sealed class MaliciousServer
         }
 
         return null;
+    }
+
+    /// <summary>A corrupt client's signing key, imported once and kept (as an honest client keeps its identity).</summary>
+    private NearML.Core.Protocol.Ed25519Identity Signer(uint client)
+    {
+        if (!_signers.TryGetValue(client, out var signer))
+        {
+            signer = NearML.Core.Protocol.Ed25519Identity.FromSeed(_identities[client].Sk);
+            _signers[client] = signer;
+        }
+
+        return signer;
     }
 }

@@ -137,7 +137,8 @@ public sealed class PrimitiveTests
 
         var (sk, pk) = AggregationRound.CreateIdentityKey();
         var msg = "hello"u8.ToArray();
-        var sig = Signatures.Sign(sk, msg);
+        using var key = NearML.Core.Protocol.Ed25519Identity.FromSeed(sk);
+        var sig = Signatures.Sign(key, msg);
         Assert.IsTrue(Signatures.Verify(pk, msg, sig));
         sig[5] ^= 1;
         Assert.IsFalse(Signatures.Verify(pk, msg, sig));

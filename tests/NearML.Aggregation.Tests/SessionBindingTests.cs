@@ -94,7 +94,8 @@ public sealed class SessionBindingTests
                 var survivors = m.UnmaskingRequest.Survivors.ToArray();
                 var forged = m.Clone();
                 var view = forged.UnmaskingRequest.Signatures.First(s => s.ClientId == 1);
-                view.Signature = ByteString.CopyFrom(Signatures.Sign(ids[1].PrivateKey, Protocol.SurvivorTranscript(new Session(other), survivors)));
+                using var key1 = NearML.Core.Protocol.Ed25519Identity.FromSeed(ids[1].PrivateKey);
+                view.Signature = ByteString.CopyFrom(Signatures.Sign(key1, Protocol.SurvivorTranscript(new Session(other), survivors)));
                 return forged;
             }
 

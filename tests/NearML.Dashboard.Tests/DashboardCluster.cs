@@ -92,7 +92,7 @@ internal sealed class DashboardCluster : IAsyncDisposable
             o.Rounds = rounds;
             o.InnerSteps = 10;
             o.BatchSize = 32;
-            o.Compression = "int8";
+            o.UpdateEncoding = "int8";
             o.MinWorkers = workers;
             o.RoundTimeout = TimeSpan.FromSeconds(60);
             o.HeartbeatInterval = TimeSpan.FromSeconds(1);

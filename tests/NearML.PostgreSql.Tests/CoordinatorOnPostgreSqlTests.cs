@@ -79,7 +79,7 @@ public sealed class CoordinatorOnPostgreSqlTests
             o.ModelConfigJson = """{"hidden":16}""";
             o.Rounds = rounds;
             o.InnerSteps = 3;
-            o.Compression = "fp32";
+            o.UpdateEncoding = "fp32";
             o.RoundTimeout = TimeSpan.FromSeconds(60);
             o.HeartbeatInterval = TimeSpan.FromSeconds(1);
             o.EvaluationSamples = 50;

@@ -91,7 +91,7 @@ public sealed class SettlementCatchUpTests
     private static IHost Coordinator(string schema, string dataset, string data) =>
         PostgreSqlTestHosts.Coordinator(schema, "pg-catchup", dataset, data, static o =>
         {
-            o.Compression = "fp32";
+            o.UpdateEncoding = "fp32";
             o.RoundTimeout = TimeSpan.FromSeconds(60);
             o.HeartbeatInterval = TimeSpan.FromSeconds(1);
             o.EvaluationSamples = 50;

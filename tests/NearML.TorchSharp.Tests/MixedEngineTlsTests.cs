@@ -71,7 +71,7 @@ public sealed class MixedEngineTlsTests
             o.BatchSize = BatchSize;
             o.InnerLearningRate = 1e-3;
             o.WeightDecay = 0.01;
-            o.Compression = "fp32";
+            o.UpdateEncoding = "fp32";
             o.EvaluateEveryRounds = Rounds;
             o.EvaluationSamples = 0; // the whole test set
             o.RoundTimeout = TimeSpan.FromMinutes(3);

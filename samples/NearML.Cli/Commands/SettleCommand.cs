@@ -1,6 +1,8 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json.Nodes;
+using Microsoft.Extensions.DependencyInjection;
+using NearML.Hosting.Settlement;
 using NearML.Hosting.State;
 using NearML.Ledger;
 using NearML.Samples;
@@ -12,7 +14,8 @@ namespace NearML.Cli.Commands;
 /// <c>nearml settle DATA --epoch N --dry-run|--send</c>: pays an epoch of a coordinator's ledger on NEAR. The ledger is verified
 /// (chain and signatures) first; the epoch's Merkle root and payouts are computed with <see cref="RewardPolicy"/> exactly as the
 /// coordinator does. <c>--dry-run</c> prints the plan and touches nothing; <c>--send</c> settles through <see cref="NearSettler"/>
-/// and the coordinator's own <c>settlement.db</c>, so a settlement is exactly once whether the coordinator or this tool (or
+/// and the coordinator's own <c>settlement.db</c> (NEAR JSON-RPC through <see cref="SettlementService.CreateRpcClient"/>, the
+/// coordinator's pooled client and retry), so a settlement is exactly once whether the coordinator or this tool (or
 /// both, one after the other) ran it, and an interrupted run resumes with the same signed bytes.
 /// </summary>
 internal static class SettleCommand
@@ -113,8 +116,11 @@ internal static class SettleCommand
 
             using (credentials)
             {
-                using var http = new HttpClient();
-                var client = new NearRpcClient(http, new NearRpcClientOptions { Endpoint = endpoint });
+                // The coordinator's own path: the pooled named client from IHttpClientFactory and NearRpcClient's Polly retry.
+                var services = new ServiceCollection();
+                SettlementService.AddRpcHttpClient(services);
+                using var provider = services.BuildServiceProvider();
+                var client = SettlementService.CreateRpcClient(provider.GetRequiredService<IHttpClientFactory>(), endpoint);
                 using var store = new SettlementStore(Path.Combine(folder, "settlement.db"));
                 var settler = new NearSettler(client, store, credentials, new SettlementOptions
                 {

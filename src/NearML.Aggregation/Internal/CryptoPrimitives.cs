@@ -58,21 +58,25 @@ internal static class KeyAgreement
 /// <summary>
 /// ed25519 signatures (RFC 8032) for the active-adversary variant: the worker identity of NearML.Core
 /// (<see cref="Ed25519Identity"/>, the key a worker already proves in its handshake), not a second implementation.
+/// Signing takes the key object the caller keeps for the session (imported once), never raw key bytes per call;
+/// verification takes the raw public key (no key object is built).
 /// </summary>
 internal static class Signatures
 {
     public const int PublicKeySize = Ed25519Identity.PublicKeySize;
     public const int SignatureSize = Ed25519Identity.SignatureSize;
 
+    /// <summary>The public key of a seed (key creation only: imports the key once).</summary>
     public static byte[] PublicKeyOf(byte[] privateKey)
     {
         using var identity = Ed25519Identity.FromSeed(privateKey);
         return identity.PublicKey.ToArray();
     }
 
-    public static byte[] Sign(byte[] privateKey, byte[] message)
+    /// <summary>Signs with a key imported once and kept by the caller (<see cref="Ed25519Identity.FromSeed"/>).</summary>
+    public static byte[] Sign(IWorkerIdentity identity, ReadOnlySpan<byte> message)
     {
-        using var identity = Ed25519Identity.FromSeed(privateKey);
+        ArgumentNullException.ThrowIfNull(identity);
         return identity.Sign(message);
     }
 

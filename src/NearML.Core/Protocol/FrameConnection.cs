@@ -163,10 +163,11 @@ public sealed class FrameConnection : IAsyncDisposable
     public ValueTask<IncomingFrame?> ReceiveFrameAsync(CancellationToken cancellationToken = default) => ReceiveFrameAsync(null, cancellationToken);
 
     /// <summary>
-    /// Reads the next frame like <see cref="ReceiveFrameAsync(CancellationToken)"/>, except that a <see cref="ParameterChunk"/>
-    /// is not returned whole: its data goes to <paramref name="chunkSink"/> piece by piece while it arrives (so it is copied
-    /// once, while in cache, and the reader need not wait for the whole frame), and the frame returned has an empty payload.
-    /// A chunk laid out differently from <see cref="ParameterChunkCodec.Write"/>'s order is read whole and then passed on.
+    /// Reads the next frame like <see cref="ReceiveFrameAsync(CancellationToken)"/>, except that <see cref="ParameterChunk"/>
+    /// frames are not returned: their data goes to <paramref name="chunkSink"/> piece by piece while it arrives (so it is
+    /// copied once, while in cache, and the reader need not wait for whole frames), and the first other frame is returned.
+    /// One call covers any number of chunks, so nothing is allocated per chunk. A chunk laid out differently from
+    /// <see cref="ParameterChunkCodec.Write"/>'s order is read whole and then passed on.
     /// A failure or cancellation in the middle of a chunk faults the connection (the stream is no longer at a frame boundary).
     /// </summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
@@ -235,11 +236,75 @@ public sealed class FrameConnection : IAsyncDisposable
                             }
 
                             reader.AdvanceTo(buffer.GetPosition(WireProtocol.FrameHeaderSize + headLength));
-                            await StreamChunkAsync(reader, chunkSink, frameOffset, length, length - headLength - dataLength, dataLength, cancellationToken).ConfigureAwait(false);
+                            long data = dataLength, trailer = length - headLength - dataLength, remaining = data + trailer;
+                            try
+                            {
+                                // Each piece is consumed as soon as it arrives, so the pipe stays small and the bytes are still in cache.
+                                while (remaining > 0)
+                                {
+                                    var more = await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+                                    var pieces = more.Buffer;
+                                    if (data > 0)
+                                    {
+                                        var take = Math.Min(pieces.Length, data);
+                                        foreach (var segment in pieces.Slice(0, take))
+                                        {
+                                            chunkSink.Append(segment.Span);
+                                        }
+
+                                        data -= take;
+                                        remaining -= take;
+                                        pieces = pieces.Slice(take);
+                                        if (data > 0 || trailer == 0)
+                                        {
+                                            reader.AdvanceTo(pieces.Start);
+                                            if (remaining > 0 && more.IsCompleted)
+                                            {
+                                                throw TruncatedChunk(frameOffset, length, remaining);
+                                            }
+
+                                            continue;
+                                        }
+                                    }
+
+                                    if (pieces.Length >= trailer)
+                                    {
+                                        var rest = pieces.Slice(0, trailer);
+                                        reader.AdvanceTo(rest.End);
+                                        remaining = 0;
+                                        ParameterChunkCodec.ReadTrailer(rest, frameOffset);
+                                    }
+                                    else
+                                    {
+                                        reader.AdvanceTo(pieces.Start, pieces.End);
+                                        if (more.IsCompleted)
+                                        {
+                                            throw TruncatedChunk(frameOffset, length, remaining);
+                                        }
+                                    }
+                                }
+                            }
+                            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+                            {
+                                Fault(new ProtocolException(
+                                    ErrorCode.ConnectionClosed,
+                                    $"a receive was cancelled {length - remaining} bytes into a {length}-byte ParameterChunk at byte {frameOffset}; the connection cannot continue"));
+                                throw;
+                            }
+                            catch (ProtocolException ex)
+                            {
+                                throw Fault(ex);
+                            }
+                            catch (Exception ex)
+                            {
+                                throw Fault(new ProtocolException(
+                                    ErrorCode.ConnectionClosed, $"connection lost after {frameOffset + WireProtocol.FrameHeaderSize + length - remaining} bytes: {ex.Message}", ex));
+                            }
+
                             Interlocked.Add(ref _bytesReceived, WireProtocol.FrameHeaderSize + length);
                             Interlocked.Exchange(ref _lastReceiveTimestamp, _timeProvider.GetTimestamp());
                             chunkSink.End();
-                            return new IncomingFrame(type, ReadOnlySequence<byte>.Empty, frameOffset);
+                            continue;
                         }
 
                         if (head == ChunkHeadStatus.NeedMore && !result.IsCompleted)
@@ -273,7 +338,7 @@ public sealed class FrameConnection : IAsyncDisposable
                             }
 
                             chunkSink.End();
-                            return new IncomingFrame(type, ReadOnlySequence<byte>.Empty, offset);
+                            continue;
                         }
 
                         _pendingEnd = payload.End;
@@ -310,80 +375,6 @@ public sealed class FrameConnection : IAsyncDisposable
         finally
         {
             Volatile.Write(ref _receiving, 0);
-        }
-    }
-
-    /// <summary>
-    /// Feeds a chunk's <paramref name="dataLength"/> data bytes to <paramref name="sink"/> as they arrive in the receive pipe
-    /// (each piece is consumed right away, so the pipe stays small and the bytes are still in cache), then checks the
-    /// <paramref name="trailerLength"/> bytes after them.
-    /// </summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    private async ValueTask StreamChunkAsync(
-        PipeReader reader, IParameterChunkSink sink, long frameOffset, int frameLength, long trailerLength, long dataLength, CancellationToken cancellationToken)
-    {
-        var remaining = dataLength + trailerLength;
-        try
-        {
-            while (remaining > 0)
-            {
-                var result = await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
-                var buffer = result.Buffer;
-                if (dataLength > 0)
-                {
-                    var take = Math.Min(buffer.Length, dataLength);
-                    foreach (var segment in buffer.Slice(0, take))
-                    {
-                        sink.Append(segment.Span);
-                    }
-
-                    dataLength -= take;
-                    remaining -= take;
-                    buffer = buffer.Slice(take);
-                    if (dataLength > 0 || trailerLength == 0)
-                    {
-                        if (remaining > 0 && result.IsCompleted)
-                        {
-                            reader.AdvanceTo(buffer.End);
-                            throw Fault(TruncatedChunk(frameOffset, frameLength, remaining));
-                        }
-
-                        reader.AdvanceTo(buffer.Start);
-                        continue;
-                    }
-                }
-
-                if (buffer.Length >= trailerLength)
-                {
-                    var trailer = buffer.Slice(0, trailerLength);
-                    reader.AdvanceTo(trailer.End);
-                    ParameterChunkCodec.ReadTrailer(trailer, frameOffset);
-                    remaining = 0;
-                }
-                else if (result.IsCompleted)
-                {
-                    reader.AdvanceTo(buffer.End);
-                    throw Fault(TruncatedChunk(frameOffset, frameLength, remaining));
-                }
-                else
-                {
-                    reader.AdvanceTo(buffer.Start, buffer.End);
-                }
-            }
-        }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-        {
-            Fault(new ProtocolException(
-                ErrorCode.ConnectionClosed, $"a receive was cancelled {frameLength - remaining} bytes into a {frameLength}-byte ParameterChunk at byte {frameOffset}; the connection cannot continue"));
-            throw;
-        }
-        catch (ProtocolException ex)
-        {
-            throw Fault(ex);
-        }
-        catch (Exception ex)
-        {
-            throw Fault(new ProtocolException(ErrorCode.ConnectionClosed, $"connection lost after {frameOffset + WireProtocol.FrameHeaderSize + frameLength - remaining} bytes: {ex.Message}", ex));
         }
     }
 
@@ -616,79 +607,84 @@ public sealed class FrameConnection : IAsyncDisposable
     }
 
     /// <summary>
-    /// Sends one frame whose payload is <paramref name="head"/> followed by <paramref name="body"/>. A body of at least
-    /// <see cref="FrameConnectionOptions.SegmentSize"/> bytes is not copied into the send buffer: the write loop writes it
-    /// to the stream straight from <paramref name="body"/> after the frame header and head, and this completes once it has.
-    /// Cancelling while such a body is queued or being written closes the connection (the frame cannot be finished).
+    /// Sends <see cref="IFrameBodySource.Count"/> frames of <paramref name="type"/>, each a head followed by a body that
+    /// <paramref name="source"/> prepares. A body of at least <see cref="FrameConnectionOptions.SegmentSize"/> bytes is not
+    /// copied into the send buffer: the write loop writes it to the stream straight from the source's memory after the frame
+    /// header and head, and the next frame starts once it has. Other senders' frames may come between these frames. One
+    /// asynchronous operation covers all the frames, so nothing is allocated per frame.
+    /// Cancelling while a body is queued or being written closes the connection (the frame cannot be finished).
     /// </summary>
     /// <param name="type">The frame type.</param>
-    /// <param name="head">The first payload bytes (copied).</param>
-    /// <param name="body">The remaining payload bytes; must not change until this completes.</param>
+    /// <param name="source">Prepares each frame's head and body; bodies must not change until this completes.</param>
     /// <param name="cancellationToken">Cancels the send.</param>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    internal async ValueTask SendWithBodyAsync(FrameType type, ReadOnlyMemory<byte> head, ReadOnlyMemory<byte> body, CancellationToken cancellationToken)
+    internal async Task SendFramesAsync(FrameType type, IFrameBodySource source, CancellationToken cancellationToken)
     {
-        var payloadLength = (long)head.Length + body.Length;
-        if (payloadLength > _options.MaxFrameSize)
+        for (var index = 0; index < source.Count; index++)
         {
-            throw new ProtocolException(
-                ErrorCode.FrameTooLarge, $"outgoing {type} of {payloadLength} bytes exceeds the maximum frame size of {_options.MaxFrameSize} bytes");
-        }
-
-        await _sendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
-        {
-            ThrowIfClosed();
-            var writer = _sendPipe.Writer;
-            WriteHeader(writer, type, (int)payloadLength);
-            writer.Write(head.Span);
-            Interlocked.Add(ref _bytesSent, WireProtocol.FrameHeaderSize + payloadLength);
-            if (body.Length < _options.SegmentSize)
+            var body = source.Prepare(index, out var head);
+            var payloadLength = (long)head.Length + body.Length;
+            if (payloadLength > _options.MaxFrameSize)
             {
-                writer.Write(body.Span);
-                _pipeBytes += WireProtocol.FrameHeaderSize + payloadLength;
-                await FlushAsync(writer, cancellationToken).ConfigureAwait(false);
-                return;
+                throw new ProtocolException(
+                    ErrorCode.FrameTooLarge, $"outgoing {type} of {payloadLength} bytes exceeds the maximum frame size of {_options.MaxFrameSize} bytes");
             }
 
-            _pipeBytes += WireProtocol.FrameHeaderSize + head.Length;
-            var direct = _directBody;
-            direct.Prepare(body, _pipeBytes);
-            Volatile.Write(ref _pendingBody, direct);
-            using (cancellationToken.UnsafeRegister(static s => ((FrameConnection)s!).Abort(), this))
+            await _sendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+            try
             {
-                FlushResult flush = default;
-                Exception? flushError = null;
-                try
+                ThrowIfClosed();
+                var writer = _sendPipe.Writer;
+                WriteHeader(writer, type, (int)payloadLength);
+                writer.Write(head.Span);
+                Interlocked.Add(ref _bytesSent, WireProtocol.FrameHeaderSize + payloadLength);
+                if (body.Length < _options.SegmentSize)
                 {
-                    flush = await writer.FlushAsync(CancellationToken.None).ConfigureAwait(false);
-                }
-                catch (Exception ex)
-                {
-                    flushError = ex;
-                }
-
-                if ((flushError is not null || flush.IsCompleted) && Interlocked.CompareExchange(ref _pendingBody, null, direct) == direct)
-                {
-                    // The write loop has stopped and will never take the body.
-                    cancellationToken.ThrowIfCancellationRequested();
-                    throw new ProtocolException(ErrorCode.ConnectionClosed, flushError is null ? "connection closed while sending" : $"connection lost while sending: {flushError.Message}", flushError);
+                    writer.Write(body.Span);
+                    _pipeBytes += WireProtocol.FrameHeaderSize + payloadLength;
+                    await FlushAsync(writer, cancellationToken).ConfigureAwait(false);
+                    continue;
                 }
 
-                try
+                _pipeBytes += WireProtocol.FrameHeaderSize + head.Length;
+                var direct = _directBody;
+                direct.Prepare(body, _pipeBytes);
+                Volatile.Write(ref _pendingBody, direct);
+                using (cancellationToken.UnsafeRegister(static s => ((FrameConnection)s!).Abort(), this))
                 {
-                    await direct.Task.ConfigureAwait(false);
-                }
-                catch (Exception ex) when (ex is not ProtocolException)
-                {
-                    cancellationToken.ThrowIfCancellationRequested();
-                    throw new ProtocolException(ErrorCode.ConnectionClosed, $"connection lost while sending: {ex.Message}", ex);
+                    FlushResult flush = default;
+                    Exception? flushError = null;
+                    try
+                    {
+                        flush = await writer.FlushAsync(CancellationToken.None).ConfigureAwait(false);
+                    }
+                    catch (Exception ex)
+                    {
+                        flushError = ex;
+                    }
+
+                    if ((flushError is not null || flush.IsCompleted) && Interlocked.CompareExchange(ref _pendingBody, null, direct) == direct)
+                    {
+                        // The write loop has stopped and will never take the body.
+                        cancellationToken.ThrowIfCancellationRequested();
+                        throw flushError as ProtocolException ?? new ProtocolException(
+                            ErrorCode.ConnectionClosed, flushError is null ? "connection closed while sending" : $"connection lost while sending: {flushError.Message}", flushError);
+                    }
+
+                    try
+                    {
+                        await direct.Task.ConfigureAwait(false);
+                    }
+                    catch (Exception ex) when (ex is not ProtocolException || cancellationToken.IsCancellationRequested)
+                    {
+                        cancellationToken.ThrowIfCancellationRequested();
+                        throw new ProtocolException(ErrorCode.ConnectionClosed, $"connection lost while sending: {ex.Message}", ex);
+                    }
                 }
             }
-        }
-        finally
-        {
-            _sendLock.Release();
+            finally
+            {
+                _sendLock.Release();
+            }
         }
     }
 
@@ -865,7 +861,10 @@ public sealed class FrameConnection : IAsyncDisposable
         }
         catch (Exception ex)
         {
-            error = ex;
+            // Senders see a ProtocolException from then on (a bare OperationCanceledException would look like their own cancellation).
+            error = ex is OperationCanceledException && _lifetime.IsCancellationRequested
+                ? new ProtocolException(ErrorCode.ConnectionClosed, "the connection was closed while sending", ex)
+                : ex;
             await _lifetime.CancelAsync().ConfigureAwait(false);
         }
 
@@ -877,7 +876,7 @@ public sealed class FrameConnection : IAsyncDisposable
     }
 
     /// <summary>
-    /// A frame body the write loop writes straight from the sender's buffer (<see cref="SendWithBodyAsync"/>), and the
+    /// A frame body the write loop writes straight from the sender's buffer (<see cref="SendFramesAsync"/>), and the
     /// reusable completion the sender awaits. Completion runs the sender's continuation on the thread pool (never inline in
     /// the write loop) without allocating.
     /// </summary>

@@ -43,40 +43,16 @@ public static class ParameterTransfer
                 $"A {chunkSize}-byte chunk does not fit in the connection's {connection.Options.MaxFrameSize}-byte frame limit.", nameof(manifest));
         }
 
-        var count = ParameterManifest.ChunkCountFor(totalBytes, chunkSize);
-        var hashes = manifest is null ? new byte[count * 32] : null;
-        var hash = new byte[32];
-        var head = new byte[ParameterChunkCodec.MaxHeadLength];
-
-        // The chunk bytes go from the parameter buffer to the stream without passing through the send pipe.
-        var bytes = new FloatBytesMemory(parameters.Buffer).Memory;
-        for (var i = 0; i < count; i++)
-        {
-            var start = (int)((long)i * chunkSize);
-            var length = (int)Math.Min(chunkSize, totalBytes - start);
-            var data = bytes.Slice(start, length);
-            if (manifest is null)
-            {
-                SHA256.HashData(data.Span, hash);
-                hash.CopyTo(hashes.AsSpan(i * 32));
-            }
-            else
-            {
-                manifest.GetChunkHash(i).CopyTo(hash);
-            }
-
-            var headLength = ParameterChunkCodec.WriteHead(head, (ulong)start, hash, length);
-            await connection.SendWithBodyAsync(FrameType.ParameterChunk, head.AsMemory(0, headLength), data, cancellationToken).ConfigureAwait(false);
-        }
-
-        manifest ??= new ParameterManifest(totalBytes, chunkSize, hashes!);
+        var chunks = new ChunkSource(parameters.Buffer, totalBytes, chunkSize, manifest);
+        await connection.SendFramesAsync(FrameType.ParameterChunk, chunks, cancellationToken).ConfigureAwait(false);
+        manifest ??= new ParameterManifest(totalBytes, chunkSize, chunks.ComputedHashes!);
         await connection.SendAsync(
             new ParameterDone
             {
                 ParameterVersion = parameterVersion,
                 TotalBytes = (ulong)totalBytes,
                 ChunkSize = (uint)chunkSize,
-                ChunkCount = (uint)count,
+                ChunkCount = (uint)chunks.Count,
                 TotalSha256 = Google.Protobuf.ByteString.CopyFrom(manifest.Root),
             },
             cancellationToken).ConfigureAwait(false);
@@ -114,7 +90,6 @@ public static class ParameterTransfer
                 switch (frame.Type)
                 {
                     case FrameType.Heartbeat:
-                    case FrameType.ParameterChunk: // already verified and in place
                         continue;
                     case FrameType.ParameterDone:
                         {
@@ -135,7 +110,7 @@ public static class ParameterTransfer
     }
 
     private static ParameterManifest Finish(
-        ParameterDone done, ParameterSet destination, long totalBytes, long received, int chunkSize, ReadOnlySpan<byte> hashes, ulong expectedVersion, ReadOnlySpan<byte> expectedRoot)
+        ParameterDone done, ParameterSet destination, long totalBytes, long received, int chunkSize, byte[] hashes, ulong expectedVersion, ReadOnlySpan<byte> expectedRoot)
     {
         if (done.ParameterVersion != expectedVersion)
         {
@@ -160,7 +135,7 @@ public static class ParameterTransfer
             throw new ProtocolException(ErrorCode.MalformedFrame, $"ParameterDone announces {done.ChunkCount} chunks but {hashes.Length / 32} arrived");
         }
 
-        var manifest = new ParameterManifest(totalBytes, effectiveChunk, hashes.ToArray());
+        var manifest = new ParameterManifest(totalBytes, effectiveChunk, hashes);
         if (!CryptographicOperations.FixedTimeEquals(manifest.Root, done.TotalSha256.Span))
         {
             throw new ProtocolException(
@@ -176,6 +151,53 @@ public static class ParameterTransfer
         }
 
         return manifest;
+    }
+
+    /// <summary>
+    /// The chunks of a parameter buffer as frames: each head carries the offset and hash (from the manifest, or computed
+    /// here just before the chunk is sent), each body is a slice of the buffer itself.
+    /// </summary>
+    private sealed class ChunkSource : IFrameBodySource
+    {
+        private readonly ReadOnlyMemory<byte> _bytes;
+        private readonly long _totalBytes;
+        private readonly int _chunkSize;
+        private readonly ParameterManifest? _manifest;
+        private readonly byte[] _head = new byte[ParameterChunkCodec.MaxHeadLength];
+        private readonly byte[] _hash = new byte[32];
+
+        public ChunkSource(float[] buffer, long totalBytes, int chunkSize, ParameterManifest? manifest)
+        {
+            _bytes = new FloatBytesMemory(buffer).Memory;
+            _totalBytes = totalBytes;
+            _chunkSize = chunkSize;
+            _manifest = manifest;
+            Count = ParameterManifest.ChunkCountFor(totalBytes, chunkSize);
+            ComputedHashes = manifest is null ? new byte[Count * 32] : null;
+        }
+
+        public int Count { get; }
+
+        /// <summary>Gets the chunk hashes computed while sending, when no manifest was given.</summary>
+        public byte[]? ComputedHashes { get; }
+
+        public ReadOnlyMemory<byte> Prepare(int index, out ReadOnlyMemory<byte> head)
+        {
+            var start = (int)((long)index * _chunkSize);
+            var data = _bytes.Slice(start, (int)Math.Min(_chunkSize, _totalBytes - start));
+            if (_manifest is null)
+            {
+                SHA256.HashData(data.Span, _hash);
+                _hash.CopyTo(ComputedHashes.AsSpan(index * 32));
+            }
+            else
+            {
+                _manifest.GetChunkHash(index).CopyTo(_hash);
+            }
+
+            head = _head.AsMemory(0, ParameterChunkCodec.WriteHead(_head, (ulong)start, _hash, data.Length));
+            return data;
+        }
     }
 
     /// <summary>
@@ -199,8 +221,8 @@ public static class ParameterTransfer
         /// <summary>Gets the first chunk's size, or -1 before it.</summary>
         public int ChunkSize { get; private set; } = -1;
 
-        /// <summary>Gets the hashes of the verified chunks.</summary>
-        public ReadOnlySpan<byte> Hashes => _hashes.AsSpan(0, _hashCount * 32);
+        /// <summary>Gets the hashes of the verified chunks (the sink's own array when every expected chunk arrived).</summary>
+        public byte[] Hashes => _hashCount * 32 == _hashes.Length ? _hashes : _hashes.AsSpan(0, _hashCount * 32).ToArray();
 
         public void Begin(ulong offset, int length, ReadOnlySpan<byte> claimedHash)
         {

@@ -79,7 +79,9 @@ public enum NonceStatus
 
 /// <summary>
 /// Issues single-use verifier nonces with an expiry and consumes them, distinguishing unknown, expired and replayed nonces.
-/// Time comes from an injected <see cref="TimeProvider"/>. Thread-safe.
+/// Time comes from an injected <see cref="TimeProvider"/>. Thread-safe. A nonce is remembered for two lifetimes (so a late
+/// or replayed answer is reported as such) and then forgotten: every <see cref="Issue"/> and <see cref="Consume"/> prunes
+/// the forgotten ones at most once per quarter lifetime, so memory is bounded by the issue rate × 2¼ lifetimes.
 /// </summary>
 public sealed class AttestationNonceStore
 {
@@ -87,6 +89,7 @@ public sealed class AttestationNonceStore
     private readonly TimeSpan _lifetime;
     private readonly Dictionary<string, Entry> _entries = new(StringComparer.Ordinal);
     private readonly Lock _lock = new();
+    private DateTimeOffset _nextPrune = DateTimeOffset.MinValue;
 
     /// <summary>Initializes a store.</summary>
     /// <param name="timeProvider">The clock.</param>
@@ -135,6 +138,7 @@ public sealed class AttestationNonceStore
         DateTimeOffset now = _time.GetUtcNow();
         lock (_lock)
         {
+            Prune(now);
             if (!_entries.TryGetValue(key, out Entry e))
             {
                 return NonceStatus.Unknown;
@@ -155,14 +159,16 @@ public sealed class AttestationNonceStore
         }
     }
 
+    /// <summary>Forgets the nonces whose lifetime ended a lifetime ago (at most once per quarter lifetime; lock held).</summary>
     private void Prune(DateTimeOffset now)
     {
-        if (_entries.Count < 1024)
+        if (now < _nextPrune)
         {
             return;
         }
 
-        foreach (KeyValuePair<string, Entry> kv in _entries.ToArray())
+        _nextPrune = now + (_lifetime / 4);
+        foreach (KeyValuePair<string, Entry> kv in _entries)
         {
             if (now >= kv.Value.Expires + _lifetime)
             {

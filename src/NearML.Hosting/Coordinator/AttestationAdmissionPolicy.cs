@@ -48,8 +48,9 @@ public sealed class AttestationAdmissionPolicy : IAdmissionPolicy
 
     /// <summary>
     /// Gets the policy a coordinator's verifier applies: a copy of <see cref="NearMLCoordinatorOptions.Attestation"/> (every
-    /// property, see <see cref="AttestationPolicy.Clone"/>) with, when <see cref="NearMLCoordinatorOptions.AllowSimulatedAttestation"/>
-    /// is set, <see cref="AttestationPolicy.AllowSimulated"/> on and <see cref="AttestationVendor.InsecureSimulated"/> added to
+    /// property, see <see cref="AttestationPolicy.Clone"/>) with, when <see cref="NearMLCoordinatorOptions.SimulatedAttestationAccepted"/>
+    /// (<see cref="NearMLCoordinatorOptions.AllowSimulatedAttestation"/>, or the policy accepting simulated evidence itself),
+    /// <see cref="AttestationPolicy.AllowSimulated"/> on and <see cref="AttestationVendor.InsecureSimulated"/> added to
     /// the accepted vendors.
     /// </summary>
     /// <param name="options">The coordinator's options.</param>
@@ -58,7 +59,7 @@ public sealed class AttestationAdmissionPolicy : IAdmissionPolicy
     {
         ArgumentNullException.ThrowIfNull(options);
         AttestationPolicy policy = (options.Attestation ?? new AttestationPolicy()).Clone();
-        if (options.AllowSimulatedAttestation)
+        if (options.SimulatedAttestationAccepted)
         {
             policy.AllowSimulated = true;
             if (!policy.EffectiveVendors.Contains(AttestationVendor.InsecureSimulated))

@@ -62,7 +62,7 @@ internal static partial class CoordinatorLog
     [LoggerMessage(EventId = 7020, EventName = "WaitingForWorkers", Level = LogLevel.Information, Message = "Waiting for workers: {Connected} connected, {Needed} needed to start round {Round}")]
     public static partial void WaitingForWorkers(ILogger logger, int connected, int needed, long round);
 
-    [LoggerMessage(EventId = 7021, EventName = "InsecureAdmission", Level = LogLevel.Warning, Message = "INSECURE development settings: AllowSimulatedAttestation={Simulated}, AllowUnattestedWorkers={Unattested}; admitted workers prove nothing about their machines")]
+    [LoggerMessage(EventId = 7021, EventName = "InsecureAdmission", Level = LogLevel.Warning, Message = "INSECURE development settings: simulated evidence accepted={Simulated} (AllowSimulatedAttestation or Attestation:AllowSimulated), AllowUnattestedWorkers={Unattested}; admitted workers prove nothing about their machines")]
     public static partial void InsecureAdmission(ILogger logger, bool simulated, bool unattested);
 
     [LoggerMessage(EventId = 7022, EventName = "AlreadyCredited", Level = LogLevel.Information, Message = "Round {Round}: worker '{WorkerId}' was already credited by ledger entry {Sequence} (round redone after a restart); no second receipt")]
@@ -73,4 +73,7 @@ internal static partial class CoordinatorLog
 
     [LoggerMessage(EventId = 7024, EventName = "SecureRoundCompleted", Level = LogLevel.Information, Message = "Round {Round}: secure aggregation summed {Contributors}/{Cohort} masked inputs (total weight {TotalWeight}); individual updates stay hidden")]
     public static partial void SecureRoundCompleted(ILogger logger, long round, int contributors, int cohort, long totalWeight);
+
+    [LoggerMessage(EventId = 7085, EventName = "DeprecatedOption", Level = LogLevel.Warning, Message = "Coordinator option '{Deprecated}' is deprecated: use '{Replacement}' (configuration key NearML:Coordinator:{Replacement}, samples' flag {Flag}); value '{Value}' applied")]
+    public static partial void DeprecatedOption(ILogger logger, string deprecated, string replacement, string flag, string value);
 }

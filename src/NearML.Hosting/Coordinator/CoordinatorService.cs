@@ -136,9 +136,14 @@ public sealed partial class CoordinatorService : BackgroundService
         var normBound = o.MaxUpdateNorm ?? DefaultMaxUpdateNorm(o.InnerSteps, o.InnerLearningRate, model.Parameters.Length);
         CoordinatorLog.UpdateScreen(_logger, normBound, o.MaxUpdateNorm is null ? "derived: InnerSteps × InnerLearningRate × √parameters" : "MaxUpdateNorm", o.MaxUpdateNormToMedianRatio ?? double.NaN, UpdateReduction.NormHistory);
         CoordinatorLog.JobLoaded(_logger, o.JobId, modelConfig.Architecture, model.Parameters.Length, dataset.Manifest.Name, dataset.ShardCount, dataset.ManifestRootHex, o.Rounds, o.InnerSteps);
-        if (o.AllowSimulatedAttestation || o.AllowUnattestedWorkers)
+        if (o.DeprecatedCompression is { } compression)
         {
-            CoordinatorLog.InsecureAdmission(_logger, o.AllowSimulatedAttestation, o.AllowUnattestedWorkers);
+            CoordinatorLog.DeprecatedOption(_logger, "Compression", nameof(o.UpdateEncoding), "--encoding", compression);
+        }
+
+        if (o.CountsUnattestedWork)
+        {
+            CoordinatorLog.InsecureAdmission(_logger, o.SimulatedAttestationAccepted, o.AllowUnattestedWorkers);
         }
 
         // Shared state (PostgreSQL): wait as standby until this process holds the lease; then load it exactly like a restart.
@@ -923,7 +928,7 @@ public sealed partial class CoordinatorService : BackgroundService
 
     private static string Describe(NearMLCoordinatorOptions o) => string.Create(
         CultureInfo.InvariantCulture,
-        $"rounds={o.Rounds} H={o.InnerSteps} batch={o.BatchSize} lr={o.InnerLearningRate} wd={o.WeightDecay} outer_lr={o.OuterLearningRate} outer_momentum={o.OuterMomentum} compression={o.Compression} seed={o.Seed} shards={o.ShardCount}");
+        $"rounds={o.Rounds} H={o.InnerSteps} batch={o.BatchSize} lr={o.InnerLearningRate} wd={o.WeightDecay} outer_lr={o.OuterLearningRate} outer_momentum={o.OuterMomentum} encoding={o.UpdateEncoding} seed={o.Seed} shards={o.ShardCount}");
 
     private sealed record RoundOutcome(long Version, int Cohort, IReadOnlyList<RoundContribution> Accepted, int Rejected, double MeanLoss, long UpdateBytes, long StartedMs, TimeSpan Duration);
 

@@ -18,7 +18,8 @@ public static class CoordinatorServiceCollectionExtensions
     /// <see cref="CoordinatorService"/> hosted service, the <see cref="SettlementService"/> component (hosted, with the pooled
     /// NEAR RPC client <see cref="SettlementService.HttpClientName"/>), <see cref="CoordinatorStatus"/>,
     /// <see cref="AttestationAdmissionPolicy"/> and <see cref="NearMLMetrics"/> as singletons, and NearML.Enclave's
-    /// <see cref="AttestationVerifier"/> (with <see cref="AttestationAdmissionPolicy.EffectivePolicy"/> of the options, unless a
+    /// <see cref="AttestationVerifier"/> (with <see cref="AttestationAdmissionPolicy.EffectivePolicy"/> of the options and an
+    /// <see cref="AttestationNonceStore"/> whose nonces live <see cref="NearMLCoordinatorOptions.AttestationNonceLifetime"/>, unless a
     /// verifier is registered already: set its <see cref="AttestationVerifier.TdxCollateral"/> and
     /// <see cref="AttestationVerifier.SnpCertificateResolver"/> there).
     /// </summary>
@@ -54,11 +55,14 @@ public static class CoordinatorServiceCollectionExtensions
         services.TryAddSingleton<NearMLMetrics>();
         services.TryAddSingleton<CoordinatorStatus>();
         services.TryAddSingleton<ICoordinatorStateBackend>(SqliteStateBackend.Instance);
+        // Challenge nonces live as long as a handshake may (not Enclave's 5-minute default), so memory follows the admission rate.
+        services.TryAddSingleton(sp => new AttestationNonceStore(
+            sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<IOptions<NearMLCoordinatorOptions>>().Value.AttestationNonceLifetime));
         services.AddNearMLAttestation(sp => AttestationAdmissionPolicy.EffectivePolicy(sp.GetRequiredService<IOptions<NearMLCoordinatorOptions>>().Value));
         services.TryAddSingleton(sp => new AttestationAdmissionPolicy(sp.GetRequiredService<IOptions<NearMLCoordinatorOptions>>().Value, sp.GetRequiredService<AttestationVerifier>()));
         // Settlement: its own component, started before the coordinator (payer key loaded or refused) and stopped after it;
         // NEAR JSON-RPC through one pooled named client (NearRpcClient retries transient faults itself).
-        services.AddHttpClient(SettlementService.HttpClientName);
+        SettlementService.AddRpcHttpClient(services);
         services.TryAddSingleton<SettlementService>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, SettlementService>(static sp => sp.GetRequiredService<SettlementService>()));
         services.AddHostedService<CoordinatorService>();

@@ -93,9 +93,47 @@ public sealed class NearMLCoordinatorOptions
     /// <value>The default value is 0.9.</value>
     public double OuterMomentum { get; set; } = 0.9;
 
-    /// <summary>Gets or sets the update encoding (<c>fp32</c>, <c>fp16</c>, <c>int8</c>, <c>int4</c>).</summary>
+    private string? _updateEncoding;
+    private string? _compression;
+
+    /// <summary>
+    /// Gets or sets the update encoding of DiLoCo rounds (<c>fp32</c>, <c>fp16</c>, <c>int8</c>, <c>int4</c>): the
+    /// contract's <c>HyperParameters.update_encoding</c>, configuration key <c>NearML:Coordinator:UpdateEncoding</c>, the
+    /// samples' <c>--encoding</c> flag. Until it is set to another value, the deprecated <see cref="Compression"/> (when set)
+    /// is in effect.
+    /// </summary>
     /// <value>The default value is <c>int8</c>.</value>
-    public string Compression { get; set; } = UpdateEncodings.DefaultName;
+    public string UpdateEncoding
+    {
+        get => _updateEncoding ?? _compression ?? UpdateEncodings.DefaultName;
+        set
+        {
+            // Configuration binding writes every property's current value back; that must not turn the default into an
+            // explicit setting that would then disagree with a Compression key bound after it.
+            if (_updateEncoding is null && value == (_compression ?? UpdateEncodings.DefaultName))
+            {
+                return;
+            }
+
+            _updateEncoding = value;
+        }
+    }
+
+    /// <summary>
+    /// Gets or sets the update encoding under its old name: a deprecated alias of <see cref="UpdateEncoding"/>, in effect
+    /// unless <see cref="UpdateEncoding"/> is set to another value (both set to different values is refused at start). A
+    /// coordinator configured with it logs one warning naming <c>UpdateEncoding</c>.
+    /// </summary>
+    /// <value>The default value is <see langword="null"/> (not set).</value>
+    [Obsolete("Use UpdateEncoding (configuration key NearML:Coordinator:UpdateEncoding, samples' flag --encoding); Compression is a deprecated alias.")]
+    public string? Compression
+    {
+        get => _compression;
+        set => _compression = value;
+    }
+
+    /// <summary>Gets the value set through the deprecated <see cref="Compression"/> alias, or <see langword="null"/>.</summary>
+    internal string? DeprecatedCompression => _compression;
 
     /// <summary>Gets or sets the job seed (model initialisation, shard order, data order).</summary>
     /// <value>The default value is 1.</value>
@@ -135,6 +173,13 @@ public sealed class NearMLCoordinatorOptions
     /// <summary>Gets or sets the deadline of a worker's handshake.</summary>
     /// <value>The default value is 10 seconds.</value>
     public TimeSpan HandshakeTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// Gets how long an attestation challenge nonce the coordinator issues stays valid: <see cref="HandshakeTimeout"/> plus
+    /// five seconds (a handshake that outlives it has failed anyway). The coordinator's <c>AttestationNonceStore</c> forgets a
+    /// nonce one lifetime after it expired, so its memory is bounded by the admission rate.
+    /// </summary>
+    public TimeSpan AttestationNonceLifetime => HandshakeTimeout + TimeSpan.FromSeconds(5);
 
     /// <summary>
     /// Gets or sets how often a standby coordinator asks for the lease on a shared state backend (PostgreSQL) while
@@ -179,6 +224,24 @@ public sealed class NearMLCoordinatorOptions
     /// </summary>
     /// <value>The default value is <see langword="false"/>.</value>
     public bool AllowSimulatedAttestation { get; set; }
+
+    /// <summary>
+    /// Gets a value indicating whether simulated evidence is effectively accepted: <see cref="AllowSimulatedAttestation"/>,
+    /// or <see cref="Attestation"/> accepting it by itself (its <see cref="NearML.Enclave.AttestationPolicy.AllowSimulated"/>
+    /// with <see cref="NearML.Enclave.AttestationVendor.InsecureSimulated"/> among its vendors, NearML.Enclave's rule). The
+    /// one value admission (<see cref="AttestationAdmissionPolicy.EffectivePolicy"/>), the <c>InsecureAdmission</c> start-up
+    /// warning and the reward policy (<see cref="CountsUnattestedWork"/>) read.
+    /// </summary>
+    public bool SimulatedAttestationAccepted =>
+        AllowSimulatedAttestation
+        || (Attestation is { AllowSimulated: true } policy && policy.EffectiveVendors.Contains(NearML.Enclave.AttestationVendor.InsecureSimulated));
+
+    /// <summary>
+    /// Gets a value indicating whether work without real TEE evidence is admitted and rewarded: <see cref="SimulatedAttestationAccepted"/>
+    /// or <see cref="AllowUnattestedWorkers"/> (the <c>InsecureAdmission</c> warning is logged at start and the reward policy counts
+    /// unattested receipts).
+    /// </summary>
+    public bool CountsUnattestedWork => SimulatedAttestationAccepted || AllowUnattestedWorkers;
 
     /// <summary>Gets or sets a value indicating whether workers without any attestation evidence are admitted (development and tests only).</summary>
     /// <value>The default value is <see langword="false"/>.</value>
@@ -321,7 +384,17 @@ internal sealed class NearMLCoordinatorOptionsValidator : IValidateOptions<NearM
         Check(Finite(options.WeightDecay) && options.WeightDecay >= 0, $"WeightDecay {options.WeightDecay} must be non-negative and finite.");
         Check(Finite(options.OuterLearningRate) && options.OuterLearningRate > 0, $"OuterLearningRate {options.OuterLearningRate} must be positive and finite.");
         Check(Finite(options.OuterMomentum) && options.OuterMomentum > 0 && options.OuterMomentum < 1, $"OuterMomentum {options.OuterMomentum} must be in (0, 1) (Nesterov needs momentum).");
-        Check(UpdateEncodings.IsKnown(options.Compression), $"Compression '{options.Compression}' is unknown (known: {string.Join(", ", UpdateEncodings.Names)}).");
+        if (options.DeprecatedCompression is { } alias)
+        {
+            Check(UpdateEncodings.IsKnown(alias), $"Compression '{alias}' (deprecated alias of UpdateEncoding) is unknown (known: {string.Join(", ", UpdateEncodings.Names)}).");
+            Check(
+                !UpdateEncodings.IsKnown(alias) || UpdateEncodings.Parse(alias) == UpdateEncodings.Parse(options.UpdateEncoding) || !UpdateEncodings.IsKnown(options.UpdateEncoding),
+                $"Compression '{alias}' (deprecated) and UpdateEncoding '{options.UpdateEncoding}' disagree; set UpdateEncoding only.");
+        }
+
+        Check(
+            (options.DeprecatedCompression is not null && options.UpdateEncoding == options.DeprecatedCompression) || UpdateEncodings.IsKnown(options.UpdateEncoding),
+            $"UpdateEncoding '{options.UpdateEncoding}' is unknown (known: {string.Join(", ", UpdateEncodings.Names)}).");
         var strategy = options.SyncStrategy?.Trim().ToLowerInvariant();
         Check(strategy is "diloco" or "ddp" or "demo", $"SyncStrategy '{options.SyncStrategy}' is unknown; use 'diloco', 'ddp' or 'demo'.");
         Check(

@@ -8,7 +8,7 @@ namespace NearML.Hosting.Rounds;
 /// <summary>
 /// Plain DiLoCo rounds (docs/protocol.md, "Rounds"): every cohort member downloads the global parameters, trains H inner
 /// steps and sends its pseudo-gradient Δ = θ_global − θ_local as one <c>Update</c> (encoded as
-/// <see cref="NearMLCoordinatorOptions.Compression"/>); at the deadline (or when all arrived) the updates are screened and
+/// <see cref="NearMLCoordinatorOptions.UpdateEncoding"/>); at the deadline (or when all arrived) the updates are screened and
 /// averaged by Core's one reducer and the job's <see cref="NearML.Training.Sync.NesterovOuterOptimizer"/> steps the global
 /// parameters — the same reduce and outer step as <see cref="NearML.Training.Sync.DiLoCoStrategy"/> in process.
 /// </summary>
@@ -20,7 +20,7 @@ internal sealed class DiLoCoRoundProtocol(NearMLCoordinatorOptions options) : IR
 
     public int MinimumCohort => 1;
 
-    public UpdateEncoding UpdateEncoding => UpdateEncodings.Parse(options.Compression);
+    public UpdateEncoding UpdateEncoding => UpdateEncodings.Parse(options.UpdateEncoding);
 
     public async Task<RoundResult> RunAsync(RoundContext context, CancellationToken cancellationToken)
     {

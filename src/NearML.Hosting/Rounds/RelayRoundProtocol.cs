@@ -1,3 +1,4 @@
+using System.Buffers;
 using Google.Protobuf;
 using Microsoft.Extensions.Logging;
 using NearML.Core.Contracts;
@@ -14,6 +15,12 @@ namespace NearML.Hosting.Rounds;
 /// ends with one fp32 <c>Update</c> per worker (the change of its parameters), screened and averaged like plain DiLoCo's;
 /// the mean change becomes the new global parameters (every worker applied the same steps: no outer optimizer).
 /// </summary>
+/// <remarks>
+/// Steady state allocates nothing the size of the exchanged vectors: contributions are decoded into buffers kept across
+/// exchanges (one per cohort slot), reduced into a kept mean buffer, and the result is encoded once into a buffer rented
+/// from <see cref="ArrayPool{T}.Shared"/> that every recipient's send shares and the last completed send returns
+/// (<see cref="SharedPayload"/>). Only the incoming frames' own payload bytes (parsed by the connection) remain per step.
+/// </remarks>
 internal sealed partial class RelayRoundProtocol(NearMLCoordinatorOptions options, ILogger logger, NearMLMetrics metrics) : IRoundProtocol
 {
     private static readonly TimeSpan RelaySweepInterval = TimeSpan.FromMilliseconds(100);
@@ -79,6 +86,15 @@ internal sealed partial class RelayRoundProtocol(NearMLCoordinatorOptions option
     private readonly Dictionary<long, RelayExchange> _relayExchanges = [];
     private RelayRound? _relayRound;
 
+    // Kept across exchanges and rounds (used only under _relayLock): the decoded contributions, one buffer per slot, and
+    // the weighted mean; resized only when the exchanged length changes.
+    private readonly List<float[]> _decoded = [];
+    private readonly List<NearML.Core.Collectives.ScreenCandidate> _candidates = [];
+    private float[] _relayMean = [];
+
+    /// <summary>Gets how many decode and mean buffers were allocated so far (tests: constant in steady state).</summary>
+    internal int BuffersAllocated { get; private set; }
+
     [LoggerMessage(EventId = 7040, EventName = "RelayContributionRejected", Level = LogLevel.Warning,
         Message = "Round {Round} relay exchange {Tag}: contribution of '{WorkerId}' rejected ({Reason}): {Detail}")]
     private static partial void LogRelayRejected(ILogger logger, long round, long tag, string workerId, string reason, string detail);
@@ -116,7 +132,7 @@ internal sealed partial class RelayRoundProtocol(NearMLCoordinatorOptions option
 
     private void OnRelayContribution(WorkerSession session, RelayContribution c)
     {
-        List<(WorkerSession, RelayResult)>? answers = null;
+        List<(WorkerSession, RelayResult, SharedPayload?)>? answers = null;
         lock (_relayLock)
         {
             var r = _relayRound;
@@ -163,7 +179,7 @@ internal sealed partial class RelayRoundProtocol(NearMLCoordinatorOptions option
     /// <summary>Completes the exchanges whose only missing members have left (called periodically while a relay round runs).</summary>
     private void SweepRelay()
     {
-        var all = new List<(WorkerSession, RelayResult)>();
+        var all = new List<(WorkerSession, RelayResult, SharedPayload?)>();
         lock (_relayLock)
         {
             if (_relayRound is not { } r)
@@ -183,20 +199,41 @@ internal sealed partial class RelayRoundProtocol(NearMLCoordinatorOptions option
         Answer(all);
     }
 
-    private static void Answer(List<(WorkerSession Session, RelayResult Result)>? answers)
+    private static void Answer(List<(WorkerSession Session, RelayResult Result, SharedPayload? Payload)>? answers)
     {
         if (answers is null)
         {
             return;
         }
 
-        foreach (var (s, result) in answers)
+        foreach (var (s, result, payload) in answers)
         {
-            _ = CoordinatorService.SendAsync(s, result, CancellationToken.None);
+            if (payload is null)
+            {
+                _ = CoordinatorService.SendAsync(s, result, CancellationToken.None);
+            }
+            else
+            {
+                _ = SendAndReleaseAsync(s, result, payload);
+            }
         }
     }
 
-    private List<(WorkerSession, RelayResult)>? TryCompleteLocked(RelayRound r, RelayExchange exchange)
+    // The result frame is serialized into the connection's pipe during the send; the shared payload goes back to the pool
+    // when the last recipient's send has completed (or failed).
+    private static async Task SendAndReleaseAsync(WorkerSession session, RelayResult result, SharedPayload payload)
+    {
+        try
+        {
+            await CoordinatorService.SendAsync(session, result, CancellationToken.None).ConfigureAwait(false);
+        }
+        finally
+        {
+            payload.Release();
+        }
+    }
+
+    private List<(WorkerSession, RelayResult, SharedPayload?)>? TryCompleteLocked(RelayRound r, RelayExchange exchange)
     {
         if (r.Cohort.Any(s => !s.IsClosed && !exchange.Entries.ContainsKey(s.Id)))
         {
@@ -211,6 +248,7 @@ internal sealed partial class RelayRoundProtocol(NearMLCoordinatorOptions option
             .OrderBy(e => e.Session.Id, StringComparer.Ordinal)
             .ToList();
         var result = new RelayResult { JobId = options.JobId, Round = (ulong)r.Round, Tag = exchange.Tag, Kind = exchange.Kind };
+        SharedPayload? payload = null;
         if (exchange.Kind == RelayKind.Gather)
         {
             foreach (var (s, c) in contributors)
@@ -221,18 +259,32 @@ internal sealed partial class RelayRoundProtocol(NearMLCoordinatorOptions option
         }
         else
         {
-            Reduce(r.Round, exchange.Tag, contributors, result);
+            payload = Reduce(r.Round, exchange.Tag, contributors, result);
         }
 
-        return [.. contributors.Select(e => (e.Session, result))];
+        if (payload is not null)
+        {
+            // One reference per recipient, taken before any send starts; none left: the buffer goes back at once.
+            payload.AddReferences(contributors.Count);
+            payload.Release();
+        }
+
+        var answers = new List<(WorkerSession, RelayResult, SharedPayload?)>(contributors.Count);
+        foreach (var e in contributors)
+        {
+            answers.Add((e.Session, result, payload));
+        }
+
+        return answers;
     }
 
-    private void Reduce(long round, long tag, List<(WorkerSession Session, RelayContribution? Contribution)> contributions, RelayResult result)
+    /// <summary>Reduces an exchange into <paramref name="result"/>; returns the shared payload the result wraps (one reference held), if any.</summary>
+    private SharedPayload? Reduce(long round, long tag, List<(WorkerSession Session, RelayContribution? Contribution)> contributions, RelayResult result)
     {
         // Frames the relay cannot decode are refused here; weights and values go through the one reducer
         // (Core's ContributionScreen: weight, non-finite refusal; no norm rules, as before) and its weighted mean.
-        var candidates = new List<NearML.Core.Collectives.ScreenCandidate>(contributions.Count);
-        var sessions = new List<WorkerSession>(contributions.Count);
+        var candidates = _candidates;
+        candidates.Clear();
         int? length = null;
         foreach (var (s, c) in contributions)
         {
@@ -252,7 +304,7 @@ internal sealed partial class RelayRoundProtocol(NearMLCoordinatorOptions option
                 continue;
             }
 
-            var values = new float[c.Payload.Length / 4];
+            var values = DecodeBuffer(candidates.Count, c.Payload.Length / 4);
             NearML.Core.Collectives.Float32Codec.Instance.Decode(c.Payload.Span, values);
             if (double.IsFinite(c.Weight) && c.Weight > 0)
             {
@@ -260,15 +312,21 @@ internal sealed partial class RelayRoundProtocol(NearMLCoordinatorOptions option
             }
 
             candidates.Add(new NearML.Core.Collectives.ScreenCandidate(s.Id, values, c.Weight));
-            sessions.Add(s);
         }
 
         if (candidates.Count == 0)
         {
-            return;
+            return null;
         }
 
-        var mean = new float[length ?? 0];
+        if (length is { } meanLength && _relayMean.Length != meanLength)
+        {
+            _relayMean = new float[meanLength];
+            BuffersAllocated++;
+        }
+
+        // No contribution with a valid weight: the reducer refuses them all and writes nothing.
+        var mean = length is null ? [] : _relayMean;
         var reduced = NearML.Core.Collectives.ContributionScreen.Reduce(round, candidates, RelayPolicy, mean);
         foreach (var r in reduced.Screen.Rejections)
         {
@@ -277,7 +335,8 @@ internal sealed partial class RelayRoundProtocol(NearMLCoordinatorOptions option
 
         if (!reduced.HasResult)
         {
-            return;
+            candidates.Clear();
+            return null;
         }
 
         foreach (var a in reduced.Screen.Accepted)
@@ -285,10 +344,29 @@ internal sealed partial class RelayRoundProtocol(NearMLCoordinatorOptions option
             result.Participants.Add(candidates[a.Index].WorkerId);
         }
 
-        var bytes = new byte[mean.Length * 4];
-        NearML.Core.Collectives.Float32Codec.Instance.Encode(mean, bytes);
+        candidates.Clear();
+        var payload = SharedPayload.Rent(mean.Length * 4);
+        NearML.Core.Collectives.Float32Codec.Instance.Encode(mean, payload.Span);
         result.TotalWeight = reduced.TotalWeight;
-        result.Payload = UnsafeByteOperations.UnsafeWrap(bytes);
+        result.Payload = UnsafeByteOperations.UnsafeWrap(payload.Memory);
+        return payload;
+    }
+
+    /// <summary>The kept decode buffer of the <paramref name="slot"/>-th contribution, exactly <paramref name="length"/> long.</summary>
+    private float[] DecodeBuffer(int slot, int length)
+    {
+        while (_decoded.Count <= slot)
+        {
+            _decoded.Add([]);
+        }
+
+        if (_decoded[slot].Length != length)
+        {
+            _decoded[slot] = new float[length];
+            BuffersAllocated++;
+        }
+
+        return _decoded[slot];
     }
 
     private void RejectRelay(long round, long tag, string workerId, string reason, string detail, RelayResult result)
@@ -296,6 +374,49 @@ internal sealed partial class RelayRoundProtocol(NearMLCoordinatorOptions option
         LogRelayRejected(logger, round, tag, workerId, reason, detail);
         metrics.UpdateRejected(reason);
         result.Rejections.Add($"{workerId}: {reason}: {detail}");
+    }
+
+    /// <summary>
+    /// An encoded relay result shared by every recipient's send: a buffer rented from <see cref="ArrayPool{T}.Shared"/>,
+    /// returned when the last reference is released (the reducer's own reference, then one per send).
+    /// </summary>
+    internal sealed class SharedPayload
+    {
+        private readonly int _length;
+        private byte[]? _array;
+        private int _references = 1;
+
+        private SharedPayload(byte[] array, int length)
+        {
+            _array = array;
+            _length = length;
+        }
+
+        /// <summary>Gets the encoded bytes (valid while a reference is held).</summary>
+        public ReadOnlyMemory<byte> Memory => (_array ?? throw new ObjectDisposedException(nameof(SharedPayload))).AsMemory(0, _length);
+
+        /// <summary>Gets the bytes to encode into (the reducer, before the first send).</summary>
+        public Span<byte> Span => (_array ?? throw new ObjectDisposedException(nameof(SharedPayload))).AsSpan(0, _length);
+
+        /// <summary>Rents a payload of <paramref name="length"/> bytes with one reference held by the caller.</summary>
+        public static SharedPayload Rent(int length) => new(ArrayPool<byte>.Shared.Rent(length), length);
+
+        /// <summary>Takes <paramref name="count"/> more references.</summary>
+        public void AddReferences(int count) => Interlocked.Add(ref _references, count);
+
+        /// <summary>Drops a reference; the last returns the buffer to the pool.</summary>
+        public void Release()
+        {
+            var n = Interlocked.Decrement(ref _references);
+            if (n == 0 && Interlocked.Exchange(ref _array, null) is { } array)
+            {
+                ArrayPool<byte>.Shared.Return(array);
+            }
+            else if (n < 0)
+            {
+                throw new InvalidOperationException("A relay payload was released more often than it was referenced.");
+            }
+        }
     }
 
     private sealed class RelayRound(long round, IReadOnlyList<WorkerSession> cohort)

@@ -21,13 +21,17 @@ namespace NearML.Hosting.Rounds;
 internal sealed class SecureDiLoCoRoundProtocol(NearMLCoordinatorOptions options, ILogger logger) : IRoundProtocol
 {
     private volatile SecureRound? _secure;
+    private ParameterSet? _mean;
+
+    /// <summary>Gets how many mean buffers were allocated (tests: one for a job, however many rounds).</summary>
+    internal int MeanBuffersAllocated { get; private set; }
 
     public string Name => "secure-diloco";
 
     /// <summary>SecAgg needs at least three members (two could unmask each other).</summary>
     public int MinimumCohort => 3;
 
-    public UpdateEncoding UpdateEncoding => UpdateEncodings.Parse(options.Compression);
+    public UpdateEncoding UpdateEncoding => UpdateEncodings.Parse(options.UpdateEncoding);
 
     /// <summary>The fixed-point encoding every member of a secure round uses (see docs/hosting.md).</summary>
     internal static FixedPointEncoder CreateEncoder(NearMLCoordinatorOptions o, int clients) =>
@@ -202,7 +206,14 @@ internal sealed class SecureDiLoCoRoundProtocol(NearMLCoordinatorOptions options
             }
 
             // The fixed-point sum is exact; its decoded mean takes the same outer step as plain rounds.
-            var mean = context.Parameters.CreateZeros();
+            // Decoded into the protocol's kept mean buffer (DecodeMean overwrites it whole): no parameter-sized buffer per round.
+            var kept = _mean;
+            var mean = UpdateReduction.KeptBuffer(ref _mean, context.Parameters);
+            if (!ReferenceEquals(kept, mean))
+            {
+                MeanBuffersAllocated++;
+            }
+
             var totalWeight = encoder.DecodeMean(result.Sum, mean.Data);
             context.OuterOptimizer.Step(context.Parameters, mean);
             var accepted = new List<RoundContribution>();

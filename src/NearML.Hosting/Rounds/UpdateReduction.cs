@@ -22,14 +22,20 @@ internal sealed class UpdateReduction
     /// Gets the buffer the round's mean pseudo-gradient is written into: one per protocol, reused every round (the reducer
     /// overwrites it whole), so a round allocates no parameter-sized working set of its own.
     /// </summary>
-    public ParameterSet MeanBuffer(ParameterSet parameters)
+    public ParameterSet MeanBuffer(ParameterSet parameters) => KeptBuffer(ref _mean, parameters);
+
+    /// <summary>
+    /// Returns <paramref name="buffer"/>, allocated (zeros) only when missing or of another layout than
+    /// <paramref name="parameters"/>: the one way a protocol keeps its parameter-sized working buffer across rounds.
+    /// </summary>
+    public static ParameterSet KeptBuffer(ref ParameterSet? buffer, ParameterSet parameters)
     {
-        if (_mean is null || !_mean.Layout.Equals(parameters.Layout))
+        if (buffer is null || !buffer.Layout.Equals(parameters.Layout))
         {
-            _mean = parameters.CreateZeros();
+            buffer = parameters.CreateZeros();
         }
 
-        return _mean;
+        return buffer;
     }
 
     /// <summary>Sends every cohort member its assignment; returns when all were sent.</summary>

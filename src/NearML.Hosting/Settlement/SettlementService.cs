@@ -1,6 +1,7 @@
 using System.Data.Common;
 using System.Globalization;
 using System.Security.Cryptography;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -37,6 +38,40 @@ public sealed class SettlementService : IHostedService, IDisposable
 {
     /// <summary>The name of the <see cref="HttpClient"/> the NEAR JSON-RPC calls use (configure it with <c>services.AddHttpClient(SettlementService.HttpClientName)</c>).</summary>
     public const string HttpClientName = "NearML.Settlement.NearRpc";
+
+    /// <summary>
+    /// Registers the pooled NEAR JSON-RPC client <see cref="HttpClientName"/> (what <c>AddNearMLCoordinator</c> does; a tool
+    /// that settles outside a coordinator, such as <c>nearml settle</c>, calls it on its own service collection).
+    /// </summary>
+    /// <param name="services">The services.</param>
+    /// <returns>The client's builder (add handlers, set timeouts).</returns>
+    public static IHttpClientBuilder AddRpcHttpClient(IServiceCollection services)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        return services.AddHttpClient(HttpClientName);
+    }
+
+    /// <summary>
+    /// Creates the NEAR JSON-RPC client every settlement uses: over the pooled <see cref="HttpClientName"/> client of
+    /// <paramref name="httpClientFactory"/>, with <see cref="NearRpcClient"/>'s own Polly retry of transient faults (one
+    /// retry layer; a send re-sends the same signed bytes).
+    /// </summary>
+    /// <param name="httpClientFactory">The factory holding <see cref="HttpClientName"/> (<see cref="AddRpcHttpClient"/>).</param>
+    /// <param name="endpoint">The NEAR JSON-RPC endpoint.</param>
+    /// <param name="loggerFactory">The loggers, or <see langword="null"/>.</param>
+    /// <param name="timeProvider">The clock of retry delays, or <see langword="null"/> for the system clock.</param>
+    /// <returns>The client (it does not own the pooled <see cref="HttpClient"/>).</returns>
+    public static NearRpcClient CreateRpcClient(IHttpClientFactory httpClientFactory, Uri endpoint, ILoggerFactory? loggerFactory = null, TimeProvider? timeProvider = null)
+    {
+        ArgumentNullException.ThrowIfNull(httpClientFactory);
+        return CreateRpcClient(httpClientFactory.CreateClient(HttpClientName), endpoint, loggerFactory, timeProvider);
+    }
+
+    private static NearRpcClient CreateRpcClient(HttpClient http, Uri endpoint, ILoggerFactory? loggerFactory, TimeProvider? timeProvider)
+    {
+        ArgumentNullException.ThrowIfNull(endpoint);
+        return new NearRpcClient(http, new NearRpcClientOptions { Endpoint = endpoint }, (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<NearRpcClient>(), timeProvider ?? TimeProvider.System);
+    }
 
     /// <summary>The dry-run payer key file in the data folder, generated once when no <see cref="NearMLCoordinatorOptions.SettlementKeyPath"/> is set.</summary>
     public const string DryRunPayerKeyFileName = "settlement-payer.key";
@@ -126,7 +161,7 @@ public sealed class SettlementService : IHostedService, IDisposable
             var payer = Payer();
             var receipts = ledger.ReadEpochReceipts(epoch).Select(r => r.Receipt).ToList();
             var root = ledger.ComputeEpochRoot(epoch);
-            var policy = new RewardPolicy { CountUnattested = o.AllowSimulatedAttestation || o.AllowUnattestedWorkers };
+            var policy = new RewardPolicy { CountUnattested = o.CountsUnattestedWork };
             var payouts = policy.Distribute(epoch, receipts, o.RewardPool).Payouts.Where(p => p.Amount > 0).ToList();
             var records = o.SettlementDryRun
                 ? SignOffline(epoch, root, payouts, payer, state)
@@ -188,7 +223,9 @@ public sealed class SettlementService : IHostedService, IDisposable
     private async Task<List<SettlementRecord>> SendAsync(long epoch, byte[] root, List<WorkerPayout> payouts, NearKeyPair payer, CancellationToken ct)
     {
         var o = _options;
-        var client = new NearRpcClient(Http(), new NearRpcClientOptions { Endpoint = o.SettlementRpcEndpoint! }, _loggers.CreateLogger<NearRpcClient>(), _time);
+        var client = _httpFactory is not null
+            ? CreateRpcClient(_httpFactory, o.SettlementRpcEndpoint!, _loggers, _time)
+            : CreateRpcClient(OwnHttp(), o.SettlementRpcEndpoint!, _loggers, _time);
         using var store = _stateBackend.OpenSettlement(Path.GetFullPath(o.DataDirectory));
         using var credentials = NearCredentials.FromSecretKey(o.SettlementAccount, payer.ExportSecretKey());
         var settler = new NearSettler(client, store, credentials, new SettlementOptions { DryRun = false }, _loggers.CreateLogger<NearSettler>());
@@ -198,13 +235,8 @@ public sealed class SettlementService : IHostedService, IDisposable
 
     // A client from the factory shares its pooled handler (connections, DNS refresh) with every other; without a factory
     // (the component built by hand) one client is kept for the component's lifetime.
-    private HttpClient Http()
+    private HttpClient OwnHttp()
     {
-        if (_httpFactory is not null)
-        {
-            return _httpFactory.CreateClient(HttpClientName);
-        }
-
         lock (_gate)
         {
             return _ownHttp ??= new HttpClient();

@@ -19,7 +19,8 @@ public sealed partial class Tape
     /// Causal multi-head self-attention core, fused per head: from packed projections [B, T, 3C] (q | k | v, heads of
     /// C/H contiguous inside each) computes softmax(q·kᵀ/√(C/H) + causal mask)·v and returns [B, T, C] with heads
     /// concatenated — PyTorch's split/view/transpose/matmul/masked_fill/softmax/matmul/transpose sequence in one op.
-    /// The (batch, head) pairs are split over two threads.
+    /// The (batch, head) pairs are claimed one at a time by two threads; each is walked in row blocks that skip the masked
+    /// upper triangle of the scores (see <see cref="AttentionBlockRows"/>).
     /// </summary>
     /// <param name="qkv">Packed projections [B, T, 3C].</param>
     /// <param name="heads">Number of heads H (must divide C).</param>
@@ -81,6 +82,8 @@ public sealed partial class Tape
         private float[]? _gradOut;
         private float[]? _dqkv;
         private int _heads;
+        private int _next;
+        private int _count;
         private bool _backward;
         private float _beta;
 
@@ -95,6 +98,8 @@ public sealed partial class Tape
             _gradOut = gradOut;
             _dqkv = dqkv;
             _beta = beta;
+            _next = 0;
+            _count = qkv[0] * heads;
         }
 
         public void Clear()
@@ -106,17 +111,24 @@ public sealed partial class Tape
 
         public override void Run(int start, int end, int lane)
         {
-            if (_backward)
+            // The pairs are claimed one at a time from a shared counter instead of the fixed halves PairRunner offers:
+            // on a shared machine one lane may start late or lose its core, and the other then takes over its pairs.
+            // Which lane computes a pair does not change its bits.
+            int pair;
+            while ((pair = Interlocked.Increment(ref _next) - 1) < _count)
             {
-                Backward(start, end, lane);
-            }
-            else
-            {
-                Forward(start, end);
+                if (_backward)
+                {
+                    Backward(pair, lane);
+                }
+                else
+                {
+                    Forward(pair);
+                }
             }
         }
 
-        private void Forward(int start, int end)
+        private void Forward(int pair)
         {
             var qkv = _qkv!;
             int t = qkv[1], c3 = qkv[2];
@@ -127,37 +139,34 @@ public sealed partial class Tape
             var yd = _y!.Data;
             var pd = _probs!.Data;
             var block = Math.Max(1, AttentionBlockRows);
-            for (var pair = start; pair < end; pair++)
+            int bi = pair / _heads, h = pair % _heads;
+            var baseQ = (bi * t * c3) + (h * hs);
+            var baseY = (bi * t * c) + (h * hs);
+            var k = qd[(baseQ + c)..];
+            var v = qd[(baseQ + (2 * c))..];
+            var p = pd.Slice(pair * t * t, t * t);
+            for (var i0 = 0; i0 < t; i0 += block)
             {
-                int bi = pair / _heads, h = pair % _heads;
-                var baseQ = (bi * t * c3) + (h * hs);
-                var baseY = (bi * t * c) + (h * hs);
-                var k = qd[(baseQ + c)..];
-                var v = qd[(baseQ + (2 * c))..];
-                var p = pd.Slice(pair * t * t, t * t);
-                for (var i0 = 0; i0 < t; i0 += block)
+                // Row block [i0, i1) attends to keys [0, i1) only: its scores, softmax and P·V while they are in cache.
+                var i1 = Math.Min(i0 + block, t);
+                var rows = i1 - i0;
+                var pb = p[(i0 * t)..];
+                Gemm.Sgemm(false, true, rows, i1, hs, scale, qd[(baseQ + (i0 * c3))..], c3, k, c3, 0f, pb, t);
+                for (var i = i0; i < i1; i++)
                 {
-                    // Row block [i0, i1) attends to keys [0, i1) only: its scores, softmax and P·V while they are in cache.
-                    var i1 = Math.Min(i0 + block, t);
-                    var rows = i1 - i0;
-                    var pb = p[(i0 * t)..];
-                    Gemm.Sgemm(false, true, rows, i1, hs, scale, qd[(baseQ + (i0 * c3))..], c3, k, c3, 0f, pb, t);
-                    for (var i = i0; i < i1; i++)
-                    {
-                        var row = p.Slice(i * t, i + 1);
-                        var max = TensorPrimitives.Max(row);
-                        TensorPrimitives.Subtract(row, max, row);
-                        TensorPrimitives.Exp(row, row);
-                        TensorPrimitives.Multiply(row, 1f / TensorPrimitives.Sum(row), row);
-                        p.Slice((i * t) + i + 1, t - i - 1).Clear();
-                    }
-
-                    Gemm.Sgemm(false, false, rows, hs, i1, 1f, pb, t, v, c3, 0f, yd[(baseY + (i0 * c))..], c);
+                    var row = p.Slice(i * t, i + 1);
+                    var max = TensorPrimitives.Max(row);
+                    TensorPrimitives.Subtract(row, max, row);
+                    TensorPrimitives.Exp(row, row);
+                    TensorPrimitives.Multiply(row, 1f / TensorPrimitives.Sum(row), row);
+                    p.Slice((i * t) + i + 1, t - i - 1).Clear();
                 }
+
+                Gemm.Sgemm(false, false, rows, hs, i1, 1f, pb, t, v, c3, 0f, yd[(baseY + (i0 * c))..], c);
             }
         }
 
-        private void Backward(int start, int end, int lane)
+        private void Backward(int pair, int lane)
         {
             var qkv = _qkv!;
             int t = qkv[1], c3 = qkv[2];
@@ -172,45 +181,42 @@ public sealed partial class Tape
             var ds = (lane == 0 ? _tape!.Scratch(t * t) : _tape!.Scratch2(t * t)).AsSpan(0, t * t);
             var beta = _beta;
             var block = Math.Max(1, AttentionBlockRows);
-            for (var pair = start; pair < end; pair++)
+            int bi = pair / _heads, h = pair % _heads;
+            var baseQ = (bi * t * c3) + (h * hs);
+            var baseY = (bi * t * c) + (h * hs);
+            var k = qd[(baseQ + c)..];
+            var v = qd[(baseQ + (2 * c))..];
+            var p = pd.Slice(pair * t * t, t * t);
+
+            // Query rows [i0, i1): dP = dY·Vᵀ over keys [0, i1); dS = P ⊙ (dP − rowsum(dP ⊙ P)); dQ = scale·dS·K.
+            for (var i0 = 0; i0 < t; i0 += block)
             {
-                int bi = pair / _heads, h = pair % _heads;
-                var baseQ = (bi * t * c3) + (h * hs);
-                var baseY = (bi * t * c) + (h * hs);
-                var k = qd[(baseQ + c)..];
-                var v = qd[(baseQ + (2 * c))..];
-                var p = pd.Slice(pair * t * t, t * t);
-
-                // Query rows [i0, i1): dP = dY·Vᵀ over keys [0, i1); dS = P ⊙ (dP − rowsum(dP ⊙ P)); dQ = scale·dS·K.
-                for (var i0 = 0; i0 < t; i0 += block)
+                var i1 = Math.Min(i0 + block, t);
+                var rows = i1 - i0;
+                var db = ds[(i0 * t)..];
+                Gemm.Sgemm(false, true, rows, i1, hs, 1f, g[(baseY + (i0 * c))..], c, v, c3, 0f, db, t);
+                for (var i = i0; i < i1; i++)
                 {
-                    var i1 = Math.Min(i0 + block, t);
-                    var rows = i1 - i0;
-                    var db = ds[(i0 * t)..];
-                    Gemm.Sgemm(false, true, rows, i1, hs, 1f, g[(baseY + (i0 * c))..], c, v, c3, 0f, db, t);
-                    for (var i = i0; i < i1; i++)
-                    {
-                        var dr = ds.Slice(i * t, i + 1);
-                        var pr = p.Slice(i * t, i + 1);
-                        var dot = TensorPrimitives.Dot(dr, pr);
-                        TensorPrimitives.Subtract(dr, dot, dr);
-                        TensorPrimitives.Multiply(dr, pr, dr);
-                        ds.Slice((i * t) + i + 1, t - i - 1).Clear();
-                    }
-
-                    Gemm.Sgemm(false, false, rows, hs, i1, scale, db, t, k, c3, beta, dqkv[(baseQ + (i0 * c3))..], c3);
+                    var dr = ds.Slice(i * t, i + 1);
+                    var pr = p.Slice(i * t, i + 1);
+                    var dot = TensorPrimitives.Dot(dr, pr);
+                    TensorPrimitives.Subtract(dr, dot, dr);
+                    TensorPrimitives.Multiply(dr, pr, dr);
+                    ds.Slice((i * t) + i + 1, t - i - 1).Clear();
                 }
 
-                // Key rows [j0, j1) receive from query rows [j0, t) only: dV = Pᵀ·dY and dK = scale·dSᵀ·Q.
-                for (var j0 = 0; j0 < t; j0 += block)
-                {
-                    var j1 = Math.Min(j0 + block, t);
-                    var cols = j1 - j0;
-                    var corner = (j0 * t) + j0;
-                    var offset = baseQ + (j0 * c3);
-                    Gemm.Sgemm(true, false, cols, hs, t - j0, 1f, p[corner..], t, g[(baseY + (j0 * c))..], c, beta, dqkv[(offset + (2 * c))..], c3);
-                    Gemm.Sgemm(true, false, cols, hs, t - j0, scale, ds[corner..], t, qd[offset..], c3, beta, dqkv[(offset + c)..], c3);
-                }
+                Gemm.Sgemm(false, false, rows, hs, i1, scale, db, t, k, c3, beta, dqkv[(baseQ + (i0 * c3))..], c3);
+            }
+
+            // Key rows [j0, j1) receive from query rows [j0, t) only: dV = Pᵀ·dY and dK = scale·dSᵀ·Q.
+            for (var j0 = 0; j0 < t; j0 += block)
+            {
+                var j1 = Math.Min(j0 + block, t);
+                var cols = j1 - j0;
+                var corner = (j0 * t) + j0;
+                var offset = baseQ + (j0 * c3);
+                Gemm.Sgemm(true, false, cols, hs, t - j0, 1f, p[corner..], t, g[(baseY + (j0 * c))..], c, beta, dqkv[(offset + (2 * c))..], c3);
+                Gemm.Sgemm(true, false, cols, hs, t - j0, scale, ds[corner..], t, qd[offset..], c3, beta, dqkv[(offset + c)..], c3);
             }
         }
     }

@@ -67,6 +67,8 @@ public sealed class FrameBufferPoolTests
         Assert.AreEqual(6, pool.AllocatedBlocks, "three reused, one new");
         Assert.AreEqual(4, again.Select(o => o.Memory).Distinct().Count());
         Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => pool.Rent(4097));
-        Assert.ThrowsExactly<ObjectDisposedException>(() => _ = owners[0].Memory);
+        Assert.ThrowsExactly<ObjectDisposedException>(() => _ = owners[4].Memory); // dropped past the cap (the first three went back out, owners and all)
+        again[0].Dispose();
+        Assert.ThrowsExactly<ObjectDisposedException>(() => _ = again[0].Memory);
     }
 }

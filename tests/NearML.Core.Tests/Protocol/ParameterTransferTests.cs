@@ -167,6 +167,7 @@ public sealed class ParameterTransferTests
     [DataRow(new byte[] { 0x1A, 0x02, 0x01, 0x02, 0x12, 0x00 }, "sha256 is 2 bytes")]
     [DataRow(new byte[] { 0x08, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01 }, "longer than 10 bytes")]
     [DataRow(new byte[] { 0x0B }, "wire type 3")]
+    [DataRow(new byte[] { 0x08, 0x01, 0x08, 0x02 }, "field 1 is repeated")]
     public void Malformed_chunks_are_refused(byte[] payload, string expected)
     {
         var ex = Assert.ThrowsExactly<ProtocolException>(() => ParameterChunkCodec.Read(new ReadOnlySequence<byte>(payload), 77, out _, out _, new byte[32]));

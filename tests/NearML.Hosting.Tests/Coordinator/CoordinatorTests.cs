@@ -25,7 +25,9 @@ public sealed class CoordinatorOptionsTests
             {
                 CoordinatorHarness.Defaults(o, TestAssembly.NewTempDirectory("bad"));
                 o.Rounds = 0;
+#pragma warning disable CS0618 // the deprecated alias keeps working (and is validated under its own name)
                 o.Compression = "int3";
+#pragma warning restore CS0618
                 o.OuterMomentum = 1.5;
                 o.SyncStrategy = "allreduce";
                 o.Model = "resnet";
@@ -60,7 +62,10 @@ public sealed class CoordinatorOptionsTests
         var o = sp.GetRequiredService<IOptions<NearMLCoordinatorOptions>>().Value;
         Assert.AreEqual(7, o.Rounds);
         Assert.AreEqual(TimeSpan.FromSeconds(42), o.RoundTimeout);
+#pragma warning disable CS0618 // the deprecated alias keeps working
         Assert.AreEqual("int4", o.Compression);
+#pragma warning restore CS0618
+        Assert.AreEqual("int4", o.UpdateEncoding);
         Assert.IsTrue(o.AllowSimulatedAttestation);
         Assert.IsNotNull(sp.GetRequiredService<CoordinatorStatus>());
     }

@@ -98,7 +98,7 @@ internal sealed class CoordinatorHarness : IAsyncDisposable
         o.Rounds = 3;
         o.InnerSteps = 5;
         o.BatchSize = 16;
-        o.Compression = "fp32";
+        o.UpdateEncoding = "fp32";
         o.InnerLearningRate = 0.01; // the default norm bound H·η·√P (0.05·√P) then admits the fake workers' constant deltas (≤ 0.04)
         o.MinWorkers = 1;
         o.RoundTimeout = TimeSpan.FromSeconds(20);

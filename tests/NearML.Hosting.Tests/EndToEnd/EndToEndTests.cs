@@ -24,7 +24,7 @@ public sealed class EndToEndTests
             o.Rounds = 3;
             o.InnerSteps = 10;
             o.BatchSize = 32;
-            o.Compression = "int8";
+            o.UpdateEncoding = "int8";
             o.EvaluationSamples = 0;
         });
         var workers = new List<IHost>();
@@ -74,7 +74,7 @@ public sealed class EndToEndTests
             o.Rounds = 6;
             o.InnerSteps = 50;
             o.BatchSize = 64;
-            o.Compression = "int8";
+            o.UpdateEncoding = "int8";
             o.EvaluationSamples = 0;
             o.RoundTimeout = TimeSpan.FromSeconds(90);
             o.SettleEveryRounds = 3;

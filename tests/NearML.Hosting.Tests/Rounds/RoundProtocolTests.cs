@@ -74,7 +74,7 @@ public sealed class RoundProtocolTests
             o.ShardCount = 48; // with 12, rendezvous gives 'pa' no shard (its update would be refused: NoAssignedWork)
             o.MinWorkers = 3;
             o.InnerSteps = 4;
-            o.Compression = "fp32";
+            o.UpdateEncoding = "fp32";
             o.OuterLearningRate = 0.7;
             o.OuterMomentum = 0.9;
         });

@@ -242,6 +242,9 @@ internal static unsafe class GemmDriver
     /// <summary>Floats past a packed A block that the 6-row transposes may overwrite (see <see cref="Transpose.Block6x8"/>).</summary>
     private const int PackSlack = 8;
 
+    /// <summary>Stored rows of a transposed A packed together (see <see cref="PackATransposedPanels"/>).</summary>
+    private const int TransposedChunk = 8;
+
     private static int CeilDiv(int a, int b) => (a + b - 1) / b;
 
     private static int RoundUp(int a, int b) => CeilDiv(a, b) * b;
@@ -467,10 +470,12 @@ internal static unsafe class GemmDriver
     }
 
     /// <summary>
-    /// Packs the full MR-row panels of rows [ic, ic+mc) × depth [pc, pc+kc) of α·Aᵀ (A stored k×m) walking A's stored
-    /// rows in order: for each k, the block's mc contiguous values are spread over the panels. (Walking one panel at a
-    /// time reads 32 bytes per stored row at a stride of lda: with lda a multiple of 1 KiB those rows fall into a couple of
-    /// L1 sets, and the next panel reloads the same lines from L2.)
+    /// Packs the full MR-row panels of rows [ic, ic+mc) × depth [pc, pc+kc) of α·Aᵀ (A stored k×m) in chunks of
+    /// <see cref="TransposedChunk"/> stored rows: within a chunk, panel by panel, MR contiguous values per row. A chunk's
+    /// source lines (a few rows × mc values) stay in L1 while every panel takes its part, and each panel's destination is
+    /// written sequentially. (Walking one panel over the whole depth instead reads 24–32 bytes per stored row at a stride
+    /// of lda: with lda a multiple of 1 KiB those rows fall into a couple of L1 sets and the next panel reloads the same
+    /// lines from L2; walking all panels row by row writes MR·kc floats apart, again one set.)
     /// </summary>
     /// <returns>The rows packed (a multiple of MR); the caller packs the remaining partial panel.</returns>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -482,18 +487,20 @@ internal static unsafe class GemmDriver
         var alpha = job.Alpha;
         var lda = job.Lda;
         var src = job.A + ((nint)pc * lda) + ic;
-        var panelStride = (nint)mrFull * kc;
         if (UseAvx<TK>() && mrFull == 8)
         {
             var scale = Vector256.Create(alpha);
-            for (var p = 0; p < kc; p++)
+            for (var p0 = 0; p0 < kc; p0 += TransposedChunk)
             {
-                var s = src + (p * lda);
-                var d = dst + (p * 8);
+                var rows = Math.Min(TransposedChunk, kc - p0);
                 for (var ir = 0; ir < full; ir += 8)
                 {
-                    Avx.Store(d, Avx.Multiply(Avx.LoadVector256(s + ir), scale));
-                    d += panelStride;
+                    var s = src + (p0 * lda) + ir;
+                    var d = dst + ((nint)ir * kc) + (p0 * 8);
+                    for (var p = 0; p < rows; p++)
+                    {
+                        Avx.Store(d + (p * 8), Avx.Multiply(Avx.LoadVector256(s + (p * lda)), scale));
+                    }
                 }
             }
 
@@ -502,18 +509,23 @@ internal static unsafe class GemmDriver
 
         if (mrFull == 6)
         {
-            // 4 + 2 values per k and panel: Vector128 (SSE / NEON) and one pair.
+            // 4 + 2 values per row and panel: Vector128 (SSE / NEON) and one pair.
             var scale4 = Vector128.Create(alpha);
-            for (var p = 0; p < kc; p++)
+            for (var p0 = 0; p0 < kc; p0 += TransposedChunk)
             {
-                var s = src + (p * lda);
-                var d = dst + (p * 6);
+                var rows = Math.Min(TransposedChunk, kc - p0);
                 for (var ir = 0; ir < full; ir += 6)
                 {
-                    (Vector128.Load(s + ir) * scale4).Store(d);
-                    d[4] = alpha * s[ir + 4];
-                    d[5] = alpha * s[ir + 5];
-                    d += panelStride;
+                    var s = src + (p0 * lda) + ir;
+                    var d = dst + ((nint)ir * kc) + (p0 * 6);
+                    for (var p = 0; p < rows; p++)
+                    {
+                        var sp = s + (p * lda);
+                        var dp = d + (p * 6);
+                        (Vector128.Load(sp) * scale4).Store(dp);
+                        dp[4] = alpha * sp[4];
+                        dp[5] = alpha * sp[5];
+                    }
                 }
             }
 
