@@ -47,7 +47,10 @@ public sealed class GemmPoolTests
                     }
                 }
             }
-        })).ToList();
+        })
+        {
+            IsBackground = true, // a deadlocked caller fails the test instead of keeping the test host alive
+        }).ToList();
         callers.ForEach(t => t.Start());
         foreach (var t in callers)
         {
@@ -195,7 +198,10 @@ public sealed class GemmPoolTests
         {
             Volatile.Write(ref holderThread, Environment.CurrentManagedThreadId);
             holderActual = holder.Run(2);
-        });
+        })
+        {
+            IsBackground = true,
+        };
         first.Start();
         Assert.IsTrue(holding.Wait(TimeSpan.FromSeconds(10)), "the held product never reached a worker");
 
@@ -263,7 +269,10 @@ public sealed class GemmPoolTests
             {
                 error = e;
             }
-        });
+        })
+        {
+            IsBackground = true, // a deadlock fails the test instead of keeping the test host alive
+        };
         thread.Start();
         Assert.IsTrue(thread.Join(TimeSpan.FromSeconds(60)), "the products did not finish in 60 s (deadlock?)");
         if (error is not null)

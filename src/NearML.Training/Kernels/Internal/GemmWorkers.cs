@@ -65,16 +65,14 @@ internal static class GemmWorkers
     internal static bool Contended => Stopwatch.GetTimestamp() < Volatile.Read(ref s_contendedUntil);
 
     /// <summary>Ends a passive period of the adaptive policy (tests).</summary>
+    /// <remarks>Takes no lock (a test cleaning up after a deadlocked product must not hang); call it between products.</remarks>
     internal static void ClearContention()
     {
-        lock (s_gate)
-        {
-            Volatile.Write(ref s_contendedUntil, 0);
-            s_periodScale = 1;
-            s_windowBusy = 0;
-            s_windowLost = 0;
-            Interlocked.Exchange(ref s_spinLost, 0);
-        }
+        Volatile.Write(ref s_contendedUntil, 0);
+        s_periodScale = 1;
+        s_windowBusy = 0;
+        s_windowLost = 0;
+        Interlocked.Exchange(ref s_spinLost, 0);
     }
 
     /// <summary>Runs a job on <paramref name="threads"/> threads (the caller included); false if the pool is busy.</summary>
