@@ -53,7 +53,7 @@ internal static class ProfileCnn
 
         wall.Sort();
         cpu.Sort();
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"step (batch {batchSize}, {KernelThreads.Count} threads, {KernelThreads.InstructionSet}): wall {Median(wall):F2} ms [{wall[0]:F2}..{wall[^1]:F2}], CPU {Median(cpu):F2} ms, {batchSize * 1000 / Median(wall):F0} samples/s; load {File.ReadAllText("/proc/loadavg").Split(' ')[0]}"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"step (batch {batchSize}, {KernelThreads.Count} threads, {KernelThreads.InstructionSet}): wall {OpTimer.Median(wall):F2} ms [{wall[0]:F2}..{wall[^1]:F2}], CPU {OpTimer.Median(cpu):F2} ms, {batchSize * 1000 / OpTimer.Median(wall):F0} samples/s; load {File.ReadAllText("/proc/loadavg").Split(' ')[0]}"));
 
         var rng = new Random(seed);
         Layer("conv1 1→32 3×3 on 28×28 +relu", false, rng, [batchSize, 1, 28, 28], (t, x) => t.Conv2d(x, model.Conv1.Weight, model.Conv1.Bias, 1, 0, Activation.Relu));
@@ -67,38 +67,7 @@ internal static class ProfileCnn
 
     private static void Layer(string name, bool inputGrad, Random rng, int[] shape, Func<Tape, Tensor, Tensor> op)
     {
-        var x = Tensor.Create(inputGrad, shape);
-        var xd = x.Data;
-        for (var i = 0; i < xd.Length; i++)
-        {
-            xd[i] = (float)(rng.NextDouble() * 2) - 1;
-        }
-
-        var tape = new Tape();
-        float[]? grad = null;
-        var fwd = new List<double>();
-        var both = new List<double>();
-        for (var r = 0; r < 60; r++)
-        {
-            tape.Reset();
-            var t0 = Stopwatch.GetTimestamp();
-            var y = op(tape, x);
-            var tf = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
-            grad ??= Enumerable.Range(0, y.Length).Select(i => (float)Math.Sin(i)).ToArray();
-            tape.Backward(y, grad);
-            var tb = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
-            if (r >= 10)
-            {
-                fwd.Add(tf);
-                both.Add(tb);
-            }
-        }
-
-        fwd.Sort();
-        both.Sort();
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {name,-34} forward {Median(fwd),7:F3} ms   backward {Median(both) - Median(fwd),7:F3} ms"));
+        var (forward, both) = OpTimer.Time(rng, shape, inputGrad, op, repeats: 50, warmup: 10, gradScale: 1f);
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {name,-34} forward {forward,7:F3} ms   backward {both - forward,7:F3} ms"));
     }
-
-    private static double Median(List<double> sorted) =>
-        sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[(sorted.Count / 2) - 1] + sorted[sorted.Count / 2]) / 2;
 }

@@ -56,9 +56,9 @@ internal static class ProfileGpt
 
         wall.Sort();
         cpu.Sort();
-        var step = Median(wall);
+        var step = OpTimer.Median(wall);
         var tokens = batchSize * context;
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"step ({tokens} tokens, {KernelThreads.Count} threads, {KernelThreads.InstructionSet}): wall {step:F2} ms [{wall[0]:F2}..{wall[^1]:F2}], CPU {Median(cpu):F2} ms, {tokens * 1000 / step:F0} tokens/s; load {File.ReadAllText("/proc/loadavg").Split(' ')[0]}"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"step ({tokens} tokens, {KernelThreads.Count} threads, {KernelThreads.InstructionSet}): wall {step:F2} ms [{wall[0]:F2}..{wall[^1]:F2}], CPU {OpTimer.Median(cpu):F2} ms, {tokens * 1000 / step:F0} tokens/s; load {File.ReadAllText("/proc/loadavg").Split(' ')[0]}"));
 
         var opt = new List<double>();
         for (var r = 0; r < 30; r++)
@@ -69,13 +69,13 @@ internal static class ProfileGpt
         }
 
         opt.Sort();
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {"AdamW step (" + model.Parameters.Layout.TotalLength + " parameters)",-40} {Median(opt),8:F3} ms  ({100 * Median(opt) / step,5:F1} % of the step)"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {"AdamW step (" + model.Parameters.Layout.TotalLength + " parameters)",-40} {OpTimer.Median(opt),8:F3} ms  ({100 * OpTimer.Median(opt) / step,5:F1} % of the step)"));
 
         var rng = new Random(seed);
         var d = config.DModel;
         var layers = config.Layers;
         var block = model.Blocks[0];
-        var total = Median(opt);
+        var total = OpTimer.Median(opt);
         total += Op("layer norm (d 128)", 2 * layers + 1, step, rng, [tokens, d], (t, x) => block.Ln1.Forward(t, x));
         total += Op("qkv linear 128→384", layers, step, rng, [tokens, d], (t, x) => block.Qkv.Forward(t, x));
         total += Op("causal attention (4 heads, T 128)", layers, step, rng, [tokens, 3 * d], (t, x) => t.CausalSelfAttention(t.Reshape(x, batchSize, context, 3 * d), config.Heads));
@@ -92,37 +92,8 @@ internal static class ProfileGpt
 
     private static double Op(string name, int perStep, double step, Random rng, int[] shape, Func<Tape, Tensor, Tensor> op)
     {
-        var x = Tensor.Create(true, shape);
-        var xd = x.Data;
-        for (var i = 0; i < xd.Length; i++)
-        {
-            xd[i] = (float)(rng.NextDouble() * 2) - 1;
-        }
-
-        var tape = new Tape();
-        float[]? grad = null;
-        var fwd = new List<double>();
-        var both = new List<double>();
-        for (var r = 0; r < 40; r++)
-        {
-            tape.Reset();
-            var t0 = Stopwatch.GetTimestamp();
-            var y = op(tape, x);
-            var tf = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
-            grad ??= Enumerable.Range(0, y.Length).Select(i => (float)Math.Sin(i) * 1e-2f).ToArray();
-            tape.Backward(y, grad);
-            var tb = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
-            if (r >= 10)
-            {
-                fwd.Add(tf);
-                both.Add(tb);
-            }
-        }
-
-        fwd.Sort();
-        both.Sort();
-        var perCall = Median(both);
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {name,-40} forward {Median(fwd),7:F3} ms  backward {perCall - Median(fwd),7:F3} ms  × {perStep,2} = {perCall * perStep,8:F3} ms  ({100 * perCall * perStep / step,5:F1} % of the step)"));
+        var (forward, perCall) = OpTimer.Time(rng, shape, inputGrad: true, op, repeats: 30, warmup: 10, gradScale: 1e-2f);
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {name,-40} forward {forward,7:F3} ms  backward {perCall - forward,7:F3} ms  × {perStep,2} = {perCall * perStep,8:F3} ms  ({100 * perCall * perStep / step,5:F1} % of the step)"));
         return perCall * perStep;
     }
 
@@ -194,13 +165,10 @@ internal static class ProfileGpt
             fwd[s].Sort();
             bwd[s].Sort();
             cpu[s].Sort();
-            var both = Median(cpu[s]);
+            var both = OpTimer.Median(cpu[s]);
             full = s == 0 ? both : full;
             var label = sizes[s] == context ? $"attention, one block of {context} (full)" : $"attention, row blocks of {sizes[s]}";
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {label,-40} forward {Median(fwd[s]),7:F3} ms  backward {Median(bwd[s]),7:F3} ms  CPU {both,7:F3} ms per call  ({full / both:F2}× the full products' CPU)"));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {label,-40} forward {OpTimer.Median(fwd[s]),7:F3} ms  backward {OpTimer.Median(bwd[s]),7:F3} ms  CPU {both,7:F3} ms per call  ({full / both:F2}× the full products' CPU)"));
         }
     }
-
-    private static double Median(List<double> sorted) =>
-        sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[(sorted.Count / 2) - 1] + sorted[sorted.Count / 2]) / 2;
 }

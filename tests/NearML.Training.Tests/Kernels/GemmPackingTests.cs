@@ -31,14 +31,14 @@ public sealed class GemmPackingTests
     [DataRow(KernelIsa.Portable)]
     public void TransposedA_GivesTheSameBitsAsItsExplicitTranspose_AtEveryThreadCount(KernelIsa isa)
     {
-        var path = Require(isa);
+        var path = KernelTestSupport.Require(isa);
         var rng = new Random(7100 + (int)isa);
         foreach (var (m, k, n, pad) in Shapes)
         {
             foreach (var alpha in new[] { 1f, -0.75f })
             {
                 var lda = m + pad;
-                var at = Random(k * lda, rng); // stored k×m: op(A) = Aᵀ
+                var at = KernelTestSupport.RandomFloats(k * lda, rng); // stored k×m: op(A) = Aᵀ
                 var a = new float[m * k]; // the same op(A) stored m×k
                 for (var p = 0; p < k; p++)
                 {
@@ -48,7 +48,7 @@ public sealed class GemmPackingTests
                     }
                 }
 
-                var b = Random(k * n, rng);
+                var b = KernelTestSupport.RandomFloats(k * n, rng);
                 var expected = new float[m * n];
                 Gemm.Sgemm(path, 1, false, false, m, n, k, alpha, a, k, b, n, 0f, expected, n, parallelThreshold: 0);
                 CheckAgainstDouble(expected, a, b, m, n, k, alpha, $"{isa} {m}x{k}x{n}");
@@ -68,12 +68,12 @@ public sealed class GemmPackingTests
     [DataRow(KernelIsa.Portable)]
     public void TransposedB_GivesTheSameBitsAsItsExplicitTranspose_AtEveryThreadCount(KernelIsa isa)
     {
-        var path = Require(isa);
+        var path = KernelTestSupport.Require(isa);
         var rng = new Random(7200 + (int)isa);
         foreach (var (m, k, n, pad) in Shapes)
         {
             var ldb = k + pad;
-            var bt = Random(n * ldb, rng); // stored n×k: op(B) = Bᵀ
+            var bt = KernelTestSupport.RandomFloats(n * ldb, rng); // stored n×k: op(B) = Bᵀ
             var b = new float[k * n];
             for (var j = 0; j < n; j++)
             {
@@ -83,7 +83,7 @@ public sealed class GemmPackingTests
                 }
             }
 
-            var a = Random(m * k, rng);
+            var a = KernelTestSupport.RandomFloats(m * k, rng);
             var expected = new float[m * n];
             Gemm.Sgemm(path, 1, false, false, m, n, k, 1f, a, k, b, n, 0f, expected, n, parallelThreshold: 0);
             CheckAgainstDouble(expected, a, b, m, n, k, 1f, $"{isa} {m}x{k}x{n}");
@@ -107,12 +107,12 @@ public sealed class GemmPackingTests
         [
             (40, 300, 1000, false, true), (300, 200, 999, true, false), (16, 520, 480, false, false), (150, 96, 2000, true, true),
         ];
-        foreach (var path in AllIsas.Select(ToPath).Where(GemmDriver.IsSupported))
+        foreach (var path in AllIsas.Select(KernelTestSupport.ToPath).Where(GemmDriver.IsSupported))
         {
             foreach (var (m, k, n, ta, tb) in shapes)
             {
-                var a = Random(m * k, rng);
-                var b = Random(k * n, rng);
+                var a = KernelTestSupport.RandomFloats(m * k, rng);
+                var b = KernelTestSupport.RandomFloats(k * n, rng);
                 var reference = new float[m * n];
                 Gemm.Sgemm(path, 1, ta, tb, m, n, k, 1f, a, ta ? m : k, b, tb ? k : n, 0f, reference, n, parallelThreshold: 0);
                 foreach (var threads in new[] { 2, 3, 5 })
@@ -134,13 +134,13 @@ public sealed class GemmPackingTests
         // The micro-kernels prefetch up to the last float of each C row; a C that ends its buffer exactly (no padding,
         // a slice of a larger array) must still come out right, with the elements after the slice untouched.
         var rng = new Random(7400);
-        foreach (var path in AllIsas.Select(ToPath).Where(GemmDriver.IsSupported))
+        foreach (var path in AllIsas.Select(KernelTestSupport.ToPath).Where(GemmDriver.IsSupported))
         {
             foreach (var (m, n, k) in new[] { (8, 32, 5), (6, 16, 9), (17, 45, 33) })
             {
-                var a = Random(m * k, rng);
-                var b = Random(k * n, rng);
-                var store = Random((m * n) + 7, rng);
+                var a = KernelTestSupport.RandomFloats(m * k, rng);
+                var b = KernelTestSupport.RandomFloats(k * n, rng);
+                var store = KernelTestSupport.RandomFloats((m * n) + 7, rng);
                 var tail = store[(m * n)..];
                 var c = store.AsSpan(0, m * n);
                 Gemm.Sgemm(path, 1, false, false, m, n, k, 1f, a, k, b, n, 0f, c, n, parallelThreshold: 0);
@@ -172,34 +172,5 @@ public sealed class GemmPackingTests
                 }
             }
         }
-    }
-
-    private static GemmPath ToPath(KernelIsa isa) => isa switch
-    {
-        KernelIsa.Avx512 => GemmPath.Avx512,
-        KernelIsa.Avx2 => GemmPath.Avx2,
-        _ => GemmPath.Portable,
-    };
-
-    private static GemmPath Require(KernelIsa isa)
-    {
-        var path = ToPath(isa);
-        if (!GemmDriver.IsSupported(path))
-        {
-            Assert.Inconclusive($"This CPU cannot run the {isa} kernels.");
-        }
-
-        return path;
-    }
-
-    private static float[] Random(int length, Random rng)
-    {
-        var x = new float[length];
-        for (var i = 0; i < x.Length; i++)
-        {
-            x[i] = (float)((rng.NextDouble() * 2) - 1);
-        }
-
-        return x;
     }
 }

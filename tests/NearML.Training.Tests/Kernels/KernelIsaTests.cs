@@ -74,13 +74,13 @@ public sealed class KernelIsaTests
     {
         var saved = KernelThreads.Isa;
         var rng = new Random(11);
-        var a = Random(37 * 45, rng);
-        var b = Random(45 * 29, rng);
+        var a = KernelTestSupport.RandomFloats(37 * 45, rng);
+        var b = KernelTestSupport.RandomFloats(45 * 29, rng);
         try
         {
             foreach (var isa in AllIsas)
             {
-                var path = ToPath(isa);
+                var path = KernelTestSupport.ToPath(isa);
                 if (!GemmDriver.IsSupported(path))
                 {
                     Assert.ThrowsExactly<PlatformNotSupportedException>(() => KernelThreads.Isa = isa);
@@ -107,7 +107,7 @@ public sealed class KernelIsaTests
             KernelThreads.Isa = saved;
         }
 
-        Assert.AreEqual(GemmDriver.Name(GemmDriver.BestPath), GemmDriver.Name(ToPath(KernelThreads.BestIsa)));
+        Assert.AreEqual(GemmDriver.Name(GemmDriver.BestPath), GemmDriver.Name(KernelTestSupport.ToPath(KernelThreads.BestIsa)));
     }
 
     [TestMethod]
@@ -116,7 +116,7 @@ public sealed class KernelIsaTests
     [DataRow(KernelIsa.Portable)]
     public void RandomShapes_MatchDoubleReference(KernelIsa isa)
     {
-        var path = Require(isa);
+        var path = KernelTestSupport.Require(isa);
         var rng = new Random(1000 + (int)isa);
         for (var trial = 0; trial < 60; trial++)
         {
@@ -134,7 +134,7 @@ public sealed class KernelIsaTests
     [DataRow(KernelIsa.Portable)]
     public void EveryPath_IsBitReproducibleRunToRun_ForAGivenThreadCount(KernelIsa isa)
     {
-        var path = Require(isa);
+        var path = KernelTestSupport.Require(isa);
         var rng = new Random(2000 + (int)isa);
         for (var trial = 0; trial < 12; trial++)
         {
@@ -159,7 +159,7 @@ public sealed class KernelIsaTests
     [DataRow(KernelIsa.Portable)]
     public void BReadInPlace_GivesTheSameBitsAsPackedB(KernelIsa isa)
     {
-        var path = Require(isa);
+        var path = KernelTestSupport.Require(isa);
         var saved = GemmDriver.DirectBMaxRows;
         var rng = new Random(3000 + (int)isa);
         try
@@ -195,7 +195,7 @@ public sealed class KernelIsaTests
             (64, 784, 256, false, false), (128, 784, 96, false, true), (100, 128, 72, true, false),
             (40, 1600, 128, false, false), (64, 2049, 40, true, false), (3, 777, 131, false, false),
         ];
-        foreach (var path in AllIsas.Select(ToPath).Where(GemmDriver.IsSupported))
+        foreach (var path in AllIsas.Select(KernelTestSupport.ToPath).Where(GemmDriver.IsSupported))
         {
             foreach (var (m, k, n, ta, tb) in shapes)
             {
@@ -210,34 +210,6 @@ public sealed class KernelIsaTests
         }
     }
 
-    private static GemmPath ToPath(KernelIsa isa) => isa switch
-    {
-        KernelIsa.Avx512 => GemmPath.Avx512,
-        KernelIsa.Avx2 => GemmPath.Avx2,
-        _ => GemmPath.Portable,
-    };
-
-    private static GemmPath Require(KernelIsa isa)
-    {
-        var path = ToPath(isa);
-        if (!GemmDriver.IsSupported(path))
-        {
-            Assert.Inconclusive($"This CPU cannot run the {isa} kernels.");
-        }
-
-        return path;
-    }
-
-    private static float[] Random(int length, Random rng)
-    {
-        var x = new float[length];
-        for (var i = 0; i < x.Length; i++)
-        {
-            x[i] = (float)((rng.NextDouble() * 2) - 1);
-        }
-
-        return x;
-    }
 
     /// <summary>
     /// A random product: dimensions are odd, skinny (1..12) or long (up to 3 depth blocks, not multiples of it) with
@@ -273,7 +245,7 @@ public sealed class KernelIsaTests
             var bRows = tb ? n : k;
             var aCols = ta ? m : k;
             var bCols = tb ? k : n;
-            return new Shape(m, n, k, ta, tb, pad, alpha, beta, Random((aRows * (aCols + pad)) + 1, rng), Random((bRows * (bCols + pad)) + 1, rng), Random((m * (n + pad)) + 1, rng));
+            return new Shape(m, n, k, ta, tb, pad, alpha, beta, KernelTestSupport.RandomFloats((aRows * (aCols + pad)) + 1, rng), KernelTestSupport.RandomFloats((bRows * (bCols + pad)) + 1, rng), KernelTestSupport.RandomFloats((m * (n + pad)) + 1, rng));
         }
 
         public void Run(GemmPath path, int threads, float[] c) =>
