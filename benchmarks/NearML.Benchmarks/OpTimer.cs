@@ -43,6 +43,36 @@ internal static class OpTimer
         return (Median(fwd), Median(both));
     }
 
+    /// <summary>
+    /// Times <paramref name="step"/> (after <paramref name="prepare"/>, which is not timed) <paramref name="warmup"/> +
+    /// <paramref name="steps"/> times; returns the sorted wall and process-CPU milliseconds of the timed ones.
+    /// </summary>
+    public static (List<double> Wall, List<double> Cpu) Steps(int warmup, int steps, Action<int> prepare, Action step)
+    {
+        using var process = System.Diagnostics.Process.GetCurrentProcess();
+        var wall = new List<double>();
+        var cpu = new List<double>();
+        for (var s = 0; s < warmup + steps; s++)
+        {
+            prepare(s);
+            process.Refresh();
+            var c0 = process.TotalProcessorTime;
+            var t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+            step();
+            var dt = System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+            process.Refresh();
+            if (s >= warmup)
+            {
+                wall.Add(dt);
+                cpu.Add((process.TotalProcessorTime - c0).TotalMilliseconds);
+            }
+        }
+
+        wall.Sort();
+        cpu.Sort();
+        return (wall, cpu);
+    }
+
     /// <summary>The median of an already sorted list.</summary>
     public static double Median(List<double> sorted) =>
         sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[(sorted.Count / 2) - 1] + sorted[sorted.Count / 2]) / 2;

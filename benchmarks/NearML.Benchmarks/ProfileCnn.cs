@@ -27,32 +27,18 @@ internal static class ProfileCnn
         var train = new ClassificationBatchSource(data.Train, batchSize, (ulong)seed);
         var batch = train.CreateBatch();
         train.StartEpoch(0);
-        using var process = Process.GetCurrentProcess();
-        var wall = new List<double>();
-        var cpu = new List<double>();
-        for (var s = 0; s < steps + 10; s++)
-        {
-            if (!train.TryFill(batch))
+        var (wall, cpu) = OpTimer.Steps(
+            10,
+            steps,
+            s =>
             {
-                train.StartEpoch(s);
-                train.TryFill(batch);
-            }
-
-            process.Refresh();
-            var c0 = process.TotalProcessorTime;
-            var t0 = Stopwatch.GetTimestamp();
-            trainer.TrainStep(batch);
-            var dt = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
-            process.Refresh();
-            if (s >= 10)
-            {
-                wall.Add(dt);
-                cpu.Add((process.TotalProcessorTime - c0).TotalMilliseconds);
-            }
-        }
-
-        wall.Sort();
-        cpu.Sort();
+                if (!train.TryFill(batch))
+                {
+                    train.StartEpoch(s);
+                    train.TryFill(batch);
+                }
+            },
+            () => trainer.TrainStep(batch));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"step (batch {batchSize}, {KernelThreads.Count} threads, {KernelThreads.InstructionSet}): wall {OpTimer.Median(wall):F2} ms [{wall[0]:F2}..{wall[^1]:F2}], CPU {OpTimer.Median(cpu):F2} ms, {batchSize * 1000 / OpTimer.Median(wall):F0} samples/s; load {File.ReadAllText("/proc/loadavg").Split(' ')[0]}"));
 
         var rng = new Random(seed);

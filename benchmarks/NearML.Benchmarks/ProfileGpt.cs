@@ -31,31 +31,17 @@ internal static class ProfileGpt
         var train = new TextWindowBatchSource(text.Train, batchSize, context, steps + 5, (ulong)seed);
         var batch = train.CreateBatch();
         train.StartEpoch(0);
-        using var process = Process.GetCurrentProcess();
-        var wall = new List<double>();
-        var cpu = new List<double>();
-        for (var s = 0; s < steps + 5; s++)
-        {
-            if (!train.TryFill(batch))
+        var (wall, cpu) = OpTimer.Steps(
+            5,
+            steps,
+            _ =>
             {
-                throw new InvalidOperationException("the GPT batch source ran dry");
-            }
-
-            process.Refresh();
-            var c0 = process.TotalProcessorTime;
-            var t0 = Stopwatch.GetTimestamp();
-            trainer.TrainStep(batch);
-            var dt = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
-            process.Refresh();
-            if (s >= 5)
-            {
-                wall.Add(dt);
-                cpu.Add((process.TotalProcessorTime - c0).TotalMilliseconds);
-            }
-        }
-
-        wall.Sort();
-        cpu.Sort();
+                if (!train.TryFill(batch))
+                {
+                    throw new InvalidOperationException("the GPT batch source ran dry");
+                }
+            },
+            () => trainer.TrainStep(batch));
         var step = OpTimer.Median(wall);
         var tokens = batchSize * context;
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"step ({tokens} tokens, {KernelThreads.Count} threads, {KernelThreads.InstructionSet}): wall {step:F2} ms [{wall[0]:F2}..{wall[^1]:F2}], CPU {OpTimer.Median(cpu):F2} ms, {tokens * 1000 / step:F0} tokens/s; load {File.ReadAllText("/proc/loadavg").Split(' ')[0]}"));
