@@ -106,14 +106,6 @@ internal sealed partial class SampleProcess : IAsyncDisposable
         info.Environment["DOTNET_gcServer"] = "0";
         info.Environment["DOTNET_TieredPGO"] = "0";
         info.Environment["DOTNET_ThreadPool_UnfairSemaphoreSpinLimit"] = "0";
-        if (args.Contains("--swarm"))
-        {
-            // Fifty worker hosts in one process allocate a parameter set per host per round. Without a limit the GC let that
-            // process's garbage grow to 22 GB on this 24 GB machine (measured: VmRSS 0.5 → 22 GB in 2.5 minutes) and the
-            // kernel's OOM killer ended it once another process needed memory. With a 4 GB hard limit the same run stays at
-            // 4.1 GB and finishes in about half the time (the garbage is collectable: nothing leaks).
-            info.Environment["DOTNET_GCHeapHardLimit"] = "0x100000000";
-        }
 
         var process = new Process { StartInfo = info, EnableRaisingEvents = true };
         var result = new SampleProcess(name, process);
