@@ -442,11 +442,7 @@ public sealed class FrameConnection : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(message);
         var type = WireProtocol.GetFrameType(message);
         var size = message.CalculateSize();
-        if (size > _options.MaxFrameSize)
-        {
-            throw new ProtocolException(
-                ErrorCode.FrameTooLarge, $"outgoing {type} of {size} bytes exceeds the maximum frame size of {_options.MaxFrameSize} bytes");
-        }
+        ThrowIfTooLarge(type, size);
 
         await _sendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
@@ -606,6 +602,15 @@ public sealed class FrameConnection : IAsyncDisposable
         }
     }
 
+    private void ThrowIfTooLarge(FrameType type, long size)
+    {
+        if (size > _options.MaxFrameSize)
+        {
+            throw new ProtocolException(
+                ErrorCode.FrameTooLarge, $"outgoing {type} of {size} bytes exceeds the maximum frame size of {_options.MaxFrameSize} bytes");
+        }
+    }
+
     /// <summary>
     /// Sends <see cref="IFrameBodySource.Count"/> frames of <paramref name="type"/>, each a head followed by a body that
     /// <paramref name="source"/> prepares. A body of at least <see cref="FrameConnectionOptions.SegmentSize"/> bytes is not
@@ -623,11 +628,7 @@ public sealed class FrameConnection : IAsyncDisposable
         {
             var body = source.Prepare(index, out var head);
             var payloadLength = (long)head.Length + body.Length;
-            if (payloadLength > _options.MaxFrameSize)
-            {
-                throw new ProtocolException(
-                    ErrorCode.FrameTooLarge, $"outgoing {type} of {payloadLength} bytes exceeds the maximum frame size of {_options.MaxFrameSize} bytes");
-            }
+            ThrowIfTooLarge(type, payloadLength);
 
             await _sendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
             try
