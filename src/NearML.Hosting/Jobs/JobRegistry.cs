@@ -167,6 +167,12 @@ public sealed class JobRegistry
         }
     }
 
+    /// <summary>
+    /// Gets the registration that <see cref="LoadDataset"/> would use for <paramref name="key"/>: the identity under which a
+    /// process shares one loaded copy across hosts (the built-ins are one object per process).
+    /// </summary>
+    internal DatasetRegistration? FindDataset(string key) => _datasets.TryGetValue(Normalize(key), out var r) ? r : null;
+
     private ModelRegistration GetModel(string key) => _models.TryGetValue(Normalize(key), out var r)
         ? r
         : throw new JobConfigurationException($"unknown model '{key}' (registered: {string.Join(", ", ModelKeys)}).");

@@ -211,23 +211,31 @@ internal sealed class WorkerJob : IDisposable
         return new WorkerJob(assignment.JobId, assignment.Model.Architecture, assignment.Model.ConfigJson, datasetKey, hp.Seed, model, dataset);
     }
 
-    /// <summary>One load of a dataset per process and (registry, key, configuration, folder, shard count, seed), shared by every worker in the process.</summary>
+    /// <summary>
+    /// One load of a dataset per process and (registration, configuration, folder, shard count, seed), shared by every
+    /// worker in the process. Keyed by the registration, not the registry: every host builds its own registry, but the
+    /// built-in registrations are one object per process, so fifty hosts in one process (a swarm, a marketplace running
+    /// many slots) hold one Fashion-MNIST, not fifty (a 50-host swarm grew to 22 GB and was OOM-killed when the key was
+    /// per registry). A registration's provider must give equal records for equal contexts on every machine (its
+    /// contract), so which host's registry performs the load does not matter.
+    /// </summary>
     private static class DatasetCache
     {
-        private static readonly ConcurrentDictionary<(JobRegistry, string, string, string, int, ulong), Lazy<JobDataset>> Cache = new();
+        private static readonly ConcurrentDictionary<(object, string, string, int, ulong), Lazy<JobDataset>> Cache = new();
 
         public static JobDataset Get(JobRegistry registry, string key, string config, string? directory, int shardCount, ulong seed)
         {
-            var k = (registry, key, config, directory is null ? string.Empty : Path.GetFullPath(directory), shardCount, seed);
-            var lazy = Cache.GetOrAdd(k, k => new Lazy<JobDataset>(() =>
-                JobDataset.Create(k.Item1.LoadDataset(k.Item2, new DatasetLoadContext(k.Item3, k.Item6, directory)), k.Item5, k.Item6)));
+            object identity = registry.FindDataset(key) ?? (object)registry;
+            var k = (identity, config, directory is null ? string.Empty : Path.GetFullPath(directory), shardCount, seed);
+            var lazy = Cache.GetOrAdd(k, _ => new Lazy<JobDataset>(() =>
+                JobDataset.Create(registry.LoadDataset(key, new DatasetLoadContext(config, seed, directory)), shardCount, seed)));
             try
             {
                 return lazy.Value;
             }
             catch
             {
-                Cache.TryRemove(new KeyValuePair<(JobRegistry, string, string, string, int, ulong), Lazy<JobDataset>>(k, lazy));
+                Cache.TryRemove(new KeyValuePair<(object, string, string, int, ulong), Lazy<JobDataset>>(k, lazy));
                 throw;
             }
         }
