@@ -6,8 +6,11 @@ namespace NearML.Core.Protocol;
 /// <summary>Constants of the NearML wire protocol and the mapping between frame types and messages.</summary>
 public static class WireProtocol
 {
-    /// <summary>The major protocol version this build speaks. Peers with another major version are refused.</summary>
-    public const uint MajorVersion = 2;
+    /// <summary>
+    /// The major protocol version this build speaks. Peers with another major version are refused. 3: parameter chunks are
+    /// hashed with BLAKE3 (2: typed job settings; 1: the first release).
+    /// </summary>
+    public const uint MajorVersion = 3;
 
     /// <summary>The minor protocol version this build speaks. Minor versions only add fields or messages.</summary>
     public const uint MinorVersion = 0;

@@ -76,7 +76,7 @@ public sealed class ParameterTransferStreamingTests
         byte[] stream =
         [
             .. CanonicalFrame(0, bytes.AsSpan(0, Chunk)),
-            .. Frame(FrameType.ParameterChunk, new ParameterChunk { Offset = Chunk, Data = ByteString.CopyFrom(bytes, Chunk, Chunk), Sha256 = ByteString.CopyFrom(manifest.GetChunkHash(1)) }.ToByteArray()),
+            .. Frame(FrameType.ParameterChunk, new ParameterChunk { Offset = Chunk, Data = ByteString.CopyFrom(bytes, Chunk, Chunk), Blake3 = ByteString.CopyFrom(manifest.GetChunkHash(1)) }.ToByteArray()),
             .. Frame(FrameType.ParameterDone, Done(manifest, 4).ToByteArray()),
         ];
         var drip = Task.Run(async () =>
@@ -197,11 +197,11 @@ public sealed class ParameterTransferStreamingTests
     {
         var data = new byte[Chunk];
         new Random(6).NextBytes(data);
-        var hash = SHA256.HashData(data);
+        var hash = global::Blake3.Hasher.Hash(data).AsSpan().ToArray();
         var canonical = CanonicalFrame(0, data)[WireProtocol.FrameHeaderSize..];
         byte[] noOffset = [0x1A, 0x20, .. hash, 0x12, 0x80, 0x20, .. data];
         byte[] withTrailer = [.. canonical, 0x78, 0x01];
-        var generated = new ParameterChunk { Offset = 0, Data = ByteString.CopyFrom(data), Sha256 = ByteString.CopyFrom(hash) }.ToByteArray();
+        var generated = new ParameterChunk { Offset = 0, Data = ByteString.CopyFrom(data), Blake3 = ByteString.CopyFrom(hash) }.ToByteArray();
         var cases = new List<byte[]>();
         foreach (var encoding in new[] { canonical, noOffset, withTrailer, generated })
         {
@@ -316,7 +316,7 @@ public sealed class ParameterTransferStreamingTests
                 return ErrorCode.MalformedFrame;
             }
 
-            return SHA256.HashData(data.ToArray()).AsSpan().SequenceEqual(hash) ? null : ErrorCode.HashMismatch;
+            return global::Blake3.Hasher.Hash(data.ToArray()).AsSpan().SequenceEqual(hash) ? null : ErrorCode.HashMismatch;
         }
         catch (ProtocolException ex)
         {
@@ -348,7 +348,7 @@ public sealed class ParameterTransferStreamingTests
     private static byte[] CanonicalFrame(ulong offset, ReadOnlySpan<byte> data)
     {
         var pipe = new Pipe();
-        ParameterChunkCodec.Write(pipe.Writer, offset, SHA256.HashData(data), data, 4096);
+        ParameterChunkCodec.Write(pipe.Writer, offset, global::Blake3.Hasher.Hash(data).AsSpan().ToArray(), data, 4096);
         pipe.Writer.Complete();
         pipe.Reader.TryRead(out var result);
         return Frame(FrameType.ParameterChunk, result.Buffer.ToArray());

@@ -91,9 +91,9 @@ public sealed class ParameterTransferTests
         await using var _b = b;
         var data = new byte[4096];
         new Random(8).NextBytes(data);
-        var hash = SHA256.HashData(data);
+        var hash = global::Blake3.Hasher.Hash(data).AsSpan().ToArray();
         data[100] ^= 1; // the bytes no longer match the hash
-        await a.SendAsync(new ParameterChunk { Offset = 0, Data = ByteString.CopyFrom(data), Sha256 = ByteString.CopyFrom(hash) }, TestContext.CancellationToken);
+        await a.SendAsync(new ParameterChunk { Offset = 0, Data = ByteString.CopyFrom(data), Blake3 = ByteString.CopyFrom(hash) }, TestContext.CancellationToken);
         var destination = ParameterSet.Create(("w", [2048]));
         destination.Data.Fill(7f);
         var ex = await Assert.ThrowsExactlyAsync<ProtocolException>(
@@ -113,7 +113,7 @@ public sealed class ParameterTransferTests
             await using var _a = a;
             await using var _b = b;
             var data = new byte[length];
-            await a.SendAsync(new ParameterChunk { Offset = offset, Data = ByteString.CopyFrom(data), Sha256 = ByteString.CopyFrom(SHA256.HashData(data)) }, TestContext.CancellationToken);
+            await a.SendAsync(new ParameterChunk { Offset = offset, Data = ByteString.CopyFrom(data), Blake3 = ByteString.CopyFrom(global::Blake3.Hasher.Hash(data).AsSpan().ToArray()) }, TestContext.CancellationToken);
             var ex = await Assert.ThrowsExactlyAsync<ProtocolException>(
                 () => ParameterTransfer.ReceiveAsync(b, ParameterSet.Create(("w", [1024])), 1, cancellationToken: TestContext.CancellationToken));
             Assert.AreEqual(ErrorCode.MalformedFrame, ex.Code);
@@ -141,7 +141,7 @@ public sealed class ParameterTransferTests
         var pipe = new Pipe(new PipeOptions(pauseWriterThreshold: 1 << 20, resumeWriterThreshold: 1 << 19));
         var data = new byte[70_000];
         new Random(6).NextBytes(data);
-        var hash = SHA256.HashData(data);
+        var hash = global::Blake3.Hasher.Hash(data).AsSpan().ToArray();
         ParameterChunkCodec.Write(pipe.Writer, 123_456_789_012, hash, data, 4096);
         await pipe.Writer.FlushAsync(TestContext.CancellationToken);
         var read = await pipe.Reader.ReadAsync(TestContext.CancellationToken);
@@ -149,10 +149,10 @@ public sealed class ParameterTransferTests
         var parsed = ParameterChunk.Parser.ParseFrom(read.Buffer);
         Assert.AreEqual(123_456_789_012UL, parsed.Offset);
         CollectionAssert.AreEqual(data, parsed.Data.ToByteArray());
-        CollectionAssert.AreEqual(hash, parsed.Sha256.ToByteArray());
+        CollectionAssert.AreEqual(hash, parsed.Blake3.ToByteArray());
 
         // And the other way round, with an unknown field the codec must skip.
-        var generated = new ParameterChunk { Offset = 5, Data = ByteString.CopyFrom(data), Sha256 = ByteString.CopyFrom(hash) }.ToByteArray();
+        var generated = new ParameterChunk { Offset = 5, Data = ByteString.CopyFrom(data), Blake3 = ByteString.CopyFrom(hash) }.ToByteArray();
         byte[] withUnknown = [.. generated, 0x78, 0x01]; // field 15, varint 1
         var back = new byte[32];
         ParameterChunkCodec.Read(new ReadOnlySequence<byte>(withUnknown), 0, out var offset, out var payload, back);
@@ -163,8 +163,8 @@ public sealed class ParameterTransferTests
 
     [TestMethod]
     [DataRow(new byte[] { 0x12, 0x05, 0x01 }, "claims 5 bytes")]
-    [DataRow(new byte[] { 0x12, 0x00 }, "sha256 is missing")]
-    [DataRow(new byte[] { 0x1A, 0x02, 0x01, 0x02, 0x12, 0x00 }, "sha256 is 2 bytes")]
+    [DataRow(new byte[] { 0x12, 0x00 }, "blake3 is missing")]
+    [DataRow(new byte[] { 0x1A, 0x02, 0x01, 0x02, 0x12, 0x00 }, "blake3 is 2 bytes")]
     [DataRow(new byte[] { 0x08, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01 }, "longer than 10 bytes")]
     [DataRow(new byte[] { 0x0B }, "wire type 3")]
     [DataRow(new byte[] { 0x08, 0x01, 0x08, 0x02 }, "field 1 is repeated")]

@@ -6,8 +6,9 @@ using NearML.Core.Protocol;
 namespace NearML.Core.Tests.Protocol;
 
 /// <summary>
-/// The worker's side of the 2.0 version bump: a 1.x coordinator, played by a raw socket that reads the Hello frame and writes
-/// its 1.0 Challenge frame by hand, is refused with an Error naming both versions.
+/// The worker's side of the version bumps (2.0: typed job settings; 3.0: BLAKE3 chunk hashes): a 1.x or 2.x coordinator,
+/// played by a raw socket that reads the Hello frame and writes its Challenge frame by hand, is refused with an Error naming
+/// both versions.
 /// </summary>
 [TestClass]
 public sealed class ProtocolVersionTests
@@ -15,14 +16,17 @@ public sealed class ProtocolVersionTests
     public TestContext TestContext { get; set; } = null!;
 
     [TestMethod]
-    public void Version_2_0_is_current_and_every_1_x_is_incompatible()
+    public void Version_3_0_is_current_and_every_1_x_and_2_x_is_incompatible()
     {
-        Assert.AreEqual(2u, WireProtocol.MajorVersion);
-        Assert.AreEqual("2.0", WireProtocol.Format(WireProtocol.CurrentVersion));
-        Assert.IsTrue(WireProtocol.IsCompatible(new ProtocolVersion { Major = 2, Minor = 9 }));
-        foreach (var minor in new uint[] { 0, 1, 5, uint.MaxValue })
+        Assert.AreEqual(3u, WireProtocol.MajorVersion);
+        Assert.AreEqual("3.0", WireProtocol.Format(WireProtocol.CurrentVersion));
+        Assert.IsTrue(WireProtocol.IsCompatible(new ProtocolVersion { Major = 3, Minor = 9 }));
+        foreach (var major in new uint[] { 1, 2 })
         {
-            Assert.IsFalse(WireProtocol.IsCompatible(new ProtocolVersion { Major = 1, Minor = minor }), $"1.{minor}");
+            foreach (var minor in new uint[] { 0, 1, 5, uint.MaxValue })
+            {
+                Assert.IsFalse(WireProtocol.IsCompatible(new ProtocolVersion { Major = major, Minor = minor }), $"{major}.{minor}");
+            }
         }
 
         Assert.IsFalse(WireProtocol.IsCompatible(null));
@@ -31,7 +35,9 @@ public sealed class ProtocolVersionTests
 
     [TestMethod]
     [Timeout(30_000, CooperativeCancellation = true)]
-    public async Task A_worker_refuses_a_1_0_coordinator_naming_both_versions()
+    [DataRow(1u)]
+    [DataRow(2u)]
+    public async Task A_worker_refuses_an_older_coordinator_naming_both_versions(uint oldMajor)
     {
         var ct = TestContext.CancellationToken;
         var (left, right) = await TestSockets.PairAsync();
@@ -40,31 +46,31 @@ public sealed class ProtocolVersionTests
         using var identity = Ed25519Identity.Generate();
         var run = WorkerHandshake.RunAsync(worker, identity, new WorkerHandshakeOptions { WorkerId = "w" }, ct);
 
-        // Read the worker's Hello by hand: a 2.0 worker announces 2.0.
+        // Read the worker's Hello by hand: a 3.0 worker announces 3.0.
         var header = new byte[6];
         await oldCoordinator.ReadExactlyAsync(header, ct);
         Assert.AreEqual((ushort)FrameType.Hello, BinaryPrimitives.ReadUInt16BigEndian(header.AsSpan(4)));
         var body = new byte[BinaryPrimitives.ReadUInt32BigEndian(header)];
         await oldCoordinator.ReadExactlyAsync(body, ct);
-        Assert.AreEqual(2u, Hello.Parser.ParseFrom(body).Version.Major);
+        Assert.AreEqual(3u, Hello.Parser.ParseFrom(body).Version.Major);
 
-        // Answer as a 1.0 coordinator would.
-        var challenge = new Challenge { Version = new ProtocolVersion { Major = 1, Minor = 0 }, CoordinatorNonce = ByteString.CopyFrom(new byte[32]) }.ToByteArray();
+        // Answer as an older coordinator would.
+        var challenge = new Challenge { Version = new ProtocolVersion { Major = oldMajor, Minor = 0 }, CoordinatorNonce = ByteString.CopyFrom(new byte[32]) }.ToByteArray();
         await oldCoordinator.WriteAsync(TestSockets.Header((uint)challenge.Length, (ushort)FrameType.Challenge), ct);
         await oldCoordinator.WriteAsync(challenge, ct);
 
         var ex = await Assert.ThrowsExactlyAsync<ProtocolException>(() => run);
         Assert.AreEqual(ErrorCode.IncompatibleVersion, ex.Code);
-        StringAssert.Contains(ex.Message, "the coordinator speaks protocol 1.0; this worker speaks 2.0");
+        StringAssert.Contains(ex.Message, $"the coordinator speaks protocol {oldMajor}.0; this worker speaks 3.0");
 
-        // The worker tells the old coordinator why, in an Error frame (same layout in 1.x).
+        // The worker tells the old coordinator why, in an Error frame (same layout in 1.x and 2.x).
         await oldCoordinator.ReadExactlyAsync(header, ct);
         Assert.AreEqual((ushort)FrameType.Error, BinaryPrimitives.ReadUInt16BigEndian(header.AsSpan(4)));
         body = new byte[BinaryPrimitives.ReadUInt32BigEndian(header)];
         await oldCoordinator.ReadExactlyAsync(body, ct);
         var error = Error.Parser.ParseFrom(body);
         Assert.AreEqual(ErrorCode.IncompatibleVersion, error.Code);
-        StringAssert.Contains(error.Message, "1.0");
-        StringAssert.Contains(error.Message, "2.0");
+        StringAssert.Contains(error.Message, $"{oldMajor}.0");
+        StringAssert.Contains(error.Message, "3.0");
     }
 }

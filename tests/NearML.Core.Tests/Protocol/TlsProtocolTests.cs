@@ -173,9 +173,9 @@ public sealed class TlsProtocolTests
         await using var connection = await ProtocolConnector.ConnectAsync("127.0.0.1", coordinator.Port, Pin, cancellationToken: TestContext.CancellationToken);
         using var identity = Ed25519Identity.Generate();
         var ex = await Assert.ThrowsExactlyAsync<AdmissionRefusedException>(() => WorkerHandshake.RunAsync(
-            connection, identity, new WorkerHandshakeOptions { WorkerId = "future", VersionOverride = new ProtocolVersion { Major = 3, Minor = 3 } }, TestContext.CancellationToken));
+            connection, identity, new WorkerHandshakeOptions { WorkerId = "future", VersionOverride = new ProtocolVersion { Major = 4, Minor = 3 } }, TestContext.CancellationToken));
         Assert.AreEqual(RefusalReason.IncompatibleVersion, ex.Reason);
-        StringAssert.Contains(ex.Message, "speaks protocol 3.3; this coordinator speaks 2.0");
+        StringAssert.Contains(ex.Message, "speaks protocol 4.3; this coordinator speaks 3.0");
         Assert.IsFalse(ex.IsTransient);
     }
 

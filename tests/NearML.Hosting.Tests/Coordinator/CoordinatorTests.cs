@@ -108,7 +108,7 @@ public sealed class CoordinatorAdmissionTests
             using var id = NearML.Core.Protocol.Ed25519Identity.Generate();
             await conn.SendAsync(new Hello
             {
-                Version = new ProtocolVersion { Major = 3, Minor = 0 },
+                Version = new ProtocolVersion { Major = 4, Minor = 0 },
                 WorkerId = "future",
                 IdentityPublicKey = ByteString.CopyFrom(id.PublicKey.Span),
                 WorkerNonce = ByteString.CopyFrom(new byte[32]),
@@ -116,7 +116,7 @@ public sealed class CoordinatorAdmissionTests
             });
             var refusal = await conn.ReceiveAsync<Refusal>().AsTask().WaitAsync(CoordinatorHarness.Timeout);
             Assert.AreEqual(RefusalReason.IncompatibleVersion, refusal.Reason);
-            StringAssert.Contains(refusal.Message, "3.0");
+            StringAssert.Contains(refusal.Message, "4.0");
         }
 
         Assert.IsTrue(c.Logs.Contains("AttestationRequired"));

@@ -9,8 +9,8 @@ using NearML.Core.Protocol;
 namespace NearML.Hosting.Tests.Coordinator;
 
 /// <summary>
-/// Protocol 2.0 (typed job settings, the UpdateEncoding enum) refuses 1.x peers. The old worker here is a raw TLS socket that
-/// writes its 1.0 Hello frame byte by byte as a 1.x build would (4-byte big-endian length, 2-byte type, protobuf payload) and
+/// Protocol 3.0 (BLAKE3 chunk hashes; 2.0 brought typed job settings) refuses 1.x and 2.x peers. The old worker here is a raw
+/// TLS socket that writes its Hello frame byte by byte as an older build would (4-byte big-endian length, 2-byte type, protobuf payload) and
 /// reads the coordinator's answer the same way, so nothing of this build's connection code stands between the two versions.
 /// </summary>
 [TestClass]
@@ -18,6 +18,7 @@ public sealed class ProtocolVersionTests
 {
     [TestMethod]
     [Timeout(60_000, CooperativeCancellation = true)]
+    [DataRow(2u, 0u)]
     [DataRow(1u, 0u)]
     [DataRow(1u, 7u)]
     [DataRow(0u, 0u)]
@@ -35,7 +36,7 @@ public sealed class ProtocolVersionTests
             RemoteCertificateValidationCallback = (sender, certificate, chain, errors) => trust.Validate(certificate, chain, errors, out var reason),
         });
 
-        // The 1.x Hello: same fields as 2.0's (the handshake messages did not change), so only the version tells them apart.
+        // The 1.x/2.x Hello: same fields as 3.0's (the handshake messages did not change), so only the version tells them apart.
         using var id = Ed25519Identity.Generate();
         var hello = new Hello
         {
@@ -61,7 +62,7 @@ public sealed class ProtocolVersionTests
         Assert.AreEqual(RefusalReason.IncompatibleVersion, refusal.Reason);
         StringAssert.Contains(refusal.Message, $"speaks protocol {major}.{minor}");
         StringAssert.Contains(refusal.Message, $"this coordinator speaks {WireProtocol.MajorVersion}.{WireProtocol.MinorVersion}");
-        Assert.AreEqual(2u, refusal.CoordinatorVersion.Major, "2.0 is the version of typed job settings");
+        Assert.AreEqual(3u, refusal.CoordinatorVersion.Major, "3.0 is the version of BLAKE3 chunk hashes");
         Assert.AreEqual(WireProtocol.MinorVersion, refusal.CoordinatorVersion.Minor);
 
         // The coordinator closes the connection after the refusal.

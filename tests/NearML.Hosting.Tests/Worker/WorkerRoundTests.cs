@@ -135,12 +135,12 @@ public sealed class WorkerRoundTests
         await session.SendAsync(job.Assignment(round: 1));
         await session.ReceiveUntilAsync<ParameterRequest>();
         var data = new byte[4096];
-        await session.SendAsync(new ParameterChunk { Offset = 0, Data = ByteString.CopyFrom(data), Sha256 = ByteString.CopyFrom(new byte[32]) });
+        await session.SendAsync(new ParameterChunk { Offset = 0, Data = ByteString.CopyFrom(data), Blake3 = ByteString.CopyFrom(new byte[32]) });
 
         // The worker rejects the chunk (hash mismatch), closes, and comes back on a new connection.
         var second = await coordinator.NextSessionAsync();
         Assert.AreEqual("worker-a", second.Worker.WorkerId);
-        Assert.IsTrue(errors.Any(static e => e.Contains("SHA-256", StringComparison.Ordinal)), "errors seen: " + string.Join(" | ", errors.Distinct()));
+        Assert.IsTrue(errors.Any(static e => e.Contains("BLAKE3", StringComparison.Ordinal)), "errors seen: " + string.Join(" | ", errors.Distinct()));
         Assert.IsGreaterThanOrEqualTo(1L, worker.Status.Reconnects);
         Assert.IsNull(worker.Status.ParameterVersion, "unverified parameters are not kept");
 

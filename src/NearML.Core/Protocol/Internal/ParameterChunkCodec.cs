@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.IO.Pipelines;
-using System.Security.Cryptography;
 using NearML.Core.Contracts;
 
 namespace NearML.Core.Protocol.Internal;
@@ -180,10 +179,10 @@ internal static class ParameterChunkCodec
 
                 case (3, 2):
                     {
-                        var length = ReadLength(ref reader, frameOffset, "sha256");
+                        var length = ReadLength(ref reader, frameOffset, "blake3");
                         if (length != HashSize)
                         {
-                            throw Malformed(frameOffset, $"sha256 is {length} bytes, expected {HashSize}");
+                            throw Malformed(frameOffset, $"blake3 is {length} bytes, expected {HashSize}");
                         }
 
                         reader.TryCopyTo(hash);
@@ -200,24 +199,8 @@ internal static class ParameterChunkCodec
 
         if (!haveData || !haveHash)
         {
-            throw Malformed(frameOffset, haveData ? "sha256 is missing" : "data is missing");
+            throw Malformed(frameOffset, haveData ? "blake3 is missing" : "data is missing");
         }
-    }
-
-    public static void Hash(in ReadOnlySequence<byte> data, IncrementalHash hasher, Span<byte> hash)
-    {
-        if (data.IsSingleSegment)
-        {
-            SHA256.HashData(data.FirstSpan, hash);
-            return;
-        }
-
-        foreach (var segment in data)
-        {
-            hasher.AppendData(segment.Span);
-        }
-
-        hasher.GetHashAndReset(hash);
     }
 
     private static int ReadLength(ref SequenceReader<byte> reader, long frameOffset, string field)
