@@ -85,7 +85,7 @@ internal sealed class LoopbackCoordinator : IAsyncDisposable
 
 /// <summary>
 /// Issue 15 §2: a 100 MiB ParameterSet over loopback TLS through NearML's framing (FrameConnection, ParameterTransfer:
-/// 1 MiB chunks, per-chunk SHA-256 verify, root check) within 80% of a bare SslStream copy of the same bytes, measured in
+/// 1 MiB chunks, per-chunk BLAKE3 verify, root check) within 80% of a bare SslStream copy of the same bytes, measured in
 /// the same run: the two alternate (NearML, bare, NearML, bare, ...) after one warm-up each, and each side's median is
 /// compared. CPU time and allocated bytes are the process's (both ends live in this process); <c>--alloc-trace</c> adds
 /// the runtime's allocation samples by type.
@@ -112,7 +112,7 @@ internal static class TransferHarness
         var destination = set.CreateZeros();
         var bytes = (long)set.Length * 4;
         await using var bare = await RawTlsBaseline.StartAsync(System.Runtime.InteropServices.MemoryMarshal.AsBytes(set.Buffer.AsSpan()).ToArray());
-        Console.WriteLine($"ParameterSet of {bytes / 1048576.0:0.0} MiB over loopback TLS 1.3 (chunks {ParameterManifest.DefaultChunkSize >> 20} MiB, per-chunk SHA-256 verify, root check) vs a bare SslStream pair (64 KiB writes), alternating; {Environment.ProcessorCount} cores, load {LoadAverage():0.0}");
+        Console.WriteLine($"ParameterSet of {bytes / 1048576.0:0.0} MiB over loopback TLS 1.3 (chunks {ParameterManifest.DefaultChunkSize >> 20} MiB, per-chunk BLAKE3 verify, root check) vs a bare SslStream pair (64 KiB writes), alternating; {Environment.ProcessorCount} cores, load {LoadAverage():0.0}");
         var nearml = new List<(double Rate, double CpuMs)>();
         var baseline = new List<(double Rate, double CpuMs)>();
         var chunks = (bytes + ParameterManifest.DefaultChunkSize - 1) / ParameterManifest.DefaultChunkSize;
