@@ -100,5 +100,33 @@ public sealed class PostgreSqlStateBackend : ICoordinatorStateBackend, IDisposab
     public ICoordinatorLease? TryAcquireLease(string directory, string jobId) => PgLease.TryAcquire(_connectionString, _schema, _leaseCheckInterval);
 
     /// <inheritdoc/>
+    /// <remarks>
+    /// Takes a connection from the pool and runs <c>SELECT 1</c>, within <see cref="HealthProbeTimeout"/>. A pooled
+    /// connection that the server dropped (restart, failover) fails here and is discarded, so the next check opens a fresh
+    /// one and reports healthy again once the server is back.
+    /// </remarks>
+    public async Task<string?> CheckHealthAsync(string directory, CancellationToken cancellationToken)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(HealthProbeTimeout);
+        try
+        {
+            await using var connection = await _schema.DataSource.OpenConnectionAsync(timeout.Token).ConfigureAwait(false);
+            await using var command = new NpgsqlCommand("SELECT 1", connection);
+            await command.ExecuteScalarAsync(timeout.Token).ConfigureAwait(false);
+            return null;
+        }
+        catch (Exception ex) when (ex is NpgsqlException or TimeoutException or System.Net.Sockets.SocketException
+            || (ex is OperationCanceledException && !cancellationToken.IsCancellationRequested))
+        {
+            var reason = ex is OperationCanceledException ? $"no answer within {HealthProbeTimeout.TotalSeconds:0} s" : ex.Message;
+            return $"the PostgreSQL state database cannot be reached ({Describe(directory, StateStoreKind.State)}): {reason}";
+        }
+    }
+
+    /// <summary>Gets how long <see cref="CheckHealthAsync"/> waits for the database before it reports it unreachable.</summary>
+    public static TimeSpan HealthProbeTimeout { get; } = TimeSpan.FromSeconds(5);
+
+    /// <inheritdoc/>
     public void Dispose() => _schema.DataSource.Dispose();
 }

@@ -89,6 +89,20 @@ internal sealed class PostgreSqlInstance : IDisposable
         }
     }
 
+    /// <summary>Stops the server (fast shutdown: sessions are ended), keeping its data for <see cref="StartAgain"/>.</summary>
+    public void StopServer()
+    {
+        Pg(_bin, _runAs, "pg_ctl", ["-D", Path.Combine(_root, "data"), "-m", "fast", "-w", "stop"]);
+    }
+
+    /// <summary>Starts the server again on its port after <see cref="StopServer"/>.</summary>
+    public void StartAgain()
+    {
+        var port = new NpgsqlConnectionStringBuilder(ConnectionString).Port;
+        Pg(_bin, _runAs, "pg_ctl", ["-D", Path.Combine(_root, "data"), "-l", Path.Combine(_root, "server.log"), "-w", "-t", "60", "-o",
+            $"-p {port} -k {_root} -c listen_addresses=127.0.0.1 -c max_connections=200", "start"]);
+    }
+
     /// <summary>Runs SQL as the superuser.</summary>
     public void Execute(string sql)
     {

@@ -19,8 +19,9 @@ internal static class PostgreSqlTestHosts
     /// <param name="data">The coordinator's data folder.</param>
     /// <param name="configure">Changes to the defaults (2 rounds of 2 steps, hidden 8, 4 shards, 1 worker).</param>
     /// <param name="healthChecks">Whether to add the NearML health checks.</param>
+    /// <param name="connectionString">Another server than the shared test server.</param>
     /// <returns>The host.</returns>
-    public static IHost Coordinator(string schema, string jobId, string dataset, string data, Action<NearMLCoordinatorOptions>? configure = null, bool healthChecks = false)
+    public static IHost Coordinator(string schema, string jobId, string dataset, string data, Action<NearMLCoordinatorOptions>? configure = null, bool healthChecks = false, string? connectionString = null)
     {
         var builder = new HostApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
@@ -39,7 +40,7 @@ internal static class PostgreSqlTestHosts
             o.MinWorkers = 1;
             o.AllowSimulatedAttestation = true;
             configure?.Invoke(o);
-        }).UsePostgreSql(PostgreSqlServer.ConnectionString, schema);
+        }).UsePostgreSql(connectionString ?? PostgreSqlServer.ConnectionString, schema);
         if (healthChecks)
         {
             nearml.AddHealthChecks();

@@ -81,8 +81,10 @@ public static class NearMLHealthCheckExtensions
 /// <summary>
 /// The coordinator's health: <see cref="HealthStatus.Healthy"/> with the description "standby: …" while it waits as
 /// standby for the lease on a shared state (<see cref="CoordinatorRole.Standby"/>, docs/failover.md: ready to take over,
-/// not serving); <see cref="HealthStatus.Unhealthy"/> when it is not listening (starting, or stopped by a
-/// fault) or its state folder cannot be written; <see cref="HealthStatus.Degraded"/> when workers are connected but no
+/// not serving), <see cref="HealthStatus.Unhealthy"/> as a standby whose shared state cannot be reached (it could not take
+/// over); <see cref="HealthStatus.Unhealthy"/> when it is not listening (starting, or stopped by a
+/// fault), its state folder cannot be written or its state backend cannot serve
+/// (<see cref="State.ICoordinatorStateBackend.CheckHealthAsync"/>: a PostgreSQL database that cannot be reached); <see cref="HealthStatus.Degraded"/> when workers are connected but no
 /// round has completed within <see cref="NearMLCoordinatorHealthOptions.RoundStallTimeout"/> (counted from the later of the
 /// last completed round, the start of listening and the moment workers connected); otherwise
 /// <see cref="HealthStatus.Healthy"/>, also after the job's last round.
@@ -91,14 +93,16 @@ public static class NearMLHealthCheckExtensions
 /// <param name="coordinator">The coordinator's options.</param>
 /// <param name="health">The check's options.</param>
 /// <param name="timeProvider">The clock.</param>
+/// <param name="stateBackend">Where the coordinator keeps its state (SQLite in the state folder by default).</param>
 public sealed class CoordinatorHealthCheck(
     CoordinatorStatus status,
     IOptions<NearMLCoordinatorOptions> coordinator,
     IOptions<NearMLCoordinatorHealthOptions> health,
-    TimeProvider timeProvider) : IHealthCheck
+    TimeProvider timeProvider,
+    State.ICoordinatorStateBackend stateBackend) : IHealthCheck
 {
     /// <inheritdoc/>
-    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(context);
         var o = coordinator.Value;
@@ -116,10 +120,15 @@ public sealed class CoordinatorHealthCheck(
         }
 
         data["role"] = status.Role.ToString().ToLowerInvariant();
+        var directory = Path.GetFullPath(o.DataDirectory);
+        data["state_backend"] = stateBackend.Name;
         if (status.Role == CoordinatorRole.Standby)
         {
-            // A standby is healthy: it is ready to take over (restarting it would gain nothing), it just does not serve.
-            return Result(context, HealthStatus.Healthy, "standby: another coordinator holds the lease on the shared state; this one takes over when it is released", data);
+            // A standby is healthy while it could take over (restarting it would gain nothing), it just does not serve; one
+            // whose shared state cannot be reached could not take over, and says why.
+            return await stateBackend.CheckHealthAsync(directory, cancellationToken).ConfigureAwait(false) is { } cannotTakeOver
+                ? Result(context, HealthStatus.Unhealthy, $"standby that could not take over: {cannotTakeOver}", data)
+                : Result(context, HealthStatus.Healthy, "standby: another coordinator holds the lease on the shared state; this one takes over when it is released", data);
         }
 
         if (status.ListeningSince is not { } listeningSince)
@@ -128,9 +137,14 @@ public sealed class CoordinatorHealthCheck(
         }
 
         data["port"] = status.Port;
-        if (ProbeWritable(Path.GetFullPath(o.DataDirectory)) is { } problem)
+        if (ProbeWritable(directory) is { } problem)
         {
             return Result(context, HealthStatus.Unhealthy, problem, data);
+        }
+
+        if (await stateBackend.CheckHealthAsync(directory, cancellationToken).ConfigureAwait(false) is { } unreachable)
+        {
+            return Result(context, HealthStatus.Unhealthy, unreachable, data);
         }
 
         if (status.Completed)
@@ -186,8 +200,8 @@ public sealed class CoordinatorHealthCheck(
 
     private static DateTimeOffset Max(DateTimeOffset a, DateTimeOffset b) => a > b ? a : b;
 
-    private static Task<HealthCheckResult> Result(HealthCheckContext context, HealthStatus status, string description, Dictionary<string, object> data) =>
-        Task.FromResult(new HealthCheckResult(status == HealthStatus.Unhealthy ? context.Registration.FailureStatus : status, description, data: data));
+    private static HealthCheckResult Result(HealthCheckContext context, HealthStatus status, string description, Dictionary<string, object> data) =>
+        new(status == HealthStatus.Unhealthy ? context.Registration.FailureStatus : status, description, data: data);
 }
 
 /// <summary>

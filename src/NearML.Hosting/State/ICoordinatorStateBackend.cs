@@ -81,6 +81,17 @@ public interface ICoordinatorStateBackend
     /// <returns>The lease (dispose it to release it), or <see langword="null"/> when another process holds it.</returns>
     /// <exception cref="LedgerStorageException">The database cannot be reached (a standby logs it and tries again).</exception>
     ICoordinatorLease? TryAcquireLease(string directory, string jobId);
+
+    /// <summary>
+    /// Checks that the backend can serve the state now; the coordinator's health check calls it while the coordinator
+    /// listens, so that a database that went away while no round was writing is reported before the next round fails on
+    /// it. The default reports nothing: a backend kept in the state folder (SQLite) is covered by the check's own probe
+    /// that the folder is writable.
+    /// </summary>
+    /// <param name="directory">The state folder (full path).</param>
+    /// <param name="cancellationToken">Cancels the check.</param>
+    /// <returns>Why the backend cannot serve (for the health report), or <see langword="null"/> when it can.</returns>
+    Task<string?> CheckHealthAsync(string directory, CancellationToken cancellationToken) => Task.FromResult<string?>(null);
 }
 
 /// <summary>The embedded default backend: <c>coordinator.db</c>, <c>ledger.db</c> and <c>settlement.db</c> (SQLite, WAL, synchronous=FULL) in the state folder.</summary>

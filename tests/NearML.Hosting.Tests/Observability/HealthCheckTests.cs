@@ -196,7 +196,7 @@ public sealed class HealthCheckTests
         {
             o.MinWorkers = 2;
             o.Rounds = 1;
-            o.InnerSteps = 1500; // long enough to be seen training
+            o.InnerSteps = 15_000; // long enough to be seen training: 1,500 steps took under half a second once the two workers shared one dataset load, and the poll could miss them
         });
         IHost? alice = null, bob = null;
         try
