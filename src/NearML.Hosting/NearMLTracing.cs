@@ -8,7 +8,9 @@ namespace NearML.Hosting;
 /// The one <c>NearML</c> <see cref="ActivitySource"/> of the hosted services, and the names of its spans. The coordinator
 /// records <c>nearml.join</c> (one per handshake), <c>nearml.round</c> and, as its children, <c>nearml.upload</c> (one per
 /// update received), <c>nearml.aggregate</c>, <c>nearml.checkpoint</c> (written in the background) and
-/// <c>nearml.settle</c>; the worker records <c>nearml.join</c> and <c>nearml.upload</c>. A failed span has status
+/// <c>nearml.settle</c>; the worker records <c>nearml.join</c>, <c>nearml.train</c> and <c>nearml.upload</c>, the last two as
+/// children of the coordinator's round span when the assignment carries its trace context (<c>JobAssignment.trace_parent</c>),
+/// so that one trace shows a round across the coordinator and every worker. A failed span has status
 /// <see cref="ActivityStatusCode.Error"/> and an <c>error.type</c> tag (OpenTelemetry's general convention: a refusal
 /// reason or protocol error code, else the exception's full type name). Export them with OpenTelemetry
 /// (<c>.WithTracing(t =&gt; t.AddSource(NearMLTracing.SourceName))</c>, docs/observability.md); the library itself depends on
@@ -27,6 +29,9 @@ public static class NearMLTracing
 
     /// <summary>One update: sent by a worker, or received by the coordinator (first part to last).</summary>
     public const string Upload = "nearml.upload";
+
+    /// <summary>A worker's inner steps of one round (DiLoCo), under the coordinator's round span when its trace context arrived.</summary>
+    public const string Train = "nearml.train";
 
     /// <summary>Screening the round's updates, the reducer and the outer step.</summary>
     public const string Aggregate = "nearml.aggregate";
@@ -68,12 +73,29 @@ public static class NearMLTracing
         return a;
     }
 
-    /// <summary>Starts a <c>nearml.upload</c> span on the worker.</summary>
-    internal static Activity? StartUpload(string workerId, ulong round, string encoding)
+    /// <summary>Gets the W3C trace context to send with a round's assignments: the current span's when it is a <c>nearml.round</c>.</summary>
+    internal static string TraceParentOfRound() =>
+        Activity.Current is { OperationName: Round, IdFormat: ActivityIdFormat.W3C, Id: { } id } ? id : string.Empty;
+
+    /// <summary>Parses the coordinator's round context from an assignment; <see langword="default"/> (a root span) when absent or malformed.</summary>
+    internal static ActivityContext RemoteRound(string? traceParent) =>
+        !string.IsNullOrEmpty(traceParent) && ActivityContext.TryParse(traceParent, null, isRemote: true, out var context) ? context : default;
+
+    /// <summary>Starts a <c>nearml.train</c> span on the worker, under the coordinator's round when <paramref name="round"/> is set.</summary>
+    internal static Activity? StartTrain(string workerId, ulong roundNumber, ActivityContext round)
     {
-        var a = Start(Upload, default);
+        var a = Start(Train, round);
         a?.SetTag("nearml.worker.id", workerId);
-        a?.SetTag("nearml.round", (long)round);
+        a?.SetTag("nearml.round", (long)roundNumber);
+        return a;
+    }
+
+    /// <summary>Starts a <c>nearml.upload</c> span on the worker, under the coordinator's round when <paramref name="round"/> is set.</summary>
+    internal static Activity? StartUpload(string workerId, ulong roundNumber, string encoding, ActivityContext round = default)
+    {
+        var a = Start(Upload, round);
+        a?.SetTag("nearml.worker.id", workerId);
+        a?.SetTag("nearml.round", (long)roundNumber);
         a?.SetTag("nearml.update.encoding", encoding);
         return a;
     }

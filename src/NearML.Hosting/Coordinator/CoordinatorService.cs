@@ -370,6 +370,7 @@ public sealed partial class CoordinatorService : BackgroundService
         var deadline = _time.GetUtcNow() + o.RoundTimeout;
         var assignment = _dataset!.Assign(cohort.Select(s => s.Id).ToList());
         var manifest = _published.Current.Manifest;
+        var traceParent = NearMLTracing.TraceParentOfRound();
         if (_logger.IsEnabled(LogLevel.Information))
         {
             var names = string.Join(", ", cohort.Select(s => s.Id));
@@ -403,6 +404,7 @@ public sealed partial class CoordinatorService : BackgroundService
                     Model = _modelConfig,
                     HyperParameters = h,
                     DeadlineUnixMs = deadline.ToUnixTimeMilliseconds(),
+                    TraceParent = traceParent,
                 };
                 job.ShardIds.AddRange(assignment.ShardsOf(s.Id).Select(i => (uint)i));
                 _job!.Stamp(job);

@@ -561,9 +561,12 @@ public sealed partial class WorkerService : BackgroundService
 
             // Training stops at the next step on shutdown, or when the connection dies (nothing could be sent anyway).
             using var trainingStop = CancellationTokenSource.CreateLinkedTokenSource(stopping, connection.Closed);
+            var roundContext = NearMLTracing.RemoteRound(assignment.TraceParent);
             try
             {
-                result = await Task.Run(() => Train(job, trainer, shards, (int)hp.BatchSize, seed, deadline, run, trainingStop.Token), trainingStop.Token).ConfigureAwait(false);
+                using var trainSpan = NearMLTracing.StartTrain(owner._options.WorkerId, assignment.Round, roundContext);
+                result = await NearMLTracing.Traced(trainSpan, Task.Run(() => Train(job, trainer, shards, (int)hp.BatchSize, seed, deadline, run, trainingStop.Token), trainingStop.Token)).ConfigureAwait(false);
+                trainSpan?.SetTag("nearml.steps", result.Steps);
             }
             catch (NonFiniteValueException ex)
             {
@@ -600,7 +603,7 @@ public sealed partial class WorkerService : BackgroundService
                 return masked is null ? null : new PendingReceipt(assignment.JobId, assignment.Round, masked);
             }
 
-            using var uploadSpan = NearMLTracing.StartUpload(owner._options.WorkerId, assignment.Round, UpdateEncodings.NameOf(hp.UpdateEncoding));
+            using var uploadSpan = NearMLTracing.StartUpload(owner._options.WorkerId, assignment.Round, UpdateEncodings.NameOf(hp.UpdateEncoding), roundContext);
             var hash = await NearMLTracing.Traced(uploadSpan, SendUpdateAsync(job, assignment, hp, result, stopping)).ConfigureAwait(false);
             return new PendingReceipt(assignment.JobId, assignment.Round, hash);
         }

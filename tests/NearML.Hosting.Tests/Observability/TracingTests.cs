@@ -29,6 +29,19 @@ public sealed class TracingTests
     }
 
     [TestMethod]
+    public void A_missing_or_malformed_trace_parent_gives_root_spans_and_a_valid_one_a_remote_parent()
+    {
+        Assert.AreEqual(default, NearMLTracing.RemoteRound(null));
+        Assert.AreEqual(default, NearMLTracing.RemoteRound(string.Empty));
+        Assert.AreEqual(default, NearMLTracing.RemoteRound("not-a-traceparent"));
+        Assert.AreEqual(default, NearMLTracing.RemoteRound("00-00000000000000000000000000000000-b7ad6b7169203331-01"), "an all-zero trace id is invalid");
+        var parsed = NearMLTracing.RemoteRound("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+        Assert.AreEqual("0af7651916cd43dd8448eb211c80319c", parsed.TraceId.ToHexString());
+        Assert.AreEqual("b7ad6b7169203331", parsed.SpanId.ToHexString());
+        Assert.IsTrue(parsed.IsRemote);
+    }
+
+    [TestMethod]
     [TestCategory("Slow")]
     [Timeout(240_000, CooperativeCancellation = true)]
     public async Task One_round_of_a_real_job_records_join_round_upload_aggregate_checkpoint_and_settle_spans()
@@ -104,7 +117,7 @@ public sealed class TracingTests
         Assert.AreEqual("NearML", round.Source.Name);
 
         var children = spans.Where(a => a.ParentSpanId == round.SpanId && a.TraceId == round.TraceId).ToList();
-        var uploads = children.Where(a => a.OperationName == NearMLTracing.Upload).ToList();
+        var uploads = children.Where(a => a.OperationName == NearMLTracing.Upload && Side(a) == "coordinator").ToList();
         CollectionAssert.AreEquivalent(new[] { "trace-alice", "trace-bob" }, uploads.Select(u => (string?)u.GetTagItem("nearml.worker.id")).ToArray());
         Assert.IsTrue(uploads.All(u => u.GetTagItem("nearml.update.bytes") is long b && b > 0 && u.Status == ActivityStatusCode.Unset));
         Assert.IsTrue(uploads.All(u => u.StartTimeUtc >= round.StartTimeUtc && u.StartTimeUtc + u.Duration <= round.StartTimeUtc + round.Duration), "uploads lie within their round");
@@ -128,6 +141,13 @@ public sealed class TracingTests
         var workerUploads = spans.Where(a => a.OperationName == NearMLTracing.Upload && Side(a) == "worker").ToList();
         Assert.HasCount(2, workerUploads);
         Assert.IsTrue(workerUploads.All(u => (string?)u.GetTagItem("nearml.update.encoding") == "fp32" && u.GetTagItem("nearml.round") is 0L));
+
+        // One trace across the two sides: each worker's training and upload of round 0 are children of the coordinator's
+        // round span, through JobAssignment.trace_parent.
+        Assert.IsTrue(workerUploads.All(u => u.TraceId == round.TraceId && u.ParentSpanId == round.SpanId), "worker uploads are children of the coordinator's round");
+        var training = spans.Where(a => a.OperationName == NearMLTracing.Train).ToList();
+        CollectionAssert.AreEquivalent(new[] { "trace-alice", "trace-bob" }, training.Select(t => (string?)t.GetTagItem("nearml.worker.id")).ToArray());
+        Assert.IsTrue(training.All(t => t.TraceId == round.TraceId && t.ParentSpanId == round.SpanId && t.GetTagItem("nearml.steps") is int n && n > 0), "worker training spans are children of the coordinator's round");
 
         // The refused join: status Error and error.type = the refusal reason, on both sides.
         var refusedJoins = spans.Where(a => a.OperationName == NearMLTracing.Join && a.Status == ActivityStatusCode.Error).ToList();
