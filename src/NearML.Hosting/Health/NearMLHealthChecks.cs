@@ -122,12 +122,13 @@ public sealed class CoordinatorHealthCheck(
         data["role"] = status.Role.ToString().ToLowerInvariant();
         var directory = Path.GetFullPath(o.DataDirectory);
         data["state_backend"] = stateBackend.Name;
+        var unreachable = await stateBackend.CheckHealthAsync(directory, cancellationToken).ConfigureAwait(false);
         if (status.Role == CoordinatorRole.Standby)
         {
             // A standby is healthy while it could take over (restarting it would gain nothing), it just does not serve; one
             // whose shared state cannot be reached could not take over, and says why.
-            return await stateBackend.CheckHealthAsync(directory, cancellationToken).ConfigureAwait(false) is { } cannotTakeOver
-                ? Result(context, HealthStatus.Unhealthy, $"standby that could not take over: {cannotTakeOver}", data)
+            return unreachable is not null
+                ? Result(context, HealthStatus.Unhealthy, $"standby that could not take over: {unreachable}", data)
                 : Result(context, HealthStatus.Healthy, "standby: another coordinator holds the lease on the shared state; this one takes over when it is released", data);
         }
 
@@ -142,7 +143,7 @@ public sealed class CoordinatorHealthCheck(
             return Result(context, HealthStatus.Unhealthy, problem, data);
         }
 
-        if (await stateBackend.CheckHealthAsync(directory, cancellationToken).ConfigureAwait(false) is { } unreachable)
+        if (unreachable is not null)
         {
             return Result(context, HealthStatus.Unhealthy, unreachable, data);
         }
