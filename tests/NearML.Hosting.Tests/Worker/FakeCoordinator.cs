@@ -219,6 +219,15 @@ internal sealed class TestJob
 
     public static bool Available => File.Exists(Path.Combine(DatasetDirectory, "train-images-idx3-ubyte.gz"));
 
+    /// <summary>Makes the calling test Inconclusive, with the install hint, when Fashion-MNIST is not installed.</summary>
+    public static void RequireDataset()
+    {
+        if (!Available)
+        {
+            Assert.Inconclusive($"Fashion-MNIST is not installed at {DatasetDirectory} (apt-get install dataset-fashion-mnist)");
+        }
+    }
+
     public JobAssignment Assignment(ulong round, ulong version = 1, uint steps = 5, long deadlineUnixMs = 0, UpdateEncoding encoding = UpdateEncoding.Int8, byte[]? manifestRoot = null)
     {
         var hp = new HyperParameters

@@ -12,13 +12,7 @@ namespace NearML.Hosting.Tests.Worker;
 public sealed class WorkerDatasetSharingTests
 {
     [TestInitialize]
-    public void RequireDataset()
-    {
-        if (!TestJob.Available)
-        {
-            Assert.Inconclusive($"Fashion-MNIST is not installed at {TestJob.DatasetDirectory} (apt-get install dataset-fashion-mnist)");
-        }
-    }
+    public void RequireDataset() => TestJob.RequireDataset();
 
     [TestMethod]
     public void Hosts_with_their_own_registries_share_one_built_in_dataset()

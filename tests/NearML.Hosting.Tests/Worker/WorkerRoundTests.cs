@@ -14,13 +14,7 @@ public sealed class WorkerRoundTests
     public TestContext TestContext { get; set; } = null!;
 
     [TestInitialize]
-    public void RequireDataset()
-    {
-        if (!TestJob.Available)
-        {
-            Assert.Inconclusive($"Fashion-MNIST is not installed at {TestJob.DatasetDirectory} (apt-get install dataset-fashion-mnist)");
-        }
-    }
+    public void RequireDataset() => TestJob.RequireDataset();
 
     [TestMethod]
     [Timeout(300_000, CooperativeCancellation = true)]

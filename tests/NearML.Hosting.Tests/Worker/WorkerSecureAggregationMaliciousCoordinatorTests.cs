@@ -18,13 +18,7 @@ public sealed class WorkerSecureAggregationMaliciousCoordinatorTests
     private const uint Steps = 2;
 
     [TestInitialize]
-    public void RequireDataset()
-    {
-        if (!TestJob.Available)
-        {
-            Assert.Inconclusive($"Fashion-MNIST is not installed at {TestJob.DatasetDirectory}");
-        }
-    }
+    public void RequireDataset() => TestJob.RequireDataset();
 
     private static async Task AssignAsync(FakeSession session, AggregationConfig config, uint clientId)
     {

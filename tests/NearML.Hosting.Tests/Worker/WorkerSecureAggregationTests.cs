@@ -14,13 +14,7 @@ namespace NearML.Hosting.Tests.Worker;
 public sealed class WorkerSecureAggregationTests
 {
     [TestInitialize]
-    public void RequireDataset()
-    {
-        if (!TestJob.Available)
-        {
-            Assert.Inconclusive($"Fashion-MNIST is not installed at {TestJob.DatasetDirectory}");
-        }
-    }
+    public void RequireDataset() => TestJob.RequireDataset();
 
     [TestMethod]
     [Timeout(300_000, CooperativeCancellation = true)]

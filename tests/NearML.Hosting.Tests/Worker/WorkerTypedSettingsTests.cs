@@ -8,13 +8,7 @@ namespace NearML.Hosting.Tests.Worker;
 public sealed class WorkerTypedSettingsTests
 {
     [TestInitialize]
-    public void RequireDataset()
-    {
-        if (!TestJob.Available)
-        {
-            Assert.Inconclusive($"Fashion-MNIST is not installed at {TestJob.DatasetDirectory} (apt-get install dataset-fashion-mnist)");
-        }
-    }
+    public void RequireDataset() => TestJob.RequireDataset();
 
     public static IEnumerable<object[]> BadAssignments() =>
     [

@@ -293,27 +293,9 @@ public sealed class GemmTests
     private static IEnumerable<GemmPath> SupportedPaths() =>
         new[] { GemmPath.Avx512, GemmPath.Avx2, GemmPath.Portable }.Where(GemmDriver.IsSupported);
 
-    private static GemmPath RequirePath(string name)
-    {
-        var path = Enum.Parse<GemmPath>(name);
-        if (!GemmDriver.IsSupported(path))
-        {
-            Assert.Inconclusive($"This CPU cannot run the {path} micro-kernel.");
-        }
+    private static GemmPath RequirePath(string name) => KernelTestSupport.Require(Enum.Parse<GemmPath>(name));
 
-        return path;
-    }
-
-    private static float[] RandomArray(int length, Random rng)
-    {
-        var x = new float[length];
-        for (var i = 0; i < x.Length; i++)
-        {
-            x[i] = (float)((rng.NextDouble() * 2) - 1);
-        }
-
-        return x;
-    }
+    private static float[] RandomArray(int length, Random rng) => KernelTestSupport.RandomFloats(length, rng);
 
     /// <summary>Runs one product (operands embedded in larger strided buffers) and compares it to the double reference.</summary>
     private static void CheckProduct(GemmPath path, int[] threadCounts, bool ta, bool tb, int m, int n, int k, float alpha, float beta, Random rng, int pad)

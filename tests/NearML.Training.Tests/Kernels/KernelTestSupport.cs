@@ -15,12 +15,14 @@ internal static class KernelTestSupport
     };
 
     /// <summary>The GEMM path of <paramref name="isa"/>; the test is Inconclusive when this CPU cannot run it.</summary>
-    public static GemmPath Require(KernelIsa isa)
+    public static GemmPath Require(KernelIsa isa) => Require(ToPath(isa));
+
+    /// <summary>Returns <paramref name="path"/>; the test is Inconclusive when this CPU cannot run it.</summary>
+    public static GemmPath Require(GemmPath path)
     {
-        var path = ToPath(isa);
         if (!GemmDriver.IsSupported(path))
         {
-            Assert.Inconclusive($"This CPU cannot run the {isa} kernels.");
+            Assert.Inconclusive($"This CPU cannot run the {path} kernels.");
         }
 
         return path;
